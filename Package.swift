@@ -1,0 +1,65 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Connector plugins bind their own symbols first, so a plugin never resolves a call into
+// the host's (or another plugin's) copy of SCIMKit or ConnectorSDK.
+let pluginLinkerSettings: [LinkerSetting] = [.unsafeFlags(["-Xlinker", "-Bsymbolic"])]
+
+let package = Package(
+    name: "provisioning-agent",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "provisioning-agent", targets: ["provisioning-agent"]),
+        .library(name: "SCIMKit", targets: ["SCIMKit"]),
+        .library(name: "ConnectorSDK", targets: ["ConnectorSDK"]),
+        .library(name: "FlatFileConnector", type: .dynamic, targets: ["FlatFileConnector"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+    ],
+    targets: [
+        .target(name: "SCIMKit"),
+        .systemLibrary(name: "CConnectorABI", path: "include"),
+        .target(name: "ConnectorSDK", dependencies: ["SCIMKit", "CConnectorABI"]),
+        .target(
+            name: "AgentCore",
+            dependencies: [
+                "SCIMKit", "CConnectorABI",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
+        .target(
+            name: "AgentHTTP",
+            dependencies: [
+                "AgentCore", "SCIMKit",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+            ]),
+        .executableTarget(
+            name: "provisioning-agent",
+            dependencies: [
+                "AgentCore", "AgentHTTP",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .target(
+            name: "FlatFileConnector", dependencies: ["ConnectorSDK"], path: "Plugins/FlatFileConnector",
+            linkerSettings: pluginLinkerSettings),
+        .testTarget(
+            name: "SCIMKitTests",
+            dependencies: ["SCIMKit", .product(name: "PropertyBased", package: "swift-property-based")]),
+        .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "SCIMKit"]),
+        .testTarget(
+            name: "AgentHTTPTests",
+            dependencies: [
+                "AgentHTTP", "AgentCore",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]),
+    ]
+)

@@ -1,0 +1,94 @@
+/// What an app's target can really do — derived from a connector's descriptor and `describe`
+/// reply, or from a remote server's discovery documents. Every discovery document and every
+/// "can the target do this?" decision is made from this one description.
+public struct Capabilities: Sendable, Equatable {
+    public struct Operations: OptionSet, Sendable, Hashable {
+        public let rawValue: UInt8
+        public init(rawValue: UInt8) { self.rawValue = rawValue }
+        public static let create = Operations(rawValue: 1 << 0)
+        public static let get = Operations(rawValue: 1 << 1)
+        public static let replace = Operations(rawValue: 1 << 2)
+        public static let patch = Operations(rawValue: 1 << 3)
+        public static let delete = Operations(rawValue: 1 << 4)
+        public static let search = Operations(rawValue: 1 << 5)
+        public static let all: Operations = [.create, .get, .replace, .patch, .delete, .search]
+    }
+
+    public struct Resource: Sendable, Equatable {
+        /// Operations the target implements itself (PATCH may still be served as get + replace).
+        public var operations: Operations
+        public var schema: ResourceSchema
+        public var sort: Bool
+        public var passwordWritable: Bool
+        public var activeWritable: Bool
+        /// Filters on `meta.lastModified gt` are answered (Okta's incremental import).
+        public var lastModifiedFilter: Bool
+
+        public init(operations: Operations, schema: ResourceSchema, sort: Bool = false, passwordWritable: Bool = false,
+                    activeWritable: Bool = false, lastModifiedFilter: Bool = false) {
+            self.operations = operations
+            self.schema = schema
+            self.sort = sort
+            self.passwordWritable = passwordWritable
+            self.activeWritable = activeWritable
+            self.lastModifiedFilter = lastModifiedFilter
+        }
+
+        /// PATCH is served natively or as get → apply → replace.
+        public var canPatch: Bool { operations.contains(.patch) || operations.isSuperset(of: [.get, .replace]) }
+        public var canUpdate: Bool { operations.contains(.replace) || canPatch }
+    }
+
+    public var users: Resource?
+    public var groups: Resource?
+    /// Membership changes go to the target as add/remove deltas.
+    public var groupMemberDeltas: Bool
+    public var bulkMaxOperations: Int
+    public var bulkMaxPayloadSize: Int
+    public var filterMaxResults: Int
+    /// RFC 7643 §5 authenticationSchemes entries, from the app's auth configuration.
+    public var authenticationSchemes: [JSON]
+
+    public init(users: Resource?, groups: Resource?, groupMemberDeltas: Bool = false, bulkMaxOperations: Int = 1000,
+                bulkMaxPayloadSize: Int = 1 << 20, filterMaxResults: Int = 1000, authenticationSchemes: [JSON] = []) {
+        self.users = users
+        self.groups = groups
+        self.groupMemberDeltas = groupMemberDeltas
+        self.bulkMaxOperations = bulkMaxOperations
+        self.bulkMaxPayloadSize = bulkMaxPayloadSize
+        self.filterMaxResults = filterMaxResults
+        self.authenticationSchemes = authenticationSchemes
+    }
+
+    public enum ResourceKind: String, Sendable, CaseIterable {
+        case user = "User", group = "Group"
+        public var endpoint: String { self == .user ? "/Users" : "/Groups" }
+    }
+
+    public func resource(_ kind: ResourceKind) -> Resource? { kind == .user ? users : groups }
+
+    /// Okta's `userManagementCapabilities`, derived rather than declared.
+    public var oktaCapabilities: [String] {
+        var caps: [String] = []
+        guard let users else { return caps }
+        if users.operations.contains(.create) {
+            caps.append("PUSH_NEW_USERS")
+            if users.activeWritable { caps.append("PUSH_PENDING_USERS") }
+        }
+        if users.canUpdate { caps.append("PUSH_PROFILE_UPDATES") }
+        if users.canUpdate && users.passwordWritable { caps.append("PUSH_PASSWORD_UPDATES") }
+        if users.canUpdate && users.activeWritable {
+            caps.append("PUSH_USER_DEACTIVATION")
+            caps.append("REACTIVATE_USERS")
+        }
+        if users.operations.contains(.search) {
+            caps.append("IMPORT_NEW_USERS")
+            caps.append("IMPORT_PROFILE_UPDATES")
+            if users.lastModifiedFilter { caps.append("OPP_SCIM_INCREMENTAL_IMPORTS") }
+        }
+        if let groups, groups.operations.contains(.create), groups.canUpdate || groupMemberDeltas {
+            caps.append("GROUP_PUSH")
+        }
+        return caps
+    }
+}

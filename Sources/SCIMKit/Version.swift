@@ -1,0 +1,34 @@
+/// `meta.version` as a weak ETag derived from the resource's content (RFC 7644 §3.14).
+public enum ResourceVersion {
+    /// FNV-1a over the canonical serialization, without `meta` (which holds the version itself).
+    public static func etag(of resource: JSON) -> String {
+        var r = resource
+        r["meta"] = nil
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in r.serialized().utf8 {
+            hash ^= UInt64(b)
+            hash = hash &* 0x0000_0100_0000_01B3
+        }
+        let hex = String(hash, radix: 16)
+        return "W/\"" + String(repeating: "0", count: 16 - hex.count) + hex + "\""
+    }
+
+    /// If-Match: true when the request may proceed. `*` matches any existing resource.
+    public static func ifMatch(_ header: String, current: String) -> Bool {
+        tags(header).contains { $0 == "*" || weakEquals($0, current) }
+    }
+
+    /// If-None-Match: true when the resource did not change (a GET may answer 304).
+    public static func ifNoneMatch(_ header: String, current: String) -> Bool {
+        tags(header).contains { $0 == "*" || weakEquals($0, current) }
+    }
+
+    static func tags(_ header: String) -> [String] {
+        header.split(separator: ",").map { String($0.trimmingCharacters(in: " ")) }
+    }
+
+    static func weakEquals(_ a: String, _ b: String) -> Bool {
+        func opaque(_ s: String) -> Substring { s.hasPrefix("W/") ? s.dropFirst(2) : Substring(s) }
+        return opaque(a) == opaque(b)
+    }
+}
