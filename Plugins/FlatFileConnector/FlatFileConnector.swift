@@ -1,0 +1,191 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ConnectorSDK
+
+@_cdecl("scimc_connector_entry")
+public func scimcConnectorEntry() -> UnsafeRawPointer { exportConnector(FlatFileConnector.self) }
+
+/// Users and groups in `users.csv` and `groups.csv`, in the directory `settings.directory`.
+public final class FlatFileConnector: Connector, UserCreating, UserReading, UserReplacing, UserDeleting, UserSearching,
+    GroupCreating, GroupReading, GroupReplacing, GroupDeleting, GroupSearching, GroupMembership, @unchecked Sendable
+{
+    // @unchecked: all mutable state is inside `state` (a Mutex) or `durability` (its own Mutex).
+    public static let name = "flatfile"
+    public static var version: String { flatFileVersion }
+    public static let isConcurrent = true
+
+    /// Journal entries after which a write folds the journal into the CSV files.
+    static let compactionThreshold = 5000
+
+    let directory: String
+    let host: ConnectorHost
+    let state: Locked<Store>
+    let durability = Locked(Durability())
+    let lockFD: Int32
+    private var compactor: pthread_t?
+    private let stopping = Locked(false)
+
+    struct Durability { var written = 0; var synced = 0 }
+
+    public init(settings: JSON, host: ConnectorHost) throws {
+        guard let dir = settings["directory"]?.stringValue, !dir.isEmpty else {
+            throw SCIMError.invalidValue("settings.directory is missing: the directory holding users.csv and groups.csv")
+        }
+        let path = dir.hasPrefix("/") ? dir : host.configDirectory + "/" + dir
+        self.directory = path
+        self.host = host
+        if mkdir(path, 0o750) != 0 && errno != EEXIST {
+            throw SCIMError(status: 503, detail: "cannot create directory \(path): \(String(cString: strerror(errno)))")
+        }
+        lockFD = try Self.lockDirectory(path)
+        let store = try Store(directory: path, host: host)
+        journals = (store.users.files, store.groups.files)
+        state = Locked(store)
+        startCompactor()
+    }
+
+    /// One agent per directory. POSIX record locks belong to the process, so a new plugin
+    /// generation in the same agent takes the directory over, while another agent is refused.
+    /// The descriptor is never closed: closing any descriptor of the file would drop the lock.
+    static func lockDirectory(_ path: String) throws(SCIMError) -> Int32 {
+        let lockPath = path + "/.flatfile.lock"
+        let fd = Glibc.open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o640)
+        guard fd >= 0 else { throw TableFiles.ioError("cannot open", lockPath) }
+        var lock = flock()
+        lock.l_type = Int16(F_WRLCK)
+        lock.l_whence = Int16(SEEK_SET)
+        if fcntl(fd, F_SETLK, &lock) != 0 {
+            var probe = flock()
+            probe.l_type = Int16(F_WRLCK)
+            fcntl(fd, F_GETLK, &probe)
+            throw SCIMError(status: 503, detail: "\(path) is in use by another agent (process \(probe.l_pid))")
+        }
+        let pid = "\(getpid())\n"
+        _ = ftruncate(fd, 0)
+        _ = pid.withCString { pwrite(fd, $0, strlen($0), 0) }
+        return fd
+    }
+
+    public func test() throws -> String {
+        try state.withLock { s in
+            try s.refresh()
+            return "\(directory): \(s.users.count) users, \(s.groups.count) groups"
+        }
+    }
+
+    public func describe() -> JSON {
+        [
+            "users": ["sort": true, "passwordWritable": false, "activeWritable": true],
+            "groups": ["sort": true],
+        ]
+    }
+
+    public func close() {
+        stopping.withLock { $0 = true }
+        if let compactor { pthread_join(compactor, nil) }
+        state.withLock { s in try? s.compact() }
+    }
+
+    // MARK: - Writes: apply under the lock, then wait for the journal to reach the disk
+
+    private func write<T>(_ body: (inout Store) throws -> T) throws -> T {
+        let (result, sequence) = try state.withLock { s in
+            try s.users.files.withFileLock { () throws(SCIMError) in try s.refresh() }
+            let r = try body(&s)
+            if s.users.files.journalEntries + s.groups.files.journalEntries >= Self.compactionThreshold { try s.compact() }
+            return (r, durability.withLock { d in d.written += 1; return d.written })
+        }
+        try syncJournal(upTo: sequence)
+        return result
+    }
+
+    /// Group commit: one fdatasync covers every write appended before it started.
+    private func syncJournal(upTo sequence: Int) throws {
+        if durability.withLock({ $0.synced >= sequence }) { return }
+        try syncLock.withLock { _ in
+            let target = durability.withLock { d -> Int? in d.synced >= sequence ? nil : d.written }
+            guard let target else { return }
+            try journals.users.sync()
+            try journals.groups.sync()
+            durability.withLock { $0.synced = max($0.synced, target) }
+        }
+    }
+    private let syncLock = Locked(())
+    private let journals: (users: TableFiles, groups: TableFiles)
+
+    private func read<T>(_ body: (inout Store) throws -> T) throws -> T {
+        try state.withLock { s in
+            try s.refresh()
+            return try body(&s)
+        }
+    }
+
+    // MARK: - Users
+
+    public func createUser(_ resource: JSON) throws -> JSON {
+        try write { s in try s.create(.user, resource) }
+    }
+    public func getUser(id: String) throws -> JSON {
+        try read { s in try s.users.get(id) }
+    }
+    public func replaceUser(id: String, with resource: JSON) throws -> JSON {
+        try write { s in try s.replace(.user, id, resource) }
+    }
+    public func deleteUser(id: String) throws {
+        try write { s in try s.deleteUser(id) }
+    }
+    public func searchUsers(_ query: Query) throws -> SearchResult {
+        try read { s in s.users.search(query, schema: CoreSchemas.userResource) }
+    }
+
+    // MARK: - Groups
+
+    public func createGroup(_ resource: JSON) throws -> JSON {
+        try write { s in try s.create(.group, resource) }
+    }
+    public func getGroup(id: String) throws -> JSON {
+        try read { s in try s.groups.get(id) }
+    }
+    public func replaceGroup(id: String, with resource: JSON) throws -> JSON {
+        try write { s in try s.replace(.group, id, resource) }
+    }
+    public func deleteGroup(id: String) throws {
+        try write { s in try s.groups.delete(id); s.lastWrite = now() }
+    }
+    public func searchGroups(_ query: Query) throws -> SearchResult {
+        try read { s in s.groups.search(query, schema: CoreSchemas.groupResource) }
+    }
+    public func addMembers(groupID: String, memberIDs: [String]) throws {
+        try write { s in try s.changeMembers(groupID, add: memberIDs, remove: []) }
+    }
+    public func removeMembers(groupID: String, memberIDs: [String]) throws {
+        try write { s in try s.changeMembers(groupID, add: [], remove: memberIDs) }
+    }
+
+    // MARK: - Idle compaction, so the CSV an admin opens is current
+
+    private func startCompactor() {
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, { arg in
+            let me = Unmanaged<FlatFileConnector>.fromOpaque(arg!).takeUnretainedValue()
+            me.compactWhenIdle()
+            return nil
+        }, context)
+        if rc == 0 { compactor = thread }
+    }
+
+    private func compactWhenIdle() {
+        var ticks = 0
+        while !stopping.withLock({ $0 }) {
+            usleep(100_000)
+            ticks += 1
+            guard ticks % 10 == 0 else { continue }
+            state.withLock { s in
+                guard s.users.files.journalEntries + s.groups.files.journalEntries > 0, s.idleSeconds() >= 1 else { return }
+                do { try s.compact() } catch { host.log(.warning, "compaction of \(directory) failed: \(error)") }
+            }
+        }
+    }
+}

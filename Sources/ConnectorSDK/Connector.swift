@@ -1,0 +1,74 @@
+@_exported import SCIMKit
+
+/// A connector: one instance per app, opened with the app's `settings`.
+///
+/// Operations are separate protocols (`UserCreating`, `UserSearching`, …). Conform to the ones
+/// the target really supports: the agent advertises exactly those, and answers the others with
+/// 501 itself. Methods are synchronous and may block; the agent calls them from worker threads.
+/// Throw `SCIMError` to fail with a status, scimType and detail; any other error becomes 500.
+public protocol Connector: AnyObject {
+    /// The name apps use in `connector:`.
+    static var name: String { get }
+    static var version: String { get }
+    /// Whether one instance may take calls from several threads at once.
+    static var isConcurrent: Bool { get }
+
+    init(settings: JSON, host: ConnectorHost) throws
+    /// Checks that the target is reachable and usable; returns a short message.
+    func test() throws -> String
+    /// Fine-grained capabilities (see `scim_connector.h`, `describe`).
+    func describe() -> JSON
+    /// Called once when the agent closes the instance.
+    func close()
+}
+
+extension Connector {
+    public static var isConcurrent: Bool { false }
+    public func test() throws -> String { "ok" }
+    public func describe() -> JSON { [:] }
+    public func close() {}
+}
+
+public protocol UserCreating: Connector { func createUser(_ resource: JSON) throws -> JSON }
+public protocol UserReading: Connector { func getUser(id: String) throws -> JSON }
+public protocol UserReplacing: Connector { func replaceUser(id: String, with resource: JSON) throws -> JSON }
+public protocol UserPatching: Connector { func patchUser(id: String, _ patch: PatchRequest) throws -> JSON }
+public protocol UserDeleting: Connector { func deleteUser(id: String) throws }
+public protocol UserSearching: Connector { func searchUsers(_ query: Query) throws -> SearchResult }
+
+public protocol GroupCreating: Connector { func createGroup(_ resource: JSON) throws -> JSON }
+public protocol GroupReading: Connector { func getGroup(id: String) throws -> JSON }
+public protocol GroupReplacing: Connector { func replaceGroup(id: String, with resource: JSON) throws -> JSON }
+public protocol GroupPatching: Connector { func patchGroup(id: String, _ patch: PatchRequest) throws -> JSON }
+public protocol GroupDeleting: Connector { func deleteGroup(id: String) throws }
+public protocol GroupSearching: Connector { func searchGroups(_ query: Query) throws -> SearchResult }
+/// Membership changes as deltas, so adding one member never rewrites a large group.
+public protocol GroupMembership: Connector {
+    func addMembers(groupID: String, memberIDs: [String]) throws
+    func removeMembers(groupID: String, memberIDs: [String]) throws
+}
+
+/// What `search` returns; see `scim_connector.h` for the meaning of each flag.
+public struct SearchResult {
+    public var resources: [JSON]
+    public var totalResults: Int?
+    public var filtered: Bool
+    public var sorted: Bool
+    public var paged: Bool
+
+    public init(resources: [JSON], totalResults: Int? = nil, filtered: Bool, sorted: Bool = false, paged: Bool = false) {
+        self.resources = resources
+        self.totalResults = totalResults
+        self.filtered = filtered
+        self.sorted = sorted
+        self.paged = paged
+    }
+
+    var json: JSON {
+        var o: JSONObject = [
+            "Resources": .array(resources), "filtered": .bool(filtered), "sorted": .bool(sorted), "paged": .bool(paged),
+        ]
+        if let totalResults { o["totalResults"] = .number(Double(totalResults)) }
+        return .object(o)
+    }
+}

@@ -1,0 +1,20 @@
+import CConnectorABI
+
+/// The agent's services as a connector sees them.
+public struct ConnectorHost: @unchecked Sendable {
+    // The table is owned by the agent and stays valid until close() returns (scim_connector.h).
+    let table: UnsafePointer<scimc_host>
+
+    public enum Level: Int32 { case debug = 0, info = 1, warning = 2, error = 3 }
+
+    /// The directory of the agent's configuration file: resolve relative paths in settings against it.
+    public var configDirectory: String { String(cString: table.pointee.config_directory) }
+
+    /// Logs under the connector's name. Never log secrets.
+    public func log(_ level: Level, _ message: String) {
+        var message = message
+        message.withUTF8 { buf in
+            buf.withMemoryRebound(to: CChar.self) { table.pointee.log(level.rawValue, $0.baseAddress!, $0.count) }
+        }
+    }
+}
