@@ -101,9 +101,10 @@ typedef struct scimc_host {
     uint16_t abi_major;
     uint16_t abi_minor;
 
-    /* Logs a message (UTF-8, `len` bytes, no NUL needed) under the connector's name.
-     * Callable from any thread, at any time between open() and close(). Never log secrets. */
-    void (*_Nonnull log)(int level, const char *_Nonnull message, size_t len);
+    /* Logs a message (UTF-8, `len` bytes, no NUL needed) under the connector's name; pass
+     * the table you were handed as `host`. Callable from any thread, at any time between
+     * open() and close(). Never log secrets. */
+    void (*_Nonnull log)(const struct scimc_host *_Nonnull host, int level, const char *_Nonnull message, size_t len);
 
     /* Sets the result of `call`: the JSON the operation produces (see each operation).
      * Copies the bytes before returning. Calling it twice replaces the first result. */

@@ -22,7 +22,9 @@ public final class FlatFileConnector: Connector, UserCreating, UserReading, User
     let host: ConnectorHost
     let state: Locked<Store>
     let durability = Locked(Durability())
-    let lockFD: Int32
+    /// Taken on the first write, so `provisioning-agent check` can read a directory a
+    /// running agent serves.
+    private let lockFD = Locked<Int32?>(nil)
     private var compactor: pthread_t?
     private let stopping = Locked(false)
 
@@ -32,17 +34,34 @@ public final class FlatFileConnector: Connector, UserCreating, UserReading, User
         guard let dir = settings["directory"]?.stringValue, !dir.isEmpty else {
             throw SCIMError.invalidValue("settings.directory is missing: the directory holding users.csv and groups.csv")
         }
-        let path = dir.hasPrefix("/") ? dir : host.configDirectory + "/" + dir
+        let path = Self.normalize(dir.hasPrefix("/") ? dir : host.configDirectory + "/" + dir)
         self.directory = path
         self.host = host
-        if mkdir(path, 0o750) != 0 && errno != EEXIST {
-            throw SCIMError(status: 503, detail: "cannot create directory \(path): \(String(cString: strerror(errno)))")
-        }
-        lockFD = try Self.lockDirectory(path)
+        try Self.makeDirectories(path)
         let store = try Store(directory: path, host: host)
         journals = (store.users.files, store.groups.files)
         state = Locked(store)
         startCompactor()
+    }
+
+    /// Removes `.` and `..` segments, so logs and errors show a plain path.
+    static func normalize(_ path: String) -> String {
+        var parts: [Substring] = []
+        for part in path.split(separator: "/") {
+            if part == "." { continue }
+            if part == ".." { _ = parts.popLast() } else { parts.append(part) }
+        }
+        return "/" + parts.joined(separator: "/")
+    }
+
+    static func makeDirectories(_ path: String) throws(SCIMError) {
+        var current = ""
+        for part in path.split(separator: "/") {
+            current += "/" + part
+            if mkdir(current, 0o750) != 0 && errno != EEXIST {
+                throw SCIMError(status: 503, detail: "cannot create directory \(current): \(String(cString: strerror(errno)))")
+            }
+        }
     }
 
     /// One agent per directory. POSIX record locks belong to the process, so a new plugin
@@ -90,6 +109,7 @@ public final class FlatFileConnector: Connector, UserCreating, UserReading, User
     // MARK: - Writes: apply under the lock, then wait for the journal to reach the disk
 
     private func write<T>(_ body: (inout Store) throws -> T) throws -> T {
+        try lockFD.withLock { fd in if fd == nil { fd = try Self.lockDirectory(directory) } }
         let (result, sequence) = try state.withLock { s in
             try s.users.files.withFileLock { () throws(SCIMError) in try s.refresh() }
             let r = try body(&s)

@@ -14,7 +14,7 @@ public struct ConnectorHost: @unchecked Sendable {
     public func log(_ level: Level, _ message: String) {
         var message = message
         message.withUTF8 { buf in
-            buf.withMemoryRebound(to: CChar.self) { table.pointee.log(level.rawValue, $0.baseAddress!, $0.count) }
+            buf.withMemoryRebound(to: CChar.self) { table.pointee.log(table, level.rawValue, $0.baseAddress!, $0.count) }
         }
     }
 }

@@ -92,3 +92,32 @@ public struct Capabilities: Sendable, Equatable {
         return caps
     }
 }
+
+extension Capabilities {
+    /// A compact description for `check --json` and logs.
+    public var summary: JSON {
+        func ops(_ r: Resource) -> JSON {
+            var names: [String] = []
+            if r.operations.contains(.create) { names.append("create") }
+            if r.operations.contains(.get) { names.append("get") }
+            if r.operations.contains(.replace) { names.append("replace") }
+            if r.operations.contains(.patch) { names.append("patch") } else if r.canPatch { names.append("patch(get+replace)") }
+            if r.operations.contains(.delete) { names.append("delete") }
+            if r.operations.contains(.search) { names.append("search") }
+            return .array(names.map(JSON.string))
+        }
+        var o = JSONObject()
+        for kind in ResourceKind.allCases {
+            guard let r = resource(kind) else { continue }
+            o[kind == .user ? "Users" : "Groups"] = [
+                "operations": ops(r), "sort": .bool(r.sort), "passwordWritable": .bool(r.passwordWritable),
+                "activeWritable": .bool(r.activeWritable),
+                "attributes": .array(r.schema.core.attributes.map { .string($0.name) }),
+                "schemaExtensions": .array(r.schema.extensions.map { .string($0.id) }),
+            ]
+        }
+        o["groupMemberDeltas"] = .bool(groupMemberDeltas)
+        o["userManagementCapabilities"] = .array(oktaCapabilities.map(JSON.string))
+        return .object(o)
+    }
+}

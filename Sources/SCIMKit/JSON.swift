@@ -41,7 +41,7 @@ public enum JSON: Sendable, Equatable {
     }
 }
 
-extension JSON: ExpressibleByStringLiteral, ExpressibleByBooleanLiteral, ExpressibleByIntegerLiteral,
+extension JSON: ExpressibleByStringLiteral, ExpressibleByStringInterpolation, ExpressibleByBooleanLiteral, ExpressibleByIntegerLiteral,
     ExpressibleByFloatLiteral, ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByNilLiteral
 {
     public init(stringLiteral value: String) { self = .string(value) }
@@ -87,6 +87,13 @@ public struct JSONObject: Sendable, Equatable, Sequence {
                 members.append(Member(key: key, value: newValue))
             }
         }
+    }
+
+    /// Puts these members first, in this order (for readable output).
+    public mutating func moveToFront(_ keys: [String]) {
+        var front: [Member] = []
+        for k in keys { if let i = index(of: k) { front.append(members.remove(at: i)) } }
+        members.insert(contentsOf: front, at: 0)
     }
 
     public mutating func removeAll(where shouldRemove: (Member) -> Bool) { members.removeAll(where: shouldRemove) }

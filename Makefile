@@ -1,0 +1,44 @@
+# provisioning-agent — `make run` builds everything and serves conf/agent.yaml;
+# `make test` installs what is missing, starts the throwaway servers and runs every test.
+SWIFT ?= swift
+CC ?= cc
+CONFIG ?= conf/agent.yaml
+BUILD := .build/debug
+VENV := .venv
+PLUGINS := plugins
+
+.PHONY: all build plugins run test test-swift test-e2e deps python-deps clean bench
+
+all: build plugins
+
+build:
+	$(SWIFT) build --product provisioning-agent
+
+# The C reference connector is built with the system C compiler: no Swift runtime inside,
+# so the agent may unload it.
+$(PLUGINS)/memory.so: Plugins/MemoryConnector/memory.c include/scim_connector.h
+	@mkdir -p $(PLUGINS)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -fPIC -shared -fvisibility=hidden -Iinclude $< -o $@.tmp -lpthread
+	mv $@.tmp $@
+
+plugins: $(PLUGINS)/memory.so
+	$(SWIFT) build --product FlatFileConnector
+	@mkdir -p $(PLUGINS)
+	cp $(BUILD)/libFlatFileConnector.so $(PLUGINS)/flatfile.so.tmp && mv $(PLUGINS)/flatfile.so.tmp $(PLUGINS)/flatfile.so
+
+run: build plugins
+	$(BUILD)/provisioning-agent serve --config $(CONFIG)
+
+deps:
+	@bash scripts/install-deps.sh
+
+python-deps: deps
+	@test -x $(VENV)/bin/scim2 || { python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -r Tests/e2e/requirements.txt; }
+
+test: python-deps build plugins
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+	$(VENV)/bin/python -m pytest -q Tests/e2e
+
+clean:
+	rm -rf .build $(PLUGINS) .venv

@@ -1,0 +1,82 @@
+import CConnectorABI
+import SCIMKit
+
+/// Derives an app's capabilities from what its connector really implements: which operation
+/// pointers its descriptor sets, and what its `describe` reply says.
+enum CapabilityDiscovery {
+    static func capabilities(of library: PluginLibrary, described: JSON?, auth: AgentConfig.Auth) -> Capabilities {
+        let d = library.descriptor.pointee
+        func resource(_ ops: scimc_resource_ops?, _ kind: Capabilities.ResourceKind) -> Capabilities.Resource? {
+            guard let ops else { return nil }
+            var operations: Capabilities.Operations = []
+            if ops.create != nil { operations.insert(.create) }
+            if ops.get != nil { operations.insert(.get) }
+            if ops.replace != nil { operations.insert(.replace) }
+            if ops.patch != nil { operations.insert(.patch) }
+            if ops.remove != nil { operations.insert(.delete) }
+            if ops.search != nil { operations.insert(.search) }
+            guard !operations.isEmpty else { return nil }
+            let facts = described?[kind == .user ? "users" : "groups"]
+            let writes = operations.contains(.create) || operations.contains(.replace) || operations.contains(.patch)
+            var schema = kind == .user ? CoreSchemas.userResource : CoreSchemas.groupResource
+            if let names = facts?["attributes"]?.arrayValue?.compactMap(\.stringValue) {
+                schema = restrict(schema, to: names)
+            }
+            for ext in facts?["schemaExtensions"]?.arrayValue ?? [] {
+                if let s = try? Schema(json: ext), schema.schema(withID: s.id) == nil { schema.extensions.append(s) }
+            }
+            return Capabilities.Resource(
+                operations: operations, schema: schema, sort: facts?["sort"]?.boolValue ?? false,
+                passwordWritable: kind == .user && (facts?["passwordWritable"]?.boolValue ?? writes),
+                activeWritable: kind == .user && (facts?["activeWritable"]?.boolValue ?? writes),
+                // The agent evaluates whatever part of a filter a connector leaves, so an
+                // incremental import works wherever search does and resources carry meta.
+                lastModifiedFilter: operations.contains(.search))
+        }
+        return Capabilities(
+            users: resource(library.users, .user), groups: resource(library.groups, .group),
+            groupMemberDeltas: d.add_members != nil && d.remove_members != nil,
+            authenticationSchemes: authenticationSchemes(auth))
+    }
+
+    /// The schema cut down to the attributes a connector stores ("name.givenName" keeps `name`
+    /// with only that sub-attribute). Common attributes (id, externalId, meta) always stay.
+    static func restrict(_ schema: ResourceSchema, to names: [String]) -> ResourceSchema {
+        let paths = names.compactMap { AttributePath(parsing: $0) }
+        func keep(_ s: Schema, isCore: Bool) -> Schema {
+            var out = s
+            out.attributes = s.attributes.compactMap { a in
+                let wanted = paths.filter { p in
+                    p.name.caselessEquals(a.name) && (p.schema.map { $0.caselessEquals(s.id) } ?? isCore)
+                }
+                if wanted.isEmpty { return nil }
+                if wanted.contains(where: { $0.subAttribute == nil }) { return a }
+                var cut = a
+                cut.subAttributes = a.subAttributes.filter { sub in wanted.contains { $0.subAttribute?.caselessEquals(sub.name) == true } }
+                return cut
+            }
+            return out
+        }
+        var out = schema
+        out.core = keep(schema.core, isCore: true)
+        out.extensions = schema.extensions.map { keep($0, isCore: false) }.filter { !$0.attributes.isEmpty }
+        return out
+    }
+
+    static func authenticationSchemes(_ auth: AgentConfig.Auth) -> [JSON] {
+        switch auth {
+        case .none: return []
+        case .basic:
+            return [[
+                "type": "httpbasic", "name": "HTTP Basic", "description": "Authentication with a user name and password (RFC 7617)",
+                "specUri": "https://www.rfc-editor.org/info/rfc7617", "primary": true,
+            ]]
+        case .header(let name, _):
+            return [[
+                "type": name.caselessEquals("Authorization") ? "oauthbearertoken" : "httpheader",
+                "name": "HTTP header \(name)", "description": "A shared secret in the \(name) header",
+                "specUri": "https://www.rfc-editor.org/info/rfc6750", "primary": true,
+            ]]
+        }
+    }
+}

@@ -1,0 +1,228 @@
+import Foundation
+import SCIMKit
+import Yams
+
+/// The agent's configuration (DESIGN.md, "Configuration"), validated as a whole: every problem
+/// is reported with the file and the key.
+public struct AgentConfig: Sendable, Equatable {
+    public struct TLS: Sendable, Equatable {
+        public var certificate: String
+        public var privateKey: String
+    }
+
+    public struct Server: Sendable, Equatable {
+        public var host: String
+        public var port: Int
+        public var tls: TLS?
+        public var maxBodySize: Int
+    }
+
+    public enum Auth: Sendable, Equatable {
+        case none
+        case basic(username: String, password: String)
+        case header(name: String, value: String)
+    }
+
+    public enum Target: Sendable, Equatable {
+        case connector(name: String, settings: JSON)
+    }
+
+    public struct App: Sendable, Equatable {
+        public var name: String
+        public var target: Target
+        public var auth: Auth
+    }
+
+    public var file: String
+    public var directory: String
+    public var server: Server
+    public var pluginsDirectory: String
+    public var apps: [String: App]
+
+    public var appNames: [String] { apps.keys.sorted() }
+
+    public struct Invalid: Error, CustomStringConvertible {
+        public var problems: [String]
+        public var description: String { problems.joined(separator: "\n") }
+    }
+
+    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> AgentConfig {
+        let url = URL(fileURLWithPath: path).standardizedFileURL
+        let text: String
+        do { text = try String(contentsOf: url, encoding: .utf8) } catch {
+            throw Invalid(problems: ["\(path): cannot read the configuration file (\(error.localizedDescription))"])
+        }
+        return try parse(text, file: url.path, environment: environment)
+    }
+
+    public static func parse(_ text: String, file: String, environment: [String: String]) throws -> AgentConfig {
+        var reader = ConfigReader(file: file, environment: environment)
+        let root: Any?
+        do { root = try Yams.load(yaml: text) } catch {
+            throw Invalid(problems: ["\(file): not valid YAML: \(error)"])
+        }
+        let config = reader.read(root)
+        guard reader.problems.isEmpty, let config else { throw Invalid(problems: reader.problems) }
+        return config
+    }
+}
+
+/// Walks the YAML tree, collecting every problem rather than stopping at the first.
+struct ConfigReader {
+    let file: String
+    let directory: String
+    let environment: [String: String]
+    var problems: [String] = []
+
+    init(file: String, environment: [String: String]) {
+        self.file = file
+        self.directory = URL(fileURLWithPath: file).deletingLastPathComponent().path
+        self.environment = environment
+    }
+
+    mutating func problem(_ key: String, _ message: String) { problems.append("\(file): \(key): \(message)") }
+
+    mutating func map(_ value: Any?, _ key: String, allowed: Set<String>) -> [String: Any]? {
+        guard let value else { return nil }
+        guard let m = value as? [String: Any] else { problem(key, "must be a mapping"); return nil }
+        for k in m.keys.sorted() where !allowed.contains(k) {
+            problem(key.isEmpty ? k : "\(key).\(k)", "unknown key (expected one of: \(allowed.sorted().joined(separator: ", ")))")
+        }
+        return m
+    }
+
+    mutating func string(_ m: [String: Any]?, _ k: String, _ key: String, required: Bool = true, secret: Bool = false) -> String? {
+        guard let v = m?[k] else {
+            if required { problem("\(key).\(k)", "is required") }
+            return nil
+        }
+        guard let s = (v as? String) ?? (v as? Int).map(String.init) else { problem("\(key).\(k)", "must be a string"); return nil }
+        return secret || true ? expand(s, "\(key).\(k)") : s
+    }
+
+    /// `${NAME}` reads the environment, so secrets stay out of the file.
+    mutating func expand(_ s: String, _ key: String) -> String {
+        guard s.contains("${") else { return s }
+        var out = ""
+        var rest = Substring(s)
+        while let open = rest.range(of: "${") {
+            out += rest[..<open.lowerBound]
+            guard let close = rest[open.upperBound...].firstIndex(of: "}") else {
+                problem(key, "unterminated ${ in value")
+                return s
+            }
+            let name = String(rest[open.upperBound..<close])
+            if let v = environment[name] { out += v } else { problem(key, "environment variable \(name) is not set") }
+            rest = rest[rest.index(after: close)...]
+        }
+        return out + rest
+    }
+
+    func path(_ p: String) -> String {
+        p.hasPrefix("/") ? p : URL(fileURLWithPath: directory).appendingPathComponent(p).standardizedFileURL.path
+    }
+
+    mutating func read(_ root: Any?) -> AgentConfig? {
+        guard let top = map(root ?? [String: Any](), "", allowed: ["server", "plugins", "apps"]) else { return nil }
+        let serverMap = map(top["server"] ?? [String: Any](), "server", allowed: ["listen", "tls", "maxBodySize"])
+        var host = "127.0.0.1", port = 8080
+        if let listen = string(serverMap, "listen", "server", required: false) {
+            if let (h, p) = Self.hostPort(listen) { (host, port) = (h, p) } else {
+                problem("server.listen", "\"\(listen)\" is not host:port with a port from 1 to 65535")
+            }
+        }
+        var tls: AgentConfig.TLS?
+        if let tlsMap = map(serverMap?["tls"], "server.tls", allowed: ["certificate", "privateKey"]) {
+            let cert = string(tlsMap, "certificate", "server.tls"), key = string(tlsMap, "privateKey", "server.tls")
+            if let cert, let key {
+                tls = AgentConfig.TLS(certificate: path(cert), privateKey: path(key))
+                for (k, p) in [("certificate", path(cert)), ("privateKey", path(key))] where !FileManager.default.isReadableFile(atPath: p) {
+                    problem("server.tls.\(k)", "cannot read \(p)")
+                }
+            }
+        }
+        var maxBody = 1 << 20
+        if let v = serverMap?["maxBodySize"] {
+            if let n = v as? Int, n >= 1024 { maxBody = n } else { problem("server.maxBodySize", "must be a number of bytes, at least 1024") }
+        }
+        let pluginsMap = map(top["plugins"] ?? [String: Any](), "plugins", allowed: ["directory"])
+        let pluginsDir = path(string(pluginsMap, "directory", "plugins", required: false) ?? "../plugins")
+
+        var apps: [String: AgentConfig.App] = [:]
+        if let appsValue = top["apps"] {
+            guard let appsMap = appsValue as? [String: Any] else {
+                problem("apps", "must be a mapping of app names to apps")
+                return nil
+            }
+            for name in appsMap.keys.sorted() {
+                let key = "apps.\(name)"
+                guard name.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 | 0x20 >= 97 && $0 | 0x20 <= 122) || $0 == 45 || $0 == 95 }), !name.isEmpty else {
+                    problem(key, "app names may use letters, digits, '-' and '_' only (they are part of the URL)")
+                    continue
+                }
+                guard let app = map(appsMap[name], key, allowed: ["connector", "settings", "auth", "remote"]) else {
+                    problem(key, "must be a mapping with connector (or remote) and auth")
+                    continue
+                }
+                if app["remote"] != nil {
+                    problem("\(key).remote", "remote SCIM targets are not available in this version")
+                }
+                guard let connector = string(app, "connector", key, required: app["remote"] == nil) else { continue }
+                var settings = JSON.object([:])
+                if let s = app["settings"] {
+                    guard s is [String: Any] else { problem("\(key).settings", "must be a mapping"); continue }
+                    settings = json(s, "\(key).settings")
+                }
+                guard let auth = readAuth(app["auth"], "\(key).auth") else { continue }
+                apps[name] = AgentConfig.App(name: name, target: .connector(name: connector, settings: settings), auth: auth)
+            }
+        }
+        return AgentConfig(
+            file: file, directory: directory,
+            server: .init(host: host, port: port, tls: tls, maxBodySize: maxBody),
+            pluginsDirectory: pluginsDir, apps: apps)
+    }
+
+    mutating func readAuth(_ value: Any?, _ key: String) -> AgentConfig.Auth? {
+        guard let value else {
+            problem(key, "is required: { type: basic | header | none, ... } (write type: none to serve without authentication)")
+            return nil
+        }
+        guard let m = map(value, key, allowed: ["type", "username", "password", "name", "value"]) else { return nil }
+        switch string(m, "type", key) {
+        case "none": return AgentConfig.Auth.none
+        case "basic":
+            guard let u = string(m, "username", key), let p = string(m, "password", key, secret: true) else { return nil }
+            return .basic(username: u, password: p)
+        case "header":
+            guard let n = string(m, "name", key), let v = string(m, "value", key, secret: true) else { return nil }
+            return .header(name: n, value: v)
+        case let t?:
+            problem("\(key).type", "\"\(t)\" is not one of basic, header, none")
+            return nil
+        case nil: return nil
+        }
+    }
+
+    /// Settings go to the connector as JSON; `${ENV}` is expanded in strings.
+    mutating func json(_ v: Any, _ key: String) -> JSON {
+        switch v {
+        case let m as [String: Any]:
+            return .object(JSONObject(m.keys.sorted().map { .init(key: $0, value: json(m[$0]!, "\(key).\($0)")) }))
+        case let a as [Any]: return .array(a.enumerated().map { json($0.element, "\(key)[\($0.offset)]") })
+        case let s as String: return .string(expand(s, key))
+        case let b as Bool: return .bool(b)
+        case let i as Int: return .number(Double(i))
+        case let d as Double: return .number(d)
+        default: return .null
+        }
+    }
+
+    static func hostPort(_ s: String) -> (String, Int)? {
+        guard let colon = s.lastIndex(of: ":") else { return nil }
+        var host = String(s[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty, let port = Int(s[s.index(after: colon)...]), (1...65535).contains(port) else { return nil }
+        return (host, port)
+    }
+}

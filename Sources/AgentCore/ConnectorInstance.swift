@@ -1,0 +1,181 @@
+import CConnectorABI
+import Foundation
+import NIOConcurrencyHelpers
+import SCIMKit
+
+/// One app's open instance of a connector, and the only place where the agent calls into a
+/// plugin. Calls block: make them on the connector thread pool (`ConnectorCalls`).
+public final class ConnectorInstance: @unchecked Sendable {
+    // @unchecked: `pointer` is only used through `invoke`, which serialises calls with
+    // `serial` unless the plugin declared itself concurrent.
+    public let library: PluginLibrary
+    public let app: String
+    let pointer: OpaquePointer
+    private let serial: NIOLock?
+
+    public struct OpenError: Error, CustomStringConvertible {
+        public var app: String
+        public var connector: String
+        public var error: SCIMError
+        public var description: String { "app \(app): connector \(connector) could not open: \(error.detail)" }
+    }
+
+    /// Opens an instance with the app's settings. Blocking.
+    public static func open(_ library: PluginLibrary, app: String, settings: JSON) throws(OpenError) -> ConnectorInstance {
+        let record = CallRecord()
+        var instance: OpaquePointer?
+        var settingsText = settings.serialized()
+        let status = settingsText.withUTF8 { buf in
+            buf.withMemoryRebound(to: CChar.self) { chars in
+                record.with { call in
+                    library.descriptor.pointee.open(UnsafePointer(library.hostTable.pointer), call, scimc_buf(ptr: chars.baseAddress, len: chars.count), &instance)
+                }
+            }
+        }
+        if status != SCIMC_OK || instance == nil {
+            throw OpenError(app: app, connector: library.name, error: Self.error(status == SCIMC_OK ? SCIMC_INTERNAL : status, record, library.name))
+        }
+        return ConnectorInstance(library: library, app: app, pointer: instance!)
+    }
+
+    private init(library: PluginLibrary, app: String, pointer: OpaquePointer) {
+        self.library = library
+        self.app = app
+        self.pointer = pointer
+        self.serial = library.isConcurrent ? nil : NIOLock()
+    }
+
+    /// Closes the instance: the plugin's close() runs after every call on it has returned.
+    public func close() {
+        serial?.lock()
+        library.descriptor.pointee.close(pointer)
+        serial?.unlock()
+    }
+
+    /// Makes one call; returns the JSON it emitted (nil if none), or throws its SCIM error.
+    func invoke(_ body: (OpaquePointer, OpaquePointer) -> scimc_status) throws(SCIMError) -> JSON? {
+        let record = CallRecord()
+        serial?.lock()
+        let status = record.with { call in body(pointer, call) }
+        serial?.unlock()
+        guard status == SCIMC_OK else { throw Self.error(status, record, library.name) }
+        guard let bytes = record.result else { return nil }
+        do {
+            return try JSON.parse(bytes)
+        } catch {
+            throw SCIMError(status: 502, detail: "connector \(library.name) replied with invalid JSON: \(error.detail)")
+        }
+    }
+
+    static func error(_ status: scimc_status, _ record: CallRecord, _ name: String) -> SCIMError {
+        guard (400...599).contains(status) else {
+            return SCIMError(status: 502, detail: "connector \(name) returned the invalid status \(status)")
+        }
+        let scimType = record.scimType.map(SCIMError.ScimType.init(rawValue:))
+            ?? (status == 409 ? .uniqueness : status == 400 ? .invalidValue : nil)
+        let detail = record.detail ?? "connector \(name) failed with status \(status)"
+        return SCIMError(status: Int(status), scimType: scimType, detail: detail)
+    }
+
+    // MARK: - Typed calls
+
+    static func buf<R>(_ s: String, _ body: (scimc_buf) -> R) -> R {
+        var s = s
+        return s.withUTF8 { b in b.withMemoryRebound(to: CChar.self) { body(scimc_buf(ptr: $0.baseAddress, len: $0.count)) } }
+    }
+
+    func ops(_ kind: Capabilities.ResourceKind) -> scimc_resource_ops? { kind == .user ? library.users : library.groups }
+
+    func notImplemented(_ what: String) -> SCIMError { .notImplemented("connector \(library.name) does not implement \(what)") }
+
+    func create(_ kind: Capabilities.ResourceKind, _ resource: JSON) throws(SCIMError) -> JSON {
+        guard let fn = ops(kind)?.create else { throw notImplemented("creating \(kind.rawValue)s") }
+        return try required(invoke { i, c in Self.buf(resource.serialized()) { fn(i, c, $0) } }, "create")
+    }
+
+    func get(_ kind: Capabilities.ResourceKind, _ id: String) throws(SCIMError) -> JSON {
+        guard let fn = ops(kind)?.get else { throw notImplemented("reading \(kind.rawValue)s") }
+        do {
+            return try required(invoke { i, c in Self.buf(id) { fn(i, c, $0) } }, "get")
+        } catch where error.status == 404 {
+            throw .notFound("\(kind.rawValue) \(id) not found")
+        }
+    }
+
+    func replace(_ kind: Capabilities.ResourceKind, _ id: String, _ resource: JSON) throws(SCIMError) -> JSON {
+        guard let fn = ops(kind)?.replace else { throw notImplemented("replacing \(kind.rawValue)s") }
+        return try required(invoke { i, c in Self.buf(id) { idb in Self.buf(resource.serialized()) { fn(i, c, idb, $0) } } }, "replace")
+    }
+
+    func patch(_ kind: Capabilities.ResourceKind, _ id: String, _ patch: PatchRequest) throws(SCIMError) -> JSON {
+        guard let fn = ops(kind)?.patch else { throw notImplemented("patching \(kind.rawValue)s") }
+        return try required(invoke { i, c in Self.buf(id) { idb in Self.buf(patch.json.serialized()) { fn(i, c, idb, $0) } } }, "patch")
+    }
+
+    func delete(_ kind: Capabilities.ResourceKind, _ id: String) throws(SCIMError) {
+        guard let fn = ops(kind)?.remove else { throw notImplemented("deleting \(kind.rawValue)s") }
+        do {
+            _ = try invoke { i, c in Self.buf(id) { fn(i, c, $0) } }
+        } catch where error.status == 404 {
+            throw .notFound("\(kind.rawValue) \(id) not found")
+        }
+    }
+
+    func search(_ kind: Capabilities.ResourceKind, _ query: Query) throws(SCIMError) -> ConnectorSearchReply {
+        guard let fn = ops(kind)?.search else { throw notImplemented("listing \(kind.rawValue)s") }
+        let reply = try required(invoke { i, c in Self.buf(query.json.serialized()) { fn(i, c, $0) } }, "search")
+        return try ConnectorSearchReply(json: reply, connector: library.name)
+    }
+
+    func changeMembers(_ groupID: String, _ memberIDs: [String], add: Bool) throws(SCIMError) {
+        let d = library.descriptor.pointee
+        guard let fn = add ? d.add_members : d.remove_members else { throw notImplemented("membership changes") }
+        let members = JSON.array(memberIDs.map { ["value": .string($0)] }).serialized()
+        do {
+            _ = try invoke { i, c in Self.buf(groupID) { g in Self.buf(members) { fn(i, c, g, $0) } } }
+        } catch where error.status == 404 {
+            throw .notFound("Group \(groupID) not found")
+        }
+    }
+
+    func test() throws(SCIMError) -> String {
+        guard let fn = library.descriptor.pointee.test else { return "connector has no test; it opened" }
+        let reply = try invoke { i, c in fn(i, c) }
+        return reply?["message"]?.stringValue ?? "ok"
+    }
+
+    func describe() throws(SCIMError) -> JSON? {
+        guard let fn = library.descriptor.pointee.describe else { return nil }
+        return try invoke { i, c in fn(i, c) }
+    }
+
+    private func required(_ value: JSON?, _ op: String) throws(SCIMError) -> JSON {
+        guard let value, case .object = value else {
+            throw SCIMError(status: 502, detail: "connector \(library.name) returned no resource from \(op)")
+        }
+        return value
+    }
+}
+
+/// A connector's search reply, checked against the rules in `scim_connector.h`.
+struct ConnectorSearchReply {
+    var resources: [JSON]
+    var totalResults: Int?
+    var filtered: Bool
+    var sorted: Bool
+    var paged: Bool
+
+    init(json: JSON, connector: String) throws(SCIMError) {
+        guard let resources = json["Resources"]?.arrayValue else {
+            throw SCIMError(status: 502, detail: "connector \(connector) search reply has no Resources array")
+        }
+        self.resources = resources
+        filtered = json["filtered"]?.boolValue ?? false
+        sorted = json["sorted"]?.boolValue ?? false
+        paged = json["paged"]?.boolValue ?? false
+        totalResults = json["totalResults"]?.intValue
+        if paged && (!filtered || totalResults == nil) {
+            throw SCIMError(status: 502, detail: "connector \(connector) paged a search it did not filter, or gave no totalResults")
+        }
+    }
+}

@@ -1,0 +1,306 @@
+import Foundation
+import Logging
+import NIOPosix
+import SCIMKit
+
+/// A SCIM answer, independent of HTTP.
+public struct SCIMResult: Sendable {
+    public var status: Int
+    public var body: JSON?
+    public var etag: String?
+    public var location: String?
+
+    public init(status: Int, body: JSON?, etag: String? = nil, location: String? = nil) {
+        self.status = status
+        self.body = body
+        self.etag = etag
+        self.location = location
+    }
+}
+
+/// Where a SCIM request becomes connector calls: checks what the app's target can do,
+/// normalises input, runs the calls on the connector thread pool, and shapes the output
+/// (meta, ETag, projection, filtering/sorting/paging the connector left to the agent).
+public final class SCIMService: Sendable {
+    public let registry: ConnectorRegistry
+    let pool: NIOThreadPool
+    let logger: Logger
+
+    public init(registry: ConnectorRegistry, pool: NIOThreadPool, logger: Logger) {
+        self.registry = registry
+        self.pool = pool
+        self.logger = logger
+    }
+
+    public typealias Kind = Capabilities.ResourceKind
+
+    /// Runs blocking connector work off the event loops, holding a lease for its duration.
+    func withTarget<T: Sendable>(_ app: String, _ body: @escaping @Sendable (Lease) throws(SCIMError) -> T) async throws(SCIMError) -> T {
+        let lease = try registry.lease(app: app)
+        defer { lease.release() }
+        do {
+            return try await pool.runIfActive {
+                do { return try body(lease) } catch { throw error }
+            }
+        } catch let error as SCIMError {
+            throw error
+        } catch {
+            throw SCIMError(status: 503, detail: "the agent is shutting down")
+        }
+    }
+
+    static func resource(_ lease: Lease, _ kind: Kind) throws(SCIMError) -> Capabilities.Resource {
+        guard let r = lease.capabilities.resource(kind) else {
+            throw .notImplemented("app \(lease.app) has no \(kind.rawValue) resource type (its connector does not implement it)")
+        }
+        return r
+    }
+
+    static func require(_ r: Capabilities.Resource, _ op: Capabilities.Operations, _ what: String, _ lease: Lease) throws(SCIMError) {
+        guard r.operations.contains(op) else {
+            throw .notImplemented("app \(lease.app) cannot \(what): its connector \(lease.instance.library.name) does not implement it")
+        }
+    }
+
+    // MARK: - Presenting
+
+    /// Fills meta (resourceType, location, version) and schemas, and applies the projection.
+    static func present(_ resource: JSON, _ kind: Kind, _ schema: ResourceSchema, baseURL: String, projection: Projection = .default) -> (JSON, String) {
+        guard case .object(var o) = resource else { return (resource, "") }
+        o["password"] = nil
+        o.moveToFront(["schemas", "id", "externalId"])
+        if o["schemas"] == nil {
+            var schemas: [JSON] = [.string(schema.core.id)]
+            for ext in schema.extensions where o[ext.id] != nil { schemas.append(.string(ext.id)) }
+            o["schemas"] = .array(schemas)
+        }
+        var meta = o["meta"]?.objectValue ?? JSONObject()
+        meta["resourceType"] = .string(kind.rawValue)
+        if let id = o["id"]?.stringValue { meta["location"] = .string(baseURL + kind.endpoint + "/" + id) }
+        meta["version"] = nil
+        o["meta"] = .object(meta)
+        let etag = ResourceVersion.etag(of: .object(o))
+        meta["version"] = .string(etag)
+        o["meta"] = .object(meta)
+        return (projection.apply(to: .object(o), schema: schema), etag)
+    }
+
+    /// Input from a client made ready for a connector: normalised, read-only attributes and
+    /// what the target cannot store removed, required attributes checked.
+    static func prepare(_ body: JSON, _ r: Capabilities.Resource, _ kind: Kind) throws(SCIMError) -> JSON {
+        var resource = try ResourceNormalizer.normalize(body, schema: r.schema)
+        for a in CommonAttributes.all where a.mutability == .readOnly { resource[a.name] = nil }
+        for a in r.schema.core.attributes where a.mutability == .readOnly { resource[a.name] = nil }
+        if !r.passwordWritable { resource["password"] = nil }
+        try ResourceNormalizer.checkRequired(resource, schema: r.schema)
+        var schemas = resource["schemas"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        if !schemas.contains(where: { $0.caselessEquals(r.schema.core.id) }) { schemas.insert(r.schema.core.id, at: 0) }
+        for ext in r.schema.extensions where resource[ext.id] != nil && !schemas.contains(where: { $0.caselessEquals(ext.id) }) {
+            schemas.append(ext.id)
+        }
+        resource["schemas"] = .array(schemas.map(JSON.string))
+        return resource
+    }
+
+    // MARK: - Operations
+
+    public func create(app: String, kind: Kind, body: JSON, baseURL: String, projection: Projection = .default) async throws(SCIMError) -> SCIMResult {
+        try await withTarget(app) { lease throws(SCIMError) in
+            let r = try Self.resource(lease, kind)
+            try Self.require(r, .create, "create \(kind.rawValue)s", lease)
+            let stored = try lease.instance.create(kind, try Self.prepare(body, r, kind))
+            let (out, etag) = Self.present(stored, kind, r.schema, baseURL: baseURL, projection: projection)
+            return SCIMResult(status: 201, body: out, etag: etag, location: out["meta"]?["location"]?.stringValue)
+        }
+    }
+
+    public func get(app: String, kind: Kind, id: String, baseURL: String, projection: Projection = .default) async throws(SCIMError) -> SCIMResult {
+        try await withTarget(app) { lease throws(SCIMError) in
+            let r = try Self.resource(lease, kind)
+            let stored = try Self.fetch(lease, r, kind, id)
+            let (out, etag) = Self.present(stored, kind, r.schema, baseURL: baseURL, projection: projection)
+            return SCIMResult(status: 200, body: out, etag: etag)
+        }
+    }
+
+    /// Reads one resource: by `get` when the connector has it, else by an `id eq` search.
+    static func fetch(_ lease: Lease, _ r: Capabilities.Resource, _ kind: Kind, _ id: String) throws(SCIMError) -> JSON {
+        if r.operations.contains(.get) { return try lease.instance.get(kind, id) }
+        try require(r, .search, "read \(kind.rawValue)s", lease)
+        let reply = try lease.instance.search(kind, Query(filter: .compare(AttributePath(name: "id"), .eq, .string(id))))
+        guard let found = reply.resources.first(where: { $0["id"]?.stringValue == id }) else { throw .notFound("\(kind.rawValue) \(id) not found") }
+        return found
+    }
+
+    static func checkVersion(_ lease: Lease, _ r: Capabilities.Resource, _ kind: Kind, _ id: String, ifMatch: String?, baseURL: String) throws(SCIMError) -> JSON? {
+        guard let ifMatch else { return nil }
+        let current = try fetch(lease, r, kind, id)
+        let (_, etag) = present(current, kind, r.schema, baseURL: baseURL)
+        guard ResourceVersion.ifMatch(ifMatch, current: etag) else {
+            throw SCIMError(status: 412, detail: "\(kind.rawValue) \(id) has changed: its version is \(etag), not \(ifMatch)")
+        }
+        return current
+    }
+
+    public func replace(app: String, kind: Kind, id: String, body: JSON, ifMatch: String?, baseURL: String, projection: Projection = .default) async throws(SCIMError) -> SCIMResult {
+        try await withTarget(app) { lease throws(SCIMError) in
+            let r = try Self.resource(lease, kind)
+            try Self.require(r, .replace, "replace \(kind.rawValue)s", lease)
+            if let given = body["id"]?.stringValue, given != id {
+                throw .mutability("id \(given) in the body does not match the URL's \(id)")
+            }
+            _ = try Self.checkVersion(lease, r, kind, id, ifMatch: ifMatch, baseURL: baseURL)
+            let stored = try lease.instance.replace(kind, id, try Self.prepare(body, r, kind))
+            let (out, etag) = Self.present(stored, kind, r.schema, baseURL: baseURL, projection: projection)
+            return SCIMResult(status: 200, body: out, etag: etag)
+        }
+    }
+
+    public func delete(app: String, kind: Kind, id: String, ifMatch: String?, baseURL: String) async throws(SCIMError) -> SCIMResult {
+        try await withTarget(app) { lease throws(SCIMError) in
+            let r = try Self.resource(lease, kind)
+            try Self.require(r, .delete, "delete \(kind.rawValue)s", lease)
+            _ = try Self.checkVersion(lease, r, kind, id, ifMatch: ifMatch, baseURL: baseURL)
+            try lease.instance.delete(kind, id)
+            return SCIMResult(status: 204, body: nil)
+        }
+    }
+
+    public func patch(app: String, kind: Kind, id: String, body: JSON, ifMatch: String?, baseURL: String, projection: Projection = .default) async throws(SCIMError) -> SCIMResult {
+        let request = try PatchRequest(json: body)
+        return try await withTarget(app) { lease throws(SCIMError) in
+            let r = try Self.resource(lease, kind)
+            guard r.canPatch else {
+                throw .notImplemented("app \(lease.app) cannot update \(kind.rawValue)s: its connector implements neither patch nor get and replace")
+            }
+            let current = try Self.checkVersion(lease, r, kind, id, ifMatch: ifMatch, baseURL: baseURL)
+            let stored = try Self.applyPatch(request, lease, r, kind, id, current: current)
+            let (out, etag) = Self.present(stored, kind, r.schema, baseURL: baseURL, projection: projection)
+            return SCIMResult(status: 200, body: out, etag: etag)
+        }
+    }
+
+    /// PATCH by the connector's own `patch` when it has one; group member adds and removes as
+    /// deltas when it supports them; everything else as get → apply → replace.
+    static func applyPatch(_ request: PatchRequest, _ lease: Lease, _ r: Capabilities.Resource, _ kind: Kind, _ id: String, current: JSON?) throws(SCIMError) -> JSON {
+        var operations = request.operations
+        if kind == .group && lease.capabilities.groupMemberDeltas {
+            let (deltas, rest) = MemberDeltas.split(operations)
+            if !deltas.isEmpty {
+                if !rest.isEmpty || !r.operations.contains(.patch) {
+                    // Validate the group exists before changing its members.
+                    if current == nil { _ = try fetch(lease, r, kind, id) }
+                }
+                for d in deltas { try lease.instance.changeMembers(id, d.ids, add: d.add) }
+                operations = rest
+                if operations.isEmpty { return try fetch(lease, r, kind, id) }
+            }
+        }
+        let remaining = PatchRequest(operations: operations)
+        if r.operations.contains(.patch) { return try lease.instance.patch(kind, id, remaining) }
+        let before: JSON
+        if let current { before = current } else { before = try fetch(lease, r, kind, id) }
+        var after = try PatchApplier(schema: r.schema).apply(remaining, to: before)
+        if !r.passwordWritable { after["password"] = nil }
+        if after == before { return before }
+        let prepared = try prepare(after, r, kind)
+        return try lease.instance.replace(kind, id, prepared)
+    }
+
+    public func search(app: String, kind: Kind, query: Query, projection: Projection, baseURL: String) async throws(SCIMError) -> SCIMResult {
+        try await withTarget(app) { lease throws(SCIMError) in
+            let r = try Self.resource(lease, kind)
+            try Self.require(r, .search, "list \(kind.rawValue)s", lease)
+            var q = query
+            q.filter = q.filter?.canonicalized(by: r.schema)
+            if let s = q.sortBy { q.sortBy = r.schema.canonical(s) }
+            let limit = lease.capabilities.filterMaxResults
+            q.count = min(q.count ?? limit, limit)
+            let reply = try lease.instance.search(kind, q)
+            var resources = reply.resources
+            var total = reply.totalResults ?? resources.count
+            if !reply.paged {
+                if !reply.filtered, let filter = q.filter {
+                    let evaluator = FilterEvaluator(schema: r.schema)
+                    resources = resources.filter { evaluator.matches(filter, $0) }
+                }
+                if !reply.sorted, let sortBy = q.sortBy {
+                    ResultShaping.sort(&resources, by: sortBy, order: q.sortOrder, schema: r.schema)
+                }
+                total = resources.count
+                resources = Array(ResultShaping.page(resources, startIndex: q.startIndex, count: q.count))
+            }
+            let shown = resources.map { Self.present($0, kind, r.schema, baseURL: baseURL, projection: projection).0 }
+            return SCIMResult(status: 200, body: ListResponse(totalResults: total, startIndex: q.startIndex, resources: shown).json)
+        }
+    }
+
+    public func test(app: String) async throws(SCIMError) -> String {
+        try await withTarget(app) { lease throws(SCIMError) in try lease.instance.test() }
+    }
+
+    // MARK: - Discovery
+
+    public func discovery(app: String, baseURL: String) throws(SCIMError) -> Discovery {
+        let lease = try registry.lease(app: app)
+        defer { lease.release() }
+        return Discovery(capabilities: lease.capabilities, baseURL: baseURL)
+    }
+}
+
+/// Group PATCH operations that are plain member additions or removals.
+enum MemberDeltas {
+    struct Delta { var add: Bool; var ids: [String] }
+
+    static func split(_ ops: [PatchOperation]) -> ([Delta], [PatchOperation]) {
+        var deltas: [Delta] = []
+        var rest: [PatchOperation] = []
+        for op in ops {
+            if let d = delta(op) { deltas.append(d) } else { rest.append(op) }
+        }
+        // Order matters only between deltas and other operations on members; keep it simple:
+        // if any other operation touches members, apply everything the general way.
+        if rest.contains(where: { touchesMembers($0) }) { return ([], ops) }
+        return (deltas, rest)
+    }
+
+    static func touchesMembers(_ op: PatchOperation) -> Bool {
+        if let p = op.path { return p.attribute.name.caselessEquals("members") }
+        return op.value?["members"] != nil
+    }
+
+    static func delta(_ op: PatchOperation) -> Delta? {
+        func ids(_ v: JSON?) -> [String]? {
+            guard let v else { return nil }
+            let list = v.arrayValue ?? [v]
+            let ids = list.compactMap { $0["value"]?.stringValue }
+            return ids.count == list.count && !ids.isEmpty ? ids : nil
+        }
+        switch (op.op, op.path) {
+        case (.add, let p?) where p.attribute.name.caselessEquals("members") && p.filter == nil && p.subAttribute == nil && p.attribute.subAttribute == nil:
+            return ids(op.value).map { Delta(add: true, ids: $0) }
+        case (.add, nil):
+            guard let o = op.value?.objectValue, o.count == 1, let m = o["members"] else { return nil }
+            return ids(m).map { Delta(add: true, ids: $0) }
+        case (.remove, let p?) where p.attribute.name.caselessEquals("members") && p.subAttribute == nil && p.attribute.subAttribute == nil:
+            if let f = p.filter {
+                // members[value eq "id"], or several joined by or
+                guard let list = valueIDs(f) else { return nil }
+                return Delta(add: false, ids: list)
+            }
+            return ids(op.value).map { Delta(add: false, ids: $0) }  // Entra ID sends the members to remove as the value
+        default:
+            return nil
+        }
+    }
+
+    static func valueIDs(_ f: Filter) -> [String]? {
+        switch f {
+        case .compare(let p, .eq, .string(let v)) where p.name.caselessEquals("value") && p.subAttribute == nil: return [v]
+        case .or(let l, let r):
+            guard let a = valueIDs(l), let b = valueIDs(r) else { return nil }
+            return a + b
+        default: return nil
+        }
+    }
+}

@@ -1,0 +1,44 @@
+import Foundation
+import Logging
+import SCIMKit
+import ServiceLifecycle
+
+/// Publishes the registry's plugin status to a file beside the private plugin copies, so
+/// `provisioning-agent plugins` can show a running agent's generations and in-flight calls
+/// without opening a network endpoint. Rewritten every second while something changes.
+public struct StatusFileService: Service {
+    let registry: ConnectorRegistry
+    let logger: Logger
+
+    public init(registry: ConnectorRegistry, logger: Logger) {
+        self.registry = registry
+        self.logger = logger
+    }
+
+    static func path(for config: AgentConfig) -> String { RuntimePaths.privateDirectory(for: config) + "/status.json" }
+
+    public func run() async throws {
+        let path = Self.path(for: registry.config)
+        var last = ""
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            let text = JSON.object([
+                "pid": .number(Double(getpid())), "plugins": .array(registry.status().map(\.json)),
+            ]).serialized()
+            if text != last {
+                let temp = path + ".tmp"
+                if FileManager.default.createFile(atPath: temp, contents: Data(text.utf8)) { rename(temp, path) }
+                last = text
+            }
+            try? await Task.sleep(for: .milliseconds(250))
+        }
+    }
+
+    /// The status a running agent published, or nil when none is running.
+    public static func readRunning(config: AgentConfig) -> [JSON]? {
+        guard let data = FileManager.default.contents(atPath: path(for: config)),
+            let json = try? JSON.parse(Array(data)), let pid = json["pid"]?.intValue, kill(pid_t(pid), 0) == 0
+        else { return nil }
+        return json["plugins"]?.arrayValue
+    }
+}

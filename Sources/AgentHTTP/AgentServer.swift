@@ -1,0 +1,52 @@
+import AgentCore
+import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import ServiceLifecycle
+import Logging
+import NIOCore
+import SCIMKit
+
+/// The HTTP front: routes, authentication, request logging, TLS.
+public enum AgentServer {
+    public static func router(service: SCIMService, config: AgentConfig) -> Router<AgentRequestContext> {
+        let router = Router(context: AgentRequestContext.self)
+        router.add(middleware: RequestLogMiddleware())
+        router.add(middleware: AuthenticationMiddleware(registry: service.registry))
+        router.get("healthz") { _, _ in SCIMResponse.json(health(service)) }
+        SCIMRoutes(service: service, maxBodySize: config.server.maxBodySize, scheme: config.server.tls == nil ? "http" : "https")
+            .register(on: router)
+        return router
+    }
+
+    static func health(_ service: SCIMService) -> JSON {
+        let config = service.registry.config
+        var apps = JSONObject()
+        var healthy = true
+        for name in config.appNames {
+            let (_, error) = service.registry.appReport(app: name)
+            if let error { healthy = false; apps[name] = ["status": "unavailable", "detail": .string(error)] } else { apps[name] = ["status": "serving"] }
+        }
+        return ["status": healthy ? "ok" : "degraded", "apps": .object(apps)]
+    }
+
+    public static func application(
+        service: SCIMService, config: AgentConfig, logger: Logger, services: [any Service] = [],
+        onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+    ) throws -> some ApplicationProtocol {
+        let server: HTTPServerBuilder
+        if let tls = config.server.tls {
+            var tlsConfiguration = TLSConfiguration.makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMFile(tls.certificate).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(file: tls.privateKey, format: .pem)))
+            tlsConfiguration.minimumTLSVersion = .tlsv12
+            server = try .tls(.http1(), tlsConfiguration: tlsConfiguration)
+        } else {
+            server = .http1()
+        }
+        return Application(
+            router: router(service: service, config: config), server: server,
+            configuration: .init(address: .hostname(config.server.host, port: config.server.port), serverName: "provisioning-agent"),
+            services: services, onServerRunning: onServerRunning, logger: logger)
+    }
+}

@@ -1,0 +1,70 @@
+import AgentCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import SCIMKit
+
+/// Checks each app's credentials (basic, a header, or none) before any route runs.
+/// Secrets are compared in constant time and never logged.
+struct AuthenticationMiddleware: RouterMiddleware {
+    typealias Context = AgentRequestContext
+    let registry: ConnectorRegistry
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let app = Self.appName(request.uri.path) else { return try await next(request, context) }
+        guard let config = registry.config.apps[app] else {
+            throw SCIMErrorResponse(error: .notFound("no app named \(app)"))
+        }
+        var context = context
+        context.app = app
+        context.logger[metadataKey: "app"] = .string(app)
+        switch config.auth {
+        case .none:
+            break
+        case .basic(let username, let password):
+            guard let header = request.headers[.authorization], Self.checkBasic(header, username: username, password: password) else {
+                throw SCIMErrorResponse(
+                    error: SCIMError(status: 401, detail: "authentication required for app \(app)"),
+                    extraHeaders: [.wwwAuthenticate: "Basic realm=\"\(app)\", charset=\"UTF-8\""])
+            }
+        case .header(let name, let value):
+            let given = HTTPField.Name(name).flatMap { request.headers[$0] } ?? ""
+            guard ConstantTime.equals(Array(given.utf8), Array(value.utf8)) else {
+                let challenge = name.caselessEquals("Authorization") ? "Bearer realm=\"\(app)\"" : "Header realm=\"\(app)\", name=\"\(name)\""
+                throw SCIMErrorResponse(
+                    error: SCIMError(status: 401, detail: "authentication required for app \(app)"),
+                    extraHeaders: [.wwwAuthenticate: challenge])
+            }
+        }
+        return try await next(request, context)
+    }
+
+    /// `/apps/{app}/...` → app.
+    static func appName(_ path: String) -> String? {
+        guard path.hasPrefix("/apps/") else { return nil }
+        let rest = path.dropFirst(6)
+        let name = rest.prefix { $0 != "/" }
+        return name.isEmpty ? nil : String(name)
+    }
+
+    static func checkBasic(_ header: String, username: String, password: String) -> Bool {
+        guard header.count > 6, header.prefix(6).lowercased() == "basic " else { return false }
+        guard let decoded = Data(base64Encoded: String(header.dropFirst(6)).trimmingCharacters(in: .whitespaces)) else { return false }
+        let expected = Array("\(username):\(password)".utf8)
+        return ConstantTime.equals(Array(decoded), expected)
+    }
+}
+
+enum ConstantTime {
+    /// Compares without an early exit, so timing says nothing about where inputs differ.
+    /// The loop runs over the expected value's length whatever the given length is.
+    static func equals(_ given: [UInt8], _ expected: [UInt8]) -> Bool {
+        var difference = UInt8(truncatingIfNeeded: given.count ^ expected.count) | UInt8(truncatingIfNeeded: (given.count ^ expected.count) >> 8)
+        if given.count != expected.count { difference |= 1 }
+        for i in 0..<expected.count {
+            let g = given.isEmpty ? 0 : given[i % given.count]
+            difference |= g ^ expected[i]
+        }
+        return difference == 0
+    }
+}

@@ -1,0 +1,27 @@
+import Hummingbird
+import SCIMKit
+
+/// The one place SCIM errors (RFC 7644 §3.12) become HTTP responses.
+struct SCIMErrorResponse: HTTPResponseError {
+    var error: SCIMError
+    var extraHeaders: HTTPFields = [:]
+
+    var status: HTTPResponse.Status { .init(code: error.status) }
+    var headers: HTTPFields { extraHeaders }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        SCIMResponse.json(error.json, status: status, headers: extraHeaders)
+    }
+}
+
+enum SCIMResponse {
+    static let contentType = "application/scim+json"
+
+    static func json(_ body: JSON, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+        var headers = headers
+        headers[.contentType] = contentType
+        var text = body.serialized()
+        let buffer = text.withUTF8 { ByteBuffer(bytes: $0) }
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: buffer))
+    }
+}

@@ -1,0 +1,241 @@
+import AgentCore
+import Hummingbird
+import NIOCore
+import SCIMKit
+
+/// The SCIM 2.0 endpoints of every app: `/apps/{app}/scim/v2/...`. Each route reads the HTTP
+/// request into SCIM terms and hands it to `SCIMService`.
+struct SCIMRoutes {
+    typealias Context = AgentRequestContext
+    typealias Kind = Capabilities.ResourceKind
+
+    let service: SCIMService
+    let maxBodySize: Int
+    let scheme: String
+
+    func register(on router: Router<Context>) {
+        let v2 = router.group("apps/:app/scim/v2")
+        for kind in Kind.allCases {
+            let endpoint = String(kind.endpoint.dropFirst())
+            v2.post(RouterPath(endpoint)) { request, context in try await create(kind, request, context) }
+            v2.get(RouterPath(endpoint)) { request, context in try await list(kind, request, context) }
+            v2.post(RouterPath(endpoint + "/.search")) { request, context in try await searchPost(kind, request, context) }
+            v2.get(RouterPath(endpoint + "/:id")) { request, context in try await get(kind, request, context) }
+            v2.put(RouterPath(endpoint + "/:id")) { request, context in try await replace(kind, request, context) }
+            v2.patch(RouterPath(endpoint + "/:id")) { request, context in try await patch(kind, request, context) }
+            v2.delete(RouterPath(endpoint + "/:id")) { request, context in try await delete(kind, request, context) }
+        }
+        v2.post(".search") { request, context in try await searchPost(nil, request, context) }
+        v2.post("Bulk") { request, context in
+            let app = try appName(context)
+            let body = try await readBody(request, limit: max(maxBodySize, try service.discovery(app: app, baseURL: "").capabilities.bulkMaxPayloadSize))
+            return respond(try await service.bulk(app: app, body: body, baseURL: baseURL(request, app)))
+        }
+        v2.get("ServiceProviderConfig") { request, context in
+            let app = try appName(context)
+            return SCIMResponse.json(try service.discovery(app: app, baseURL: baseURL(request, app)).serviceProviderConfig)
+        }
+        v2.get("ResourceTypes") { request, context in
+            let app = try appName(context)
+            let types = try service.discovery(app: app, baseURL: baseURL(request, app)).resourceTypes
+            return SCIMResponse.json(ListResponse(totalResults: types.count, startIndex: 1, resources: types).json)
+        }
+        v2.get("ResourceTypes/:id") { request, context in
+            let app = try appName(context)
+            let id = context.parameters.get("id") ?? ""
+            guard let type = try service.discovery(app: app, baseURL: baseURL(request, app)).resourceTypes.first(where: { $0["id"]?.stringValue == id }) else {
+                throw SCIMErrorResponse(error: .notFound("app \(app) has no resource type \(id)"))
+            }
+            return SCIMResponse.json(type)
+        }
+        v2.get("Schemas") { request, context in
+            let app = try appName(context)
+            let discovery = try service.discovery(app: app, baseURL: baseURL(request, app))
+            let schemas = discovery.schemas.map { discovery.schemaJSON($0) }
+            return SCIMResponse.json(ListResponse(totalResults: schemas.count, startIndex: 1, resources: schemas).json)
+        }
+        v2.get("Schemas/:id") { request, context in
+            let app = try appName(context)
+            let id = context.parameters.get("id") ?? ""
+            let discovery = try service.discovery(app: app, baseURL: baseURL(request, app))
+            guard let schema = discovery.schemas.first(where: { $0.id.caselessEquals(id) }) else {
+                throw SCIMErrorResponse(error: .notFound("app \(app) has no schema \(id)"))
+            }
+            return SCIMResponse.json(discovery.schemaJSON(schema))
+        }
+        // Discovery documents are read-only (RFC 7644 §4).
+        for path in ["ServiceProviderConfig", "ResourceTypes", "ResourceTypes/:id", "Schemas", "Schemas/:id"] {
+            for method in [HTTPRequest.Method.post, .put, .patch, .delete] {
+                v2.on(RouterPath(path), method: method) { _, _ -> Response in
+                    throw SCIMErrorResponse(error: SCIMError(status: 405, detail: "\(path) is read-only"), extraHeaders: [.allow: "GET"])
+                }
+            }
+        }
+        // SCIM 1.1 clients (Okta's on-premises agent) read Okta's capability list here.
+        router.get("apps/:app/scim/v1/ServiceProviderConfigs") { request, context in
+            let app = try appName(context)
+            return SCIMResponse.json(try service.discovery(app: app, baseURL: baseURL(request, app)).oktaSCIM11ServiceProviderConfig)
+        }
+    }
+
+    // MARK: - Resource endpoints
+
+    func create(_ kind: Kind, _ request: Request, _ context: Context) async throws -> Response {
+        let app = try appName(context)
+        let body = try await readBody(request)
+        let projection = try projection(request)
+        return respond(try await service.create(app: app, kind: kind, body: body, baseURL: baseURL(request, app), projection: projection))
+    }
+
+    func get(_ kind: Kind, _ request: Request, _ context: Context) async throws -> Response {
+        let app = try appName(context)
+        let result = try await service.get(app: app, kind: kind, id: try id(context), baseURL: baseURL(request, app), projection: try projection(request))
+        if let ifNoneMatch = request.headers[.ifNoneMatch], let etag = result.etag, ResourceVersion.ifNoneMatch(ifNoneMatch, current: etag) {
+            return Response(status: .notModified, headers: [.eTag: etag])
+        }
+        return respond(result)
+    }
+
+    func replace(_ kind: Kind, _ request: Request, _ context: Context) async throws -> Response {
+        let app = try appName(context)
+        let body = try await readBody(request)
+        return respond(try await service.replace(
+            app: app, kind: kind, id: try id(context), body: body, ifMatch: request.headers[.ifMatch],
+            baseURL: baseURL(request, app), projection: try projection(request)))
+    }
+
+    func patch(_ kind: Kind, _ request: Request, _ context: Context) async throws -> Response {
+        let app = try appName(context)
+        let body = try await readBody(request)
+        return respond(try await service.patch(
+            app: app, kind: kind, id: try id(context), body: body, ifMatch: request.headers[.ifMatch],
+            baseURL: baseURL(request, app), projection: try projection(request)))
+    }
+
+    func delete(_ kind: Kind, _ request: Request, _ context: Context) async throws -> Response {
+        let app = try appName(context)
+        return respond(try await service.delete(app: app, kind: kind, id: try id(context), ifMatch: request.headers[.ifMatch], baseURL: baseURL(request, app)))
+    }
+
+    func list(_ kind: Kind, _ request: Request, _ context: Context) async throws -> Response {
+        let app = try appName(context)
+        let parameters = QueryString.parse(request.uri.query ?? "")
+        let query = try Query(parameters: { parameters[$0] })
+        let projection = try Projection(attributes: parameters["attributes"], excludedAttributes: parameters["excludedAttributes"])
+        return respond(try await service.search(app: app, kind: kind, query: query, projection: projection, baseURL: baseURL(request, app)))
+    }
+
+    /// POST .search (RFC 7644 §3.4.3): the SearchRequest body carries the query.
+    func searchPost(_ kind: Kind?, _ request: Request, _ context: Context) async throws -> Response {
+        let app = try appName(context)
+        let body = try await readBody(request)
+        guard case .object = body else { throw SCIMErrorResponse(error: .invalidValue("a SearchRequest must be a JSON object")) }
+        func parameter(_ name: String) -> String? {
+            switch body[name] {
+            case .string(let s)?: return s
+            case .number(let n)?: return String(Int(n))
+            case .array(let a)?: return a.compactMap(\.stringValue).joined(separator: ",")
+            default: return nil
+            }
+        }
+        let query = try Query(parameters: parameter)
+        let projection = try Projection(attributes: parameter("attributes"), excludedAttributes: parameter("excludedAttributes"))
+        let base = baseURL(request, app)
+        let kinds = kind.map { [$0] } ?? Kind.allCases.filter { (try? service.discovery(app: app, baseURL: base).capabilities.resource($0)) != nil }
+        if kinds.count == 1 {
+            return respond(try await service.search(app: app, kind: kinds[0], query: query, projection: projection, baseURL: base))
+        }
+        // Root search: every resource type, one list, paged as a whole.
+        var all: [JSON] = []
+        for k in kinds {
+            let r = try await service.search(app: app, kind: k, query: Query(filter: query.filter, sortBy: query.sortBy, sortOrder: query.sortOrder), projection: projection, baseURL: base)
+            all += r.body?["Resources"]?.arrayValue ?? []
+        }
+        let page = ResultShaping.page(all, startIndex: query.startIndex, count: query.count)
+        return SCIMResponse.json(ListResponse(totalResults: all.count, startIndex: query.startIndex, resources: Array(page)).json)
+    }
+
+    // MARK: - Helpers
+
+    func respond(_ result: SCIMResult) -> Response {
+        var headers: HTTPFields = [:]
+        if let etag = result.etag { headers[.eTag] = etag }
+        if let location = result.location { headers[.location] = location }
+        guard let body = result.body else { return Response(status: .init(code: result.status), headers: headers) }
+        return SCIMResponse.json(body, status: .init(code: result.status), headers: headers)
+    }
+
+    func appName(_ context: Context) throws -> String {
+        guard let app = context.app ?? context.parameters.get("app") else { throw SCIMErrorResponse(error: .notFound("no app in the URL")) }
+        return app
+    }
+
+    func id(_ context: Context) throws -> String {
+        guard let id = context.parameters.get("id"), !id.isEmpty else { throw SCIMErrorResponse(error: .notFound("no id in the URL")) }
+        return id
+    }
+
+    func baseURL(_ request: Request, _ app: String) -> String {
+        let host = request.head.authority ?? "localhost"
+        return "\(scheme)://\(host)/apps/\(app)/scim/v2"
+    }
+
+    func projection(_ request: Request) throws -> Projection {
+        let parameters = QueryString.parse(request.uri.query ?? "")
+        return try Projection(attributes: parameters["attributes"], excludedAttributes: parameters["excludedAttributes"])
+    }
+
+    func readBody(_ request: Request, limit: Int? = nil) async throws -> JSON {
+        let limit = limit ?? maxBodySize
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: limit)
+        } catch is NIOTooManyBytesError {
+            throw SCIMErrorResponse(error: SCIMError(status: 413, detail: "request body larger than \(limit) bytes"))
+        }
+        guard buffer.readableBytes > 0 else { throw SCIMErrorResponse(error: SCIMError(status: 400, scimType: .invalidSyntax, detail: "the request has no body")) }
+        return try buffer.withUnsafeReadableBytes { raw in
+            try JSON.parse(raw.bindMemory(to: UInt8.self))
+        }
+    }
+}
+
+/// Query strings as SCIM clients send them: percent-encoding, and '+' for a space.
+enum QueryString {
+    static func parse(_ query: String) -> [String: String] {
+        var out: [String: String] = [:]
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let key = decode(parts[0])
+            let value = parts.count > 1 ? decode(parts[1]) : ""
+            if out[key] == nil { out[key] = value }
+        }
+        return out
+    }
+
+    static func decode(_ s: Substring) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(s.utf8.count)
+        var it = Array(s.utf8)[...]
+        while let c = it.popFirst() {
+            if c == UInt8(ascii: "+") {
+                bytes.append(0x20)
+            } else if c == UInt8(ascii: "%"), it.count >= 2, let h = hex(it[it.startIndex]), let l = hex(it[it.startIndex + 1]) {
+                bytes.append(h << 4 | l)
+                it = it.dropFirst(2)
+            } else {
+                bytes.append(c)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    static func hex(_ c: UInt8) -> UInt8? {
+        switch c {
+        case 48...57: c - 48
+        case 65...70: c - 55
+        case 97...102: c - 87
+        default: nil
+        }
+    }
+}

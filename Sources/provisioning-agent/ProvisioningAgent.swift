@@ -1,0 +1,170 @@
+import AgentCore
+import AgentHTTP
+import ArgumentParser
+import Foundation
+import Logging
+import NIOPosix
+import SCIMKit
+import ServiceLifecycle
+
+@main
+struct ProvisioningAgent: AsyncParsableCommand {
+    static let version = "0.1.0"
+    static let configuration = CommandConfiguration(
+        commandName: "provisioning-agent",
+        abstract: "Serves SCIM 2.0 for on-premises apps through connector plugins.",
+        subcommands: [Serve.self, Plugins.self, Check.self, Version.self],
+        defaultSubcommand: Serve.self)
+}
+
+struct ConfigOption: ParsableArguments {
+    @Option(name: .long, help: "The configuration file.")
+    var config: String = "conf/agent.yaml"
+
+    func load() throws -> AgentConfig {
+        do {
+            return try AgentConfig.load(path: config)
+        } catch let error as AgentConfig.Invalid {
+            FileHandle.standardError.write(Data((error.description + "\n").utf8))
+            throw ExitCode(2)
+        }
+    }
+}
+
+func makeLogger(_ label: String) -> Logger {
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        return handler
+    }
+    return Logger(label: label)
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the agent.")
+    @OptionGroup var options: ConfigOption
+
+    func run() async throws {
+        let config = try options.load()
+        let logger = makeLogger("provisioning-agent")
+        let registry = try ConnectorRegistry(config: config, logger: logger)
+        registry.loadAll()
+        let pool = NIOThreadPool(numberOfThreads: max(4, ProcessInfo.processInfo.activeProcessorCount * 2))
+        pool.start()
+        let service = SCIMService(registry: registry, pool: pool, logger: logger)
+        let status = StatusFileService(registry: registry, logger: logger)
+        let app = try AgentServer.application(
+            service: service, config: config, logger: logger, services: [status],
+            onServerRunning: { channel in
+                logger.info("serving", metadata: [
+                    "listen": .string("\(channel.localAddress?.description ?? "?")"),
+                    "apps": .string(config.appNames.joined(separator: ",")),
+                ])
+            })
+        do {
+            try await app.runService()
+        } catch {
+            logger.error("server stopped", metadata: ["error": .string("\(error)")])
+            registry.shutdown()
+            try? await pool.shutdownGracefully()
+            throw ExitCode(1)
+        }
+        registry.shutdown()
+        try await pool.shutdownGracefully()
+    }
+}
+
+struct Plugins: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List connector plugins: loaded, failed, and why.")
+    @OptionGroup var options: ConfigOption
+    @Flag(help: "Machine-readable output.") var json = false
+
+    func run() async throws {
+        let config = try options.load()
+        let statuses: [JSON]
+        let source: String
+        if let running = StatusFileService.readRunning(config: config) {
+            statuses = running
+            source = "running agent"
+        } else {
+            var logger = makeLogger("provisioning-agent")
+            logger.logLevel = .critical
+            let registry = try ConnectorRegistry(config: config, logger: logger, openInstances: false)
+            registry.loadAll()
+            statuses = registry.status().map(\.json)
+            source = "scan of \(config.pluginsDirectory) (no agent running)"
+        }
+        if json {
+            print(JSON.object(["source": .string(source), "plugins": .array(statuses)]).serialized())
+            return
+        }
+        print("Plugins (\(source)):")
+        for s in statuses {
+            let name = s["connector"]?.stringValue ?? "-"
+            var line = "  \(s["file"]?.stringValue ?? "?")  \(name)"
+            if let v = s["version"]?.stringValue { line += " \(v)" }
+            line += "  [\(s["state"]?.stringValue ?? "?")]"
+            if let g = s["generation"]?.intValue { line += " generation \(g)" }
+            if let h = s["contentHash"]?.stringValue { line += " hash \(h)" }
+            if let n = s["inFlight"]?.intValue, n > 0 { line += " in-flight \(n)" }
+            print(line)
+            if let e = s["lastError"]?.stringValue { print("      error: \(e)") }
+        }
+        if statuses.isEmpty { print("  (none)") }
+    }
+}
+
+struct Check: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Test every app's target and print its discovered capabilities.")
+    @OptionGroup var options: ConfigOption
+    @Option(help: "Check only this app.") var app: String?
+    @Flag(help: "Machine-readable output.") var json = false
+
+    func run() async throws {
+        let config = try options.load()
+        var logger = makeLogger("provisioning-agent")
+        logger.logLevel = json ? .critical : .warning
+        let names = app.map { [$0] } ?? config.appNames
+        if let app, config.apps[app] == nil {
+            throw ValidationError("no app named \(app) in \(config.file)")
+        }
+        let registry = try ConnectorRegistry(config: config, logger: logger)
+        registry.loadAll()
+        let pool = NIOThreadPool(numberOfThreads: 2)
+        pool.start()
+        let service = SCIMService(registry: registry, pool: pool, logger: logger)
+        var failed = false
+        var reports: [JSON] = []
+        for name in names {
+            var report: JSONObject = ["app": .string(name)]
+            if case .connector(let connector, _)? = config.apps[name]?.target { report["connector"] = .string(connector) }
+            do {
+                let message = try await service.test(app: name)
+                let capabilities = try service.discovery(app: name, baseURL: "").capabilities
+                report["ok"] = true
+                report["message"] = .string(message)
+                report["capabilities"] = capabilities.summary
+            } catch {
+                failed = true
+                report["ok"] = false
+                report["error"] = .string(error.detail)
+            }
+            reports.append(.object(report))
+        }
+        registry.shutdown()
+        try await pool.shutdownGracefully()
+        if json {
+            print(JSON.object(["ok": .bool(!failed), "apps": .array(reports)]).serialized())
+        } else {
+            for r in reports { print(CheckReport.text(r)) }
+        }
+        if failed { throw ExitCode(1) }
+    }
+}
+
+struct Version: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the version.")
+    func run() {
+        print("provisioning-agent \(ProvisioningAgent.version) (\(SwiftToolchain.current), connector ABI \(1).\(0))")
+    }
+}
