@@ -217,9 +217,11 @@ typedef struct scimc_connector {
     const scimc_resource_ops *_Nullable users;
     const scimc_resource_ops *_Nullable groups;
 
-    /* Adds / removes group members without rewriting the group. `members` is a JSON array
-     * [{"value": "<user or group id>"}, ...]. Adding a present member or removing an absent
-     * one is not an error. Emits nothing. NULL: the host uses groups->patch or replace. */
+    /* Adds / removes group members without rewriting the group. `members` is a JSON array of
+     * member objects as the client sent them: {"value": "<user or group id>"} with, when
+     * given, "type" ("User" or "Group"), "display" and "$ref". Adding a present member or
+     * removing an absent one is not an error. Emits nothing. NULL: the host uses
+     * groups->patch or get + replace. */
     scimc_status (*_Nullable add_members)(scimc_instance *_Nonnull, scimc_call *_Nonnull,
                                           scimc_buf group_id, scimc_buf members);
     scimc_status (*_Nullable remove_members)(scimc_instance *_Nonnull, scimc_call *_Nonnull,

@@ -77,7 +77,7 @@ public final class FlatFileConnector: Connector, UserCreating, UserReading, User
         if fcntl(fd, F_SETLK, &lock) != 0 {
             var probe = flock()
             probe.l_type = Int16(F_WRLCK)
-            fcntl(fd, F_GETLK, &probe)
+            _ = fcntl(fd, F_GETLK, &probe)
             throw SCIMError(status: 503, detail: "\(path) is in use by another agent (process \(probe.l_pid))")
         }
         let pid = "\(getpid())\n"
@@ -162,19 +162,23 @@ public final class FlatFileConnector: Connector, UserCreating, UserReading, User
     // MARK: - Groups
 
     public func createGroup(_ resource: JSON) throws -> JSON {
-        try write { s in try s.create(.group, resource) }
+        try write { s in s.annotated(try s.create(.group, resource)) }
     }
     public func getGroup(id: String) throws -> JSON {
-        try read { s in try s.groups.get(id) }
+        try read { s in s.annotated(try s.groups.get(id)) }
     }
     public func replaceGroup(id: String, with resource: JSON) throws -> JSON {
-        try write { s in try s.replace(.group, id, resource) }
+        try write { s in s.annotated(try s.replace(.group, id, resource)) }
     }
     public func deleteGroup(id: String) throws {
         try write { s in try s.groups.delete(id); s.lastWrite = now() }
     }
     public func searchGroups(_ query: Query) throws -> SearchResult {
-        try read { s in s.groups.search(query, schema: CoreSchemas.groupResource) }
+        try read { s in
+            var result = s.groups.search(query, schema: CoreSchemas.groupResource)
+            result.resources = result.resources.map { s.annotated($0) }
+            return result
+        }
     }
     public func addMembers(groupID: String, memberIDs: [String]) throws {
         try write { s in try s.changeMembers(groupID, add: memberIDs, remove: []) }

@@ -67,6 +67,19 @@ struct Store {
         }
     }
 
+    /// Members with their type, which the CSV does not store but the ids tell.
+    func annotated(_ group: JSON) -> JSON {
+        guard let members = group["members"]?.arrayValue else { return group }
+        var g = group
+        g["members"] = .array(members.map { m in
+            guard let id = m["value"]?.stringValue else { return m }
+            var out = m
+            out["type"] = users.records[id] != nil ? "User" : groups.records[id] != nil ? "Group" : nil
+            return out
+        })
+        return g
+    }
+
     mutating func deleteUser(_ id: String) throws(SCIMError) {
         try users.delete(id)
         // A deleted user leaves every group; the journal's delete entry implies the same on replay.

@@ -108,6 +108,7 @@ typedef struct entry {
     char *created;
     char *modified;
     char **members;     /* groups only: member ids */
+    char **member_json; /* groups only: each member object as the client sent it */
     size_t nmembers, capmembers;
     struct entry *next_id, *next_key;
 } entry;
@@ -160,8 +161,8 @@ static void insert(table *t, entry *e) {
     t->count++;
 }
 static void free_entry(entry *e) {
-    for (size_t i = 0; i < e->nmembers; i++) free(e->members[i]);
-    free(e->members); free(e->id); free(e->key); free(e->body); free(e->created); free(e->modified); free(e);
+    for (size_t i = 0; i < e->nmembers; i++) { free(e->members[i]); free(e->member_json[i]); }
+    free(e->members); free(e->member_json); free(e->id); free(e->key); free(e->body); free(e->created); free(e->modified); free(e);
 }
 static void erase(table *t, entry *e) {
     for (entry **pp = &t->by_id[hash(e->id)]; *pp; pp = &(*pp)->next_id) if (*pp == e) { *pp = e->next_id; break; }
@@ -196,6 +197,21 @@ static char *new_id(void) {
 static int fail(scimc_instance *in, scimc_call *call, int status, const char *type, const char *detail) {
     in->host->fail(call, type, detail, strlen(detail));
     return status;
+}
+
+/* Appends a member (takes ownership of id; copies the element's JSON). */
+static void add_member(entry *e, char *id, const char *json, size_t len) {
+    if (e->nmembers == e->capmembers) {
+        e->capmembers = e->capmembers ? e->capmembers * 2 : 8;
+        e->members = realloc(e->members, e->capmembers * sizeof(char *));
+        e->member_json = realloc(e->member_json, e->capmembers * sizeof(char *));
+    }
+    char *copy = malloc(len + 1);
+    memcpy(copy, json, len);
+    copy[len] = 0;
+    e->members[e->nmembers] = id;
+    e->member_json[e->nmembers] = copy;
+    e->nmembers++;
 }
 
 /* Copies the members of `resource` except id, meta and (for groups) members into a new body
@@ -234,13 +250,7 @@ static char *strip(const char *p, size_t n, int is_group, entry *members_into) {
                         jmember m;
                         if (find_member(q, oe, "value", &m)) {
                             char *id = string_contents(m.value, m.value_end, 0);
-                            if (id) {
-                                if (members_into->nmembers == members_into->capmembers) {
-                                    members_into->capmembers = members_into->capmembers ? members_into->capmembers * 2 : 8;
-                                    members_into->members = realloc(members_into->members, members_into->capmembers * sizeof(char *));
-                                }
-                                members_into->members[members_into->nmembers++] = id;
-                            }
+                            if (id) add_member(members_into, id, q, (size_t)(oe - q));
                         }
                         q = oe;
                     }
@@ -266,7 +276,7 @@ static void render(sbuf *b, entry *e, int is_group) {
         sb_str(b, ",\"members\":[");
         for (size_t i = 0; i < e->nmembers; i++) {
             if (i) sb_put(b, ",", 1);
-            sb_str(b, "{\"value\":\""); sb_str(b, e->members[i]); sb_str(b, "\"}");
+            sb_str(b, e->member_json[i]);
         }
         sb_str(b, "]");
     }
@@ -338,17 +348,18 @@ static int do_replace(scimc_instance *in, scimc_call *call, scimc_buf id, scimc_
         link_key(t, e);
         free(e->body); e->body = body; body = NULL;
         if (is_group) {
-            for (size_t i = 0; i < e->nmembers; i++) free(e->members[i]);
-            free(e->members);
-            e->members = scratch.members; e->nmembers = scratch.nmembers; e->capmembers = scratch.capmembers;
-            scratch.members = NULL; scratch.nmembers = 0;
+            for (size_t i = 0; i < e->nmembers; i++) { free(e->members[i]); free(e->member_json[i]); }
+            free(e->members); free(e->member_json);
+            e->members = scratch.members; e->member_json = scratch.member_json;
+            e->nmembers = scratch.nmembers; e->capmembers = scratch.capmembers;
+            scratch.members = NULL; scratch.member_json = NULL; scratch.nmembers = 0;
         }
         free(e->modified); e->modified = now_text();
         rc = emit_entry(in, call, e, is_group);
     }
     pthread_rwlock_unlock(&in->lock);
-    for (size_t i = 0; i < scratch.nmembers; i++) free(scratch.members[i]);
-    free(scratch.members); free(body); free(key);
+    for (size_t i = 0; i < scratch.nmembers; i++) { free(scratch.members[i]); free(scratch.member_json[i]); }
+    free(scratch.members); free(scratch.member_json); free(body); free(key);
     return rc;
 }
 
@@ -362,8 +373,10 @@ static int do_remove(scimc_instance *in, scimc_call *call, scimc_buf id, int is_
             for (size_t g = 0; g < in->groups.norder; g++) {
                 entry *ge = in->groups.order[g];
                 for (size_t i = 0; i < ge->nmembers; i++) if (strcmp(ge->members[i], e->id) == 0) {
-                    free(ge->members[i]);
-                    ge->members[i] = ge->members[--ge->nmembers];
+                    free(ge->members[i]); free(ge->member_json[i]);
+                    ge->nmembers--;
+                    memmove(&ge->members[i], &ge->members[i + 1], (ge->nmembers - i) * sizeof(char *));
+                    memmove(&ge->member_json[i], &ge->member_json[i + 1], (ge->nmembers - i) * sizeof(char *));
                     break;
                 }
             }
@@ -425,23 +438,20 @@ static int change_members(scimc_instance *in, scimc_call *call, scimc_buf gid, s
             size_t i = 0;
             while (i < g->nmembers && strcmp(g->members[i], scratch.members[k]) != 0) i++;
             if (add && i == g->nmembers) {
-                if (g->nmembers == g->capmembers) {
-                    g->capmembers = g->capmembers ? g->capmembers * 2 : 8;
-                    g->members = realloc(g->members, g->capmembers * sizeof(char *));
-                }
-                g->members[g->nmembers++] = strdup(scratch.members[k]);
+                add_member(g, strdup(scratch.members[k]), scratch.member_json[k], strlen(scratch.member_json[k]));
             } else if (!add && i < g->nmembers) {
-                free(g->members[i]);
-                memmove(&g->members[i], &g->members[i + 1], (g->nmembers - i - 1) * sizeof(char *));
+                free(g->members[i]); free(g->member_json[i]);
                 g->nmembers--;
+                memmove(&g->members[i], &g->members[i + 1], (g->nmembers - i) * sizeof(char *));
+                memmove(&g->member_json[i], &g->member_json[i + 1], (g->nmembers - i) * sizeof(char *));
             }
         }
         free(g->modified);
         g->modified = now_text();
     }
     pthread_rwlock_unlock(&in->lock);
-    for (size_t i = 0; i < scratch.nmembers; i++) free(scratch.members[i]);
-    free(scratch.members);
+    for (size_t i = 0; i < scratch.nmembers; i++) { free(scratch.members[i]); free(scratch.member_json[i]); }
+    free(scratch.members); free(scratch.member_json);
     return g ? SCIMC_OK : SCIMC_NOT_FOUND;
 }
 

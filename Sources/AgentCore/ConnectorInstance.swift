@@ -127,12 +127,12 @@ public final class ConnectorInstance: @unchecked Sendable {
         return try ConnectorSearchReply(json: reply, connector: library.name)
     }
 
-    func changeMembers(_ groupID: String, _ memberIDs: [String], add: Bool) throws(SCIMError) {
+    func changeMembers(_ groupID: String, _ members: [JSON], add: Bool) throws(SCIMError) {
         let d = library.descriptor.pointee
         guard let fn = add ? d.add_members : d.remove_members else { throw notImplemented("membership changes") }
-        let members = JSON.array(memberIDs.map { ["value": .string($0)] }).serialized()
+        let text = JSON.array(members).serialized()
         do {
-            _ = try invoke { i, c in Self.buf(groupID) { g in Self.buf(members) { fn(i, c, g, $0) } } }
+            _ = try invoke { i, c in Self.buf(groupID) { g in Self.buf(text) { fn(i, c, g, $0) } } }
         } catch where error.status == 404 {
             throw .notFound("Group \(groupID) not found")
         }

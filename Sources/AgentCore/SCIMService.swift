@@ -79,10 +79,21 @@ public final class SCIMService: Sendable {
         if let id = o["id"]?.stringValue { meta["location"] = .string(baseURL + kind.endpoint + "/" + id) }
         meta["version"] = nil
         o["meta"] = .object(meta)
+        for key in ["members", "groups"] { if let list = o[key]?.arrayValue { o[key] = .array(list.map { referenced($0, baseURL) }) } }
         let etag = ResourceVersion.etag(of: .object(o))
         meta["version"] = .string(etag)
         o["meta"] = .object(meta)
         return (projection.apply(to: .object(o), schema: schema), etag)
+    }
+
+    /// A member or group reference with its `$ref`, when its type says where it lives.
+    static func referenced(_ member: JSON, _ baseURL: String) -> JSON {
+        guard member["$ref"] == nil, let id = member["value"]?.stringValue, let type = member["type"]?.stringValue,
+            let kind = Kind(rawValue: type)
+        else { return member }
+        var m = member
+        m["$ref"] = .string(baseURL + kind.endpoint + "/" + id)
+        return m
     }
 
     /// Input from a client made ready for a connector: normalised, read-only attributes and
@@ -191,7 +202,7 @@ public final class SCIMService: Sendable {
                     // Validate the group exists before changing its members.
                     if current == nil { _ = try fetch(lease, r, kind, id) }
                 }
-                for d in deltas { try lease.instance.changeMembers(id, d.ids, add: d.add) }
+                for d in deltas { try lease.instance.changeMembers(id, d.members, add: d.add) }
                 operations = rest
                 if operations.isEmpty { return try fetch(lease, r, kind, id) }
             }
@@ -250,7 +261,7 @@ public final class SCIMService: Sendable {
 
 /// Group PATCH operations that are plain member additions or removals.
 enum MemberDeltas {
-    struct Delta { var add: Bool; var ids: [String] }
+    struct Delta { var add: Bool; var members: [JSON] }
 
     static func split(_ ops: [PatchOperation]) -> ([Delta], [PatchOperation]) {
         var deltas: [Delta] = []
@@ -270,25 +281,28 @@ enum MemberDeltas {
     }
 
     static func delta(_ op: PatchOperation) -> Delta? {
-        func ids(_ v: JSON?) -> [String]? {
+        func ids(_ v: JSON?) -> [JSON]? {
             guard let v else { return nil }
             let list = v.arrayValue ?? [v]
-            let ids = list.compactMap { $0["value"]?.stringValue }
-            return ids.count == list.count && !ids.isEmpty ? ids : nil
+            let members = list.compactMap { m -> JSON? in
+                guard let id = m["value"]?.stringValue else { return nil }
+                return ResourceNormalizer.coerce(m, CoreSchemas.group.attribute("members"), asElement: true).objectValue.map(JSON.object) ?? ["value": .string(id)]
+            }
+            return members.count == list.count && !members.isEmpty ? members : nil
         }
         switch (op.op, op.path) {
         case (.add, let p?) where p.attribute.name.caselessEquals("members") && p.filter == nil && p.subAttribute == nil && p.attribute.subAttribute == nil:
-            return ids(op.value).map { Delta(add: true, ids: $0) }
+            return ids(op.value).map { Delta(add: true, members: $0) }
         case (.add, nil):
             guard let o = op.value?.objectValue, o.count == 1, let m = o["members"] else { return nil }
-            return ids(m).map { Delta(add: true, ids: $0) }
+            return ids(m).map { Delta(add: true, members: $0) }
         case (.remove, let p?) where p.attribute.name.caselessEquals("members") && p.subAttribute == nil && p.attribute.subAttribute == nil:
             if let f = p.filter {
                 // members[value eq "id"], or several joined by or
                 guard let list = valueIDs(f) else { return nil }
-                return Delta(add: false, ids: list)
+                return Delta(add: false, members: list.map { ["value": .string($0)] })
             }
-            return ids(op.value).map { Delta(add: false, ids: $0) }  // Entra ID sends the members to remove as the value
+            return ids(op.value).map { Delta(add: false, members: $0) }  // Entra ID sends the members to remove as the value
         default:
             return nil
         }

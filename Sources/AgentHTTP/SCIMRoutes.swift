@@ -33,7 +33,9 @@ struct SCIMRoutes {
         }
         v2.get("ServiceProviderConfig") { request, context in
             let app = try appName(context)
-            return SCIMResponse.json(try service.discovery(app: app, baseURL: baseURL(request, app)).serviceProviderConfig)
+            let attributes = QueryString.parse(request.uri.query ?? "")["attributes"] ?? ""
+            let okta = attributes.lowercased().contains(Discovery.oktaProviderConfigSchema)
+            return SCIMResponse.json(try service.discovery(app: app, baseURL: baseURL(request, app)).serviceProviderConfig(includeOktaExtension: okta))
         }
         v2.get("ResourceTypes") { request, context in
             let app = try appName(context)

@@ -13,14 +13,17 @@ public struct Discovery: Sendable {
         self.baseURL = baseURL
     }
 
-    public var serviceProviderConfig: JSON {
+    /// The ServiceProviderConfig. Okta's capability list rides along as the extension
+    /// `urn:okta:schemas:scim:providerconfig:1.0` when `includeOktaExtension` (strict SCIM 2
+    /// validators reject an extension they do not know, so it is served on request).
+    public func serviceProviderConfig(includeOktaExtension: Bool = false) -> JSON {
         let c = capabilities
         let users = c.users
         let anySearch = (users?.operations.contains(.search) ?? false) || (c.groups?.operations.contains(.search) ?? false)
         let canPatch = (users?.canPatch ?? false) || (c.groups?.canPatch ?? false)
         let sort = (users?.sort ?? true) && (c.groups?.sort ?? true) && (users != nil || c.groups != nil)
-        return [
-            "schemas": [.string(Self.serviceProviderConfigSchema), .string(Self.oktaProviderConfigSchema)],
+        var spc: JSON = [
+            "schemas": [.string(Self.serviceProviderConfigSchema)],
             "documentationUri": "https://github.com/provisioning-agent/provisioning-agent#readme",
             "patch": ["supported": .bool(canPatch)],
             "bulk": [
@@ -32,13 +35,15 @@ public struct Discovery: Sendable {
             "sort": ["supported": .bool(sort)],
             "etag": ["supported": true],
             "authenticationSchemes": .array(c.authenticationSchemes),
-            Self.oktaProviderConfigSchema: [
-                "userManagementCapabilities": .array(c.oktaCapabilities.map(JSON.string))
-            ],
             "meta": [
                 "resourceType": "ServiceProviderConfig", "location": .string(baseURL + "/ServiceProviderConfig"),
             ],
         ]
+        if includeOktaExtension {
+            spc["schemas"] = [.string(Self.serviceProviderConfigSchema), .string(Self.oktaProviderConfigSchema)]
+            spc[Self.oktaProviderConfigSchema] = ["userManagementCapabilities": .array(c.oktaCapabilities.map(JSON.string))]
+        }
+        return spc
     }
 
     public var resourceTypes: [JSON] {
