@@ -45,10 +45,8 @@ public struct Query: Sendable, Equatable {
         var o: JSONObject = ["startIndex": .number(Double(startIndex))]
         if let filter { o["filter"] = filter.json }
         if let count { o["count"] = .number(Double(count)) }
-        if let sortBy {
-            o["sortBy"] = .string(sortBy.description)
-            o["sortOrder"] = .string(sortOrder.rawValue)
-        }
+        if let sortBy { o["sortBy"] = .string(sortBy.description) }
+        o["sortOrder"] = .string(sortOrder.rawValue)
         return .object(o)
     }
 

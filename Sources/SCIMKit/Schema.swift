@@ -19,7 +19,7 @@ public struct AttributeDefinition: Sendable, Equatable {
     public var subAttributes: [AttributeDefinition]
 
     public init(
-        _ name: String, _ type: DataType = .string, multiValued: Bool = false, description: String = "",
+        _ name: String, _ type: DataType = .string, multiValued: Bool = false, description: String? = nil,
         required: Bool = false, caseExact: Bool = false, mutability: Mutability = .readWrite,
         returned: Returned = .default, uniqueness: Uniqueness = .none, canonicalValues: [String] = [],
         referenceTypes: [String] = [], subAttributes: [AttributeDefinition] = []
@@ -27,7 +27,7 @@ public struct AttributeDefinition: Sendable, Equatable {
         self.name = name
         self.type = type
         self.multiValued = multiValued
-        self.description = description
+        self.description = description ?? name
         self.required = required
         self.caseExact = caseExact
         self.mutability = mutability
@@ -48,7 +48,7 @@ public struct AttributeDefinition: Sendable, Equatable {
         o["type"] = .string(type.rawValue)
         if type == .complex { o["subAttributes"] = .array(subAttributes.map(\.json)) }
         o["multiValued"] = .bool(multiValued)
-        o["description"] = .string(description.isEmpty ? name : description)
+        o["description"] = .string(description)
         o["required"] = .bool(required)
         if !canonicalValues.isEmpty { o["canonicalValues"] = .array(canonicalValues.map(JSON.string)) }
         if type == .string || type == .reference || type == .binary { o["caseExact"] = .bool(caseExact) }
@@ -67,7 +67,7 @@ public struct AttributeDefinition: Sendable, Equatable {
         for s in json["subAttributes"]?.arrayValue ?? [] { subs.append(try AttributeDefinition(json: s)) }
         self.init(
             name, type, multiValued: json["multiValued"]?.boolValue ?? false,
-            description: json["description"]?.stringValue ?? "", required: json["required"]?.boolValue ?? false,
+            description: json["description"]?.stringValue, required: json["required"]?.boolValue ?? false,
             caseExact: json["caseExact"]?.boolValue ?? false,
             mutability: json["mutability"]?.stringValue.flatMap(Mutability.init(rawValue:)) ?? .readWrite,
             returned: json["returned"]?.stringValue.flatMap(Returned.init(rawValue:)) ?? .default,

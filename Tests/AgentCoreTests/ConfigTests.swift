@@ -1,0 +1,108 @@
+import Testing
+@testable import AgentCore
+import SCIMKit
+
+@Suite struct ConfigTests {
+    func parse(_ yaml: String, env: [String: String] = [:]) throws -> AgentConfig {
+        try AgentConfig.parse(yaml, file: "/etc/agent/agent.yaml", environment: env)
+    }
+
+    func problems(_ yaml: String, env: [String: String] = [:]) -> [String] {
+        do { _ = try parse(yaml, env: env); return [] } catch let e as AgentConfig.Invalid { return e.problems } catch { return ["\(error)"] }
+    }
+
+    @Test func theDesignDocumentExample() throws {
+        let c = try parse("""
+            server:
+              listen: 127.0.0.1:8443
+            plugins:
+              directory: ../plugins
+            apps:
+              hr:
+                connector: flatfile
+                settings:
+                  directory: ../data/hr
+                auth: { type: basic, username: okta, password: "${HR_PASSWORD}" }
+              crm:
+                connector: memory
+                auth: { type: header, name: Authorization, value: "Bearer abc" }
+            """, env: ["HR_PASSWORD": "pw"])
+        #expect(c.server.host == "127.0.0.1" && c.server.port == 8443)
+        #expect(c.pluginsDirectory == "/etc/plugins")  // relative to the config file
+        #expect(c.apps["hr"]?.auth == .basic(username: "okta", password: "pw"))
+        #expect(c.apps["hr"]?.target == .connector(name: "flatfile", settings: ["directory": "../data/hr"]))
+        #expect(c.apps["crm"]?.auth == .header(name: "Authorization", value: "Bearer abc"))
+        #expect(c.server.maxBodySize == 1 << 20)
+    }
+
+    @Test func everyProblemIsNamedWithFileAndKey() {
+        let p = problems("""
+            server:
+              listen: "localhost"
+              tls: { certificate: nope.pem }
+            extra: 1
+            apps:
+              "bad name":
+                connector: x
+                auth: { type: none }
+              hr:
+                connector: flatfile
+                auth: { type: basic, username: u, password: "${MISSING}" }
+              noauth:
+                connector: memory
+            """)
+        #expect(p.contains { $0.hasPrefix("/etc/agent/agent.yaml: server.listen:") })
+        #expect(p.contains { $0.hasPrefix("/etc/agent/agent.yaml: server.tls.privateKey: is required") })
+        #expect(p.contains { $0.hasPrefix("/etc/agent/agent.yaml: extra: unknown key") })
+        #expect(p.contains { $0.hasPrefix("/etc/agent/agent.yaml: apps.bad name:") })
+        #expect(p.contains { $0.contains("apps.hr.auth.password: environment variable MISSING is not set") })
+        #expect(p.contains { $0.contains("apps.noauth.auth: is required") })
+    }
+
+    @Test func invalidYAML() {
+        #expect(problems("apps: [unclosed").first?.contains("not valid YAML") == true)
+    }
+
+    @Test(arguments: ["127.0.0.1:0", "127.0.0.1:70000", ":80", "host", "[::1]:x"])
+    func badListenAddresses(_ listen: String) {
+        #expect(!problems("server:\n  listen: \"\(listen)\"\n").isEmpty)
+    }
+
+    @Test func ipv6Listen() throws {
+        let c = try parse("server:\n  listen: \"[::1]:8080\"\n")
+        #expect(c.server.host == "::1" && c.server.port == 8080)
+    }
+}
+
+@Suite struct MemberDeltaTests {
+    func ops(_ text: String) throws -> [PatchOperation] {
+        try PatchRequest(json: JSON.parse(#"{"Operations":"# + text + "}")).operations
+    }
+
+    @Test func addsAndRemovesBecomeDeltas() throws {
+        let (deltas, rest) = MemberDeltas.split(try ops(#"""
+            [{"op":"add","path":"members","value":[{"value":"u1","type":"User"},{"value":"u2"}]},
+             {"op":"remove","path":"members[value eq \"u3\" or value eq \"u4\"]"},
+             {"op":"Remove","path":"members","value":[{"value":"u5"}]},
+             {"op":"replace","path":"displayName","value":"New"}]
+            """#))
+        #expect(deltas.map(\.add) == [true, false, false])
+        #expect(deltas.map { $0.members.compactMap { $0["value"]?.stringValue } } == [["u1", "u2"], ["u3", "u4"], ["u5"]])
+        #expect(rest.count == 1 && rest[0].path?.text == "displayName")
+    }
+
+    @Test func replacingAllMembersIsNotADelta() throws {
+        let original = try ops(#"[{"op":"add","path":"members","value":[{"value":"u1"}]},{"op":"replace","path":"members","value":[]}]"#)
+        let (deltas, rest) = MemberDeltas.split(original)
+        #expect(deltas.isEmpty && rest == original)
+    }
+}
+
+@Suite struct CapabilityTests {
+    @Test func restrictingTheSchemaToWhatAConnectorStores() {
+        let s = CapabilityDiscovery.restrict(CoreSchemas.userResource, to: ["userName", "name.givenName", "emails", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"])
+        #expect(s.core.attributes.map(\.name) == ["userName", "name", "emails"])
+        #expect(s.core.attribute("name")?.subAttributes.map(\.name) == ["givenName"])
+        #expect(s.extensions.map { $0.attributes.map(\.name) } == [["department"]])
+    }
+}

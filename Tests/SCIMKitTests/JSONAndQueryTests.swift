@@ -1,0 +1,83 @@
+import Testing
+@testable import SCIMKit
+
+@Suite struct JSONTests {
+    @Test func roundTrip() throws {
+        let text = #"{"a":[1,2.5,-3e-7,true,false,null,"x\"\\\n\u0001é😀"],"b":{"c":{}}}"#
+        let v = try JSON.parse(text)
+        #expect(try JSON.parse(v.serialized()) == v)
+        #expect(v["A"]?.arrayValue?.count == 7)  // member names ignore case
+    }
+
+    @Test(arguments: [
+        "", "{", "[1,]", #"{"a":1,}"#, "01", "1e999", #""\ud800""#, "tru", #"{"a" 1}"#, #"{"a":1,"a":2}"#, "[1] x",
+    ])
+    func badInputIsInvalidSyntax(_ text: String) {
+        #expect { try JSON.parse(text) } throws: { ($0 as? SCIMError)?.status == 400 }
+    }
+
+    @Test func invalidUTF8() {
+        #expect(throws: SCIMError.self) { try JSON.parse([0x22, 0xFF, 0xFE, 0x22]) }
+    }
+
+    @Test func nestingIsBounded() {
+        #expect(throws: SCIMError.self) { try JSON.parse(String(repeating: "[", count: 100_000)) }
+        #expect(throws: SCIMError.self) { try JSON.parse(String(repeating: "[", count: 65) + String(repeating: "]", count: 65)) }
+        #expect(throws: Never.self) { try JSON.parse(String(repeating: "[", count: 60) + String(repeating: "]", count: 60)) }
+    }
+}
+
+@Suite struct QueryTests {
+    @Test func projectionHonoursReturned() throws {
+        var user = Fixtures.bjensen
+        user["password"] = "secret"
+        let p = try Projection(attributes: "userName,name.givenName", excludedAttributes: nil)
+        let out = p.apply(to: user, schema: CoreSchemas.userResource)
+        #expect(Set(out.objectValue!.keys) == ["schemas", "id", "userName", "name"])
+        #expect(out["name"] == ["givenName": "Barbara"])
+        let all = Projection.default.apply(to: user, schema: CoreSchemas.userResource)
+        #expect(all["password"] == nil && all["emails"] != nil)
+        let excluded = try Projection(attributes: nil, excludedAttributes: "emails,id").apply(to: user, schema: CoreSchemas.userResource)
+        #expect(excluded["emails"] == nil && excluded["id"] != nil)
+        let ext = try Projection(attributes: "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber", excludedAttributes: nil)
+            .apply(to: user, schema: CoreSchemas.userResource)
+        #expect(ext[CoreSchemas.enterpriseUserID] == ["employeeNumber": "701984"])
+    }
+
+    @Test func sortingAndPaging() {
+        var users = Fixtures.users
+        ResultShaping.sort(&users, by: AttributePath(name: "userName"), order: .ascending, schema: CoreSchemas.userResource)
+        #expect(users.map { $0["userName"]!.stringValue! } == ["bjensen@example.com", "Jdoe", "jsmith"])
+        ResultShaping.sort(&users, by: AttributePath(name: "title"), order: .descending, schema: CoreSchemas.userResource)
+        #expect(users.first?["userName"] == "bjensen@example.com")  // unassigned sorts last either way
+        #expect(Array(ResultShaping.page([1, 2, 3, 4, 5], startIndex: 2, count: 2)) == [2, 3])
+        #expect(ResultShaping.page([1, 2, 3], startIndex: 1, count: 0).isEmpty)
+        #expect(Array(ResultShaping.page([1, 2, 3], startIndex: 0, count: nil)) == [1, 2, 3])
+        #expect(ResultShaping.page([1, 2, 3], startIndex: 9, count: 5).isEmpty)
+    }
+
+    @Test func queryParameters() throws {
+        let params = ["filter": #"userName eq "x""#, "startIndex": "0", "count": "-4", "sortOrder": "DESCENDING"]
+        let q = try Query(parameters: { params[$0] })
+        #expect(q.startIndex == 1 && q.count == 0 && q.sortOrder == .descending)
+        #expect(try Query(json: q.json) == q)
+        #expect(throws: SCIMError.self) { try Query(parameters: { $0 == "count" ? "ten" : nil }) }
+    }
+
+    @Test func versions() {
+        let a = ResourceVersion.etag(of: Fixtures.bjensen)
+        var changed = Fixtures.bjensen
+        changed["title"] = "Boss"
+        #expect(a.hasPrefix("W/\"") && a != ResourceVersion.etag(of: changed))
+        var metaOnly = Fixtures.bjensen
+        metaOnly["meta"] = ["version": "other"]
+        #expect(a == ResourceVersion.etag(of: metaOnly))
+        #expect(ResourceVersion.ifMatch(a, current: a) && ResourceVersion.ifMatch("*", current: a))
+        #expect(!ResourceVersion.ifMatch(#"W/"0000""#, current: a))
+    }
+
+    @Test func errorsRenderAsRFC7644() {
+        let e = SCIMError.uniqueness("taken")
+        #expect(e.json == ["schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "409", "scimType": "uniqueness", "detail": "taken"])
+    }
+}
