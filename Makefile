@@ -7,7 +7,7 @@ BUILD := .build/debug
 VENV := .venv
 PLUGINS := plugins
 
-.PHONY: all build plugins run test test-swift test-e2e deps python-deps clean bench
+.PHONY: all build plugins plugins-alt run test test-swift test-e2e deps python-deps clean bench
 
 all: build plugins
 
@@ -26,6 +26,14 @@ plugins: $(PLUGINS)/memory.so
 	@mkdir -p $(PLUGINS)
 	cp $(BUILD)/libFlatFileConnector.so $(PLUGINS)/flatfile.so.tmp && mv $(PLUGINS)/flatfile.so.tmp $(PLUGINS)/flatfile.so
 
+# A second build of each plugin, reporting another version, for the hot-reload tests.
+plugins-alt: Plugins/MemoryConnector/memory.c include/scim_connector.h
+	@mkdir -p plugins-alt
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -fPIC -shared -fvisibility=hidden -Iinclude \
+		-DMEMORY_CONNECTOR_VERSION='"1.0.0+alternate"' Plugins/MemoryConnector/memory.c -o plugins-alt/memory.so -lpthread
+	$(SWIFT) build --product FlatFileConnector --scratch-path .build-alt -Xswiftc -DALTERNATE_BUILD
+	cp .build-alt/debug/libFlatFileConnector.so plugins-alt/flatfile.so
+
 run: build plugins
 	$(BUILD)/provisioning-agent serve --config $(CONFIG)
 
@@ -35,10 +43,10 @@ deps:
 python-deps: deps
 	@test -x $(VENV)/bin/scim2 || { python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -r Tests/e2e/requirements.txt; }
 
-test: python-deps build plugins
+test: python-deps build plugins plugins-alt
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	$(VENV)/bin/python -m pytest -q Tests/e2e
 
 clean:
-	rm -rf .build $(PLUGINS) .venv
+	rm -rf .build .build-alt $(PLUGINS) plugins-alt .venv

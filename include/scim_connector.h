@@ -116,6 +116,21 @@ typedef struct scimc_host {
     void (*_Nonnull fail)(scimc_call *_Nonnull call, const char *_Nullable scim_type,
                           const char *_Nonnull detail, size_t len);
 
+    /* A process-wide value shared under `key` (NUL-terminated) that outlives any one
+     * instance and any one build of the library: how an in-memory connector hands its data to
+     * the next generation of itself on hot reload. If `key` has a value, its reference count
+     * grows and the value is returned; otherwise `create(context)` is called (under the host's
+     * lock) and its result stored with a count of 1. The value is the plugin's to interpret;
+     * it must not point into the library's static data (the library may be unloaded). */
+    void *_Nullable (*_Nonnull shared_acquire)(const struct scimc_host *_Nonnull host, const char *_Nonnull key,
+                                               void *_Nullable (*_Nonnull create)(void *_Nullable context),
+                                               void *_Nullable context);
+
+    /* Drops one reference to `key`. When the count reaches 0 the host removes the entry and
+     * calls `destroy(value)` before returning. */
+    void (*_Nonnull shared_release)(const struct scimc_host *_Nonnull host, const char *_Nonnull key,
+                                    void (*_Nonnull destroy)(void *_Nullable value));
+
     /* The directory of the agent's configuration file, NUL-terminated, absolute. Settings are
      * handed over untouched, so a relative path in them (e.g. flatfile's "directory") is
      * resolved against this, as every relative path in the configuration is. Valid until
@@ -190,11 +205,14 @@ typedef struct scimc_connector {
      * own toolchain (Swift has no stable ABI on Linux); the host refuses a mismatch. */
     const char *_Nullable toolchain;
 
-    /* Opens an instance for one app. `settings` is apps.<app>.settings as JSON ("{}" when
-     * absent). `host` stays valid until close() returns. On success store the instance in
-     * *out and return SCIMC_OK; on failure call host->fail(call, ...) to say what is wrong
-     * (e.g. which setting is missing) and return a status. */
-    scimc_status (*_Nonnull open)(const scimc_host *_Nonnull host, scimc_call *_Nonnull call,
+    /* Opens an instance for one app. `app` is the app's name (NUL-terminated, valid for the
+     * call). `settings` is apps.<app>.settings as JSON ("{}" when absent). `host` stays valid
+     * until close() returns. On a hot reload or a configuration reload the host opens the new
+     * instance while the old one still finishes its calls, so the two may briefly coexist.
+     * On success store the instance in *out and return SCIMC_OK; on failure call
+     * host->fail(call, ...) to say what is wrong (e.g. which setting is missing) and return a
+     * status. */
+    scimc_status (*_Nonnull open)(const scimc_host *_Nonnull host, scimc_call *_Nonnull call, const char *_Nonnull app,
                                   scimc_buf settings, scimc_instance *_Nullable *_Nonnull out);
 
     /* Closes an instance. The host calls it once, after the last call on it has returned. */

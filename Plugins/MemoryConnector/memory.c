@@ -122,10 +122,17 @@ typedef struct table {
     size_t norder, caporder;
 } table;
 
-struct scimc_instance {
-    const scimc_host *host;
+/* The data of one app. It lives in a host-shared slot, not in the instance, so that the next
+ * build of this library, loaded on a hot reload, opens onto the same data. */
+typedef struct store {
     pthread_rwlock_t lock;
     table users, groups;
+} store;
+
+struct scimc_instance {
+    const scimc_host *host;
+    store *s;
+    char key[300];
 };
 
 static uint32_t hash(const char *s) {
@@ -295,7 +302,7 @@ static int emit_entry(scimc_instance *in, scimc_call *call, entry *e, int is_gro
 static const char *key_name(int is_group) { return is_group ? "displayName" : "userName"; }
 
 static int do_create(scimc_instance *in, scimc_call *call, scimc_buf res, int is_group) {
-    table *t = is_group ? &in->groups : &in->users;
+    table *t = is_group ? &in->s->groups : &in->s->users;
     jmember m;
     if (!find_member(res.ptr, res.ptr + res.len, key_name(is_group), &m) || *m.value != '"')
         return fail(in, call, SCIMC_BAD_REQUEST, "invalidValue", is_group ? "displayName is required" : "userName is required");
@@ -306,28 +313,28 @@ static int do_create(scimc_instance *in, scimc_call *call, scimc_buf res, int is
     e->id = new_id();
     e->created = now_text();
     e->modified = strdup(e->created);
-    pthread_rwlock_wrlock(&in->lock);
+    pthread_rwlock_wrlock(&in->s->lock);
     if (!is_group && lookup_key(t, e->key)) {
-        pthread_rwlock_unlock(&in->lock);
+        pthread_rwlock_unlock(&in->s->lock);
         free_entry(e);
         return fail(in, call, SCIMC_CONFLICT, "uniqueness", "userName is already taken");
     }
     insert(t, e);
     int rc = emit_entry(in, call, e, is_group);
-    pthread_rwlock_unlock(&in->lock);
+    pthread_rwlock_unlock(&in->s->lock);
     return rc;
 }
 
 static int do_get(scimc_instance *in, scimc_call *call, scimc_buf id, int is_group) {
-    pthread_rwlock_rdlock(&in->lock);
-    entry *e = lookup_id(is_group ? &in->groups : &in->users, id.ptr, id.len);
+    pthread_rwlock_rdlock(&in->s->lock);
+    entry *e = lookup_id(is_group ? &in->s->groups : &in->s->users, id.ptr, id.len);
     int rc = e ? emit_entry(in, call, e, is_group) : SCIMC_NOT_FOUND;
-    pthread_rwlock_unlock(&in->lock);
+    pthread_rwlock_unlock(&in->s->lock);
     return rc;
 }
 
 static int do_replace(scimc_instance *in, scimc_call *call, scimc_buf id, scimc_buf res, int is_group) {
-    table *t = is_group ? &in->groups : &in->users;
+    table *t = is_group ? &in->s->groups : &in->s->users;
     jmember m;
     if (!find_member(res.ptr, res.ptr + res.len, key_name(is_group), &m) || *m.value != '"')
         return fail(in, call, SCIMC_BAD_REQUEST, "invalidValue", is_group ? "displayName is required" : "userName is required");
@@ -335,7 +342,7 @@ static int do_replace(scimc_instance *in, scimc_call *call, scimc_buf id, scimc_
     char *body = strip(res.ptr, res.len, is_group, is_group ? &scratch : NULL);
     if (!body) return fail(in, call, SCIMC_BAD_REQUEST, "invalidSyntax", "resource is not a JSON object");
     char *key = string_contents(m.value, m.value_end, 1);
-    pthread_rwlock_wrlock(&in->lock);
+    pthread_rwlock_wrlock(&in->s->lock);
     entry *e = lookup_id(t, id.ptr, id.len);
     int rc;
     if (!e) {
@@ -357,7 +364,7 @@ static int do_replace(scimc_instance *in, scimc_call *call, scimc_buf id, scimc_
         free(e->modified); e->modified = now_text();
         rc = emit_entry(in, call, e, is_group);
     }
-    pthread_rwlock_unlock(&in->lock);
+    pthread_rwlock_unlock(&in->s->lock);
     for (size_t i = 0; i < scratch.nmembers; i++) { free(scratch.members[i]); free(scratch.member_json[i]); }
     free(scratch.members); free(scratch.member_json); free(body); free(key);
     return rc;
@@ -365,13 +372,13 @@ static int do_replace(scimc_instance *in, scimc_call *call, scimc_buf id, scimc_
 
 static int do_remove(scimc_instance *in, scimc_call *call, scimc_buf id, int is_group) {
     (void)call;
-    table *t = is_group ? &in->groups : &in->users;
-    pthread_rwlock_wrlock(&in->lock);
+    table *t = is_group ? &in->s->groups : &in->s->users;
+    pthread_rwlock_wrlock(&in->s->lock);
     entry *e = lookup_id(t, id.ptr, id.len);
     if (e) {
         if (!is_group) {  /* a deleted user leaves every group */
-            for (size_t g = 0; g < in->groups.norder; g++) {
-                entry *ge = in->groups.order[g];
+            for (size_t g = 0; g < in->s->groups.norder; g++) {
+                entry *ge = in->s->groups.order[g];
                 for (size_t i = 0; i < ge->nmembers; i++) if (strcmp(ge->members[i], e->id) == 0) {
                     free(ge->members[i]); free(ge->member_json[i]);
                     ge->nmembers--;
@@ -383,12 +390,12 @@ static int do_remove(scimc_instance *in, scimc_call *call, scimc_buf id, int is_
         }
         erase(t, e);
     }
-    pthread_rwlock_unlock(&in->lock);
+    pthread_rwlock_unlock(&in->s->lock);
     return e ? SCIMC_OK : SCIMC_NOT_FOUND;
 }
 
 static int do_search(scimc_instance *in, scimc_call *call, scimc_buf query, int is_group) {
-    table *t = is_group ? &in->groups : &in->users;
+    table *t = is_group ? &in->s->groups : &in->s->users;
     const char *qe = query.ptr + query.len;
     char *wanted = NULL;
     jmember f, op, path, value;
@@ -401,7 +408,7 @@ static int do_search(scimc_instance *in, scimc_call *call, scimc_buf query, int 
     }
     sbuf b = {0};
     sb_str(&b, "{\"Resources\":[");
-    pthread_rwlock_rdlock(&in->lock);
+    pthread_rwlock_rdlock(&in->s->lock);
     if (wanted) {
         entry *e = lookup_key(t, wanted);
         if (e) render(&b, e, is_group);
@@ -413,7 +420,7 @@ static int do_search(scimc_instance *in, scimc_call *call, scimc_buf query, int 
         }
         sb_str(&b, "],\"filtered\":false,\"sorted\":false,\"paged\":false}");
     }
-    pthread_rwlock_unlock(&in->lock);
+    pthread_rwlock_unlock(&in->s->lock);
     in->host->emit(call, b.p, b.len);
     free(b.p);
     free(wanted);
@@ -431,8 +438,8 @@ static int change_members(scimc_instance *in, scimc_call *call, scimc_buf gid, s
     free(wrap.p);
     if (!ignored) return fail(in, call, SCIMC_BAD_REQUEST, "invalidValue", "members must be a JSON array");
     free(ignored);
-    pthread_rwlock_wrlock(&in->lock);
-    entry *g = lookup_id(&in->groups, gid.ptr, gid.len);
+    pthread_rwlock_wrlock(&in->s->lock);
+    entry *g = lookup_id(&in->s->groups, gid.ptr, gid.len);
     if (g) {
         for (size_t k = 0; k < scratch.nmembers; k++) {
             size_t i = 0;
@@ -449,7 +456,7 @@ static int change_members(scimc_instance *in, scimc_call *call, scimc_buf gid, s
         free(g->modified);
         g->modified = now_text();
     }
-    pthread_rwlock_unlock(&in->lock);
+    pthread_rwlock_unlock(&in->s->lock);
     for (size_t i = 0; i < scratch.nmembers; i++) { free(scratch.members[i]); free(scratch.member_json[i]); }
     free(scratch.members); free(scratch.member_json);
     return g ? SCIMC_OK : SCIMC_NOT_FOUND;
@@ -469,14 +476,11 @@ static int group_search(scimc_instance *i, scimc_call *c, scimc_buf q) { return 
 static int add_members(scimc_instance *i, scimc_call *c, scimc_buf g, scimc_buf m) { return change_members(i, c, g, m, 1); }
 static int remove_members(scimc_instance *i, scimc_call *c, scimc_buf g, scimc_buf m) { return change_members(i, c, g, m, 0); }
 
-static int mem_open(const scimc_host *host, scimc_call *call, scimc_buf settings, scimc_instance **out) {
-    (void)call; (void)settings;
-    scimc_instance *in = calloc(1, sizeof *in);
-    if (!in) return SCIMC_INTERNAL;
-    in->host = host;
-    pthread_rwlock_init(&in->lock, NULL);
-    *out = in;
-    return SCIMC_OK;
+static void *create_store(void *context) {
+    (void)context;
+    store *s = calloc(1, sizeof *s);
+    if (s) pthread_rwlock_init(&s->lock, NULL);
+    return s;
 }
 
 static void free_table(table *t) {
@@ -484,18 +488,42 @@ static void free_table(table *t) {
     free(t->order);
 }
 
+static void destroy_store(void *value) {
+    store *s = value;
+    if (!s) return;
+    free_table(&s->users);
+    free_table(&s->groups);
+    pthread_rwlock_destroy(&s->lock);
+    free(s);
+}
+
+static int mem_open(const scimc_host *host, scimc_call *call, const char *app, scimc_buf settings, scimc_instance **out) {
+    (void)settings;
+    scimc_instance *in = calloc(1, sizeof *in);
+    if (!in) return SCIMC_INTERNAL;
+    in->host = host;
+    snprintf(in->key, sizeof in->key, "memory/%s", app);
+    in->s = host->shared_acquire(host, in->key, create_store, NULL);
+    if (!in->s) {
+        free(in);
+        static const char msg[] = "out of memory";
+        host->fail(call, NULL, msg, sizeof msg - 1);
+        return SCIMC_INTERNAL;
+    }
+    *out = in;
+    return SCIMC_OK;
+}
+
 static void mem_close(scimc_instance *in) {
-    free_table(&in->users);
-    free_table(&in->groups);
-    pthread_rwlock_destroy(&in->lock);
+    in->host->shared_release(in->host, in->key, destroy_store);
     free(in);
 }
 
 static int mem_test(scimc_instance *in, scimc_call *call) {
     char msg[128];
-    pthread_rwlock_rdlock(&in->lock);
-    int n = snprintf(msg, sizeof msg, "{\"message\":\"in-memory store: %zu users, %zu groups\"}", in->users.count, in->groups.count);
-    pthread_rwlock_unlock(&in->lock);
+    pthread_rwlock_rdlock(&in->s->lock);
+    int n = snprintf(msg, sizeof msg, "{\"message\":\"in-memory store: %zu users, %zu groups\"}", in->s->users.count, in->s->groups.count);
+    pthread_rwlock_unlock(&in->s->lock);
     in->host->emit(call, msg, (size_t)n);
     return SCIMC_OK;
 }

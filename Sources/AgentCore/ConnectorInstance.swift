@@ -28,7 +28,10 @@ public final class ConnectorInstance: @unchecked Sendable {
         let status = settingsText.withUTF8 { buf in
             buf.withMemoryRebound(to: CChar.self) { chars in
                 record.with { call in
-                    library.descriptor.pointee.open(UnsafePointer(library.hostTable.pointer), call, scimc_buf(ptr: chars.baseAddress, len: chars.count), &instance)
+                    app.withCString { name in
+                        library.descriptor.pointee.open(
+                            UnsafePointer(library.hostTable.pointer), call, name, scimc_buf(ptr: chars.baseAddress, len: chars.count), &instance)
+                    }
                 }
             }
         }

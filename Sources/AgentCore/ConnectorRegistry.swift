@@ -4,8 +4,8 @@ import NIOConcurrencyHelpers
 import SCIMKit
 
 /// Which connector generation serves each app. Loads plugins from the plugins directory,
-/// opens instances for the apps that name them, and swaps generations when a plugin file
-/// changes (DESIGN.md, "Hot reload").
+/// opens instances for the apps that name them, and swaps generations when a plugin file or
+/// the configuration changes; `ConnectorLifecycle` decides, this class does the I/O.
 public final class ConnectorRegistry: Sendable {
     public struct PluginStatus: Sendable {
         public var file: String
@@ -22,16 +22,15 @@ public final class ConnectorRegistry: Sendable {
 
     struct Slot {
         var file: String
-        var current: Generation?
-        var draining: [Generation] = []
-        var fileRemoved = false
-        var lastError: String?
+        var lifecycle = ConnectorLifecycle()
+        var generations: [Int: Generation] = [:]  // serving and draining
     }
 
     struct State {
         var config: AgentConfig
         var slots: [String: Slot] = [:]  // by connector name
-        var failedFiles: [String: String] = [:]  // file → reason, for files that never loaded
+        var failedFiles: [String: String] = [:]  // file → reason, for files that provide no connector
+        var retired: [PluginStatus] = []  // the most recent retired generations, for `plugins`
         var nextGeneration = 1
     }
 
@@ -40,6 +39,7 @@ public final class ConnectorRegistry: Sendable {
     public let privateDirectory: String
     /// False for `plugins`, which only inspects libraries and opens nothing.
     let openInstances: Bool
+    static let retiredHistory = 200
 
     public init(config: AgentConfig, logger: Logger, openInstances: Bool = true) throws {
         self.openInstances = openInstances
@@ -57,25 +57,24 @@ public final class ConnectorRegistry: Sendable {
         let result: Result<Lease, SCIMError> = state.withLockedValue { s in
             guard let appConfig = s.config.apps[app] else { return .failure(.notFound("no app named \(app)")) }
             guard case .connector(let name, _) = appConfig.target else { return .failure(.notImplemented("app \(app) has no connector")) }
-            guard let generation = s.slots[name]?.current else {
+            guard let number = s.slots[name]?.lifecycle.acquire(), let generation = s.slots[name]?.generations[number] else {
                 return .failure(SCIMError(status: 503, detail: "connector \(name) for app \(app) is not loaded: no plugin in \(s.config.pluginsDirectory) provides it"))
             }
             guard let instance = generation.instances[app], let capabilities = generation.capabilities[app] else {
+                _ = s.slots[name]?.lifecycle.release(number)
                 let why = generation.appErrors[app] ?? "it was not opened for this app"
                 return .failure(SCIMError(status: 503, detail: "connector \(name) for app \(app) is unavailable: \(why)"))
             }
-            generation.inFlight += 1
             return .success(Lease(app: app, instance: instance, capabilities: capabilities, generation: generation, registry: self))
         }
         return try result.get()
     }
 
     func release(_ generation: Generation) {
-        let retire = state.withLockedValue { _ -> Bool in
-            generation.inFlight -= 1
-            return generation.state == .draining && generation.inFlight == 0
+        let action = state.withLockedValue { s in
+            s.slots[generation.library.name]?.lifecycle.release(generation.number) ?? .none
         }
-        if retire { finishDraining(generation) }
+        perform(action, connector: generation.library.name)
     }
 
     // MARK: - Loading
@@ -83,9 +82,13 @@ public final class ConnectorRegistry: Sendable {
     /// Loads every `*.so` in the plugins directory. Failures are recorded, never fatal.
     public func loadAll() {
         let dir = config.pluginsDirectory
-        let files = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".so") }.sorted()
+        let files = Self.pluginFiles(in: dir)
         if files.isEmpty { logger.warning("no plugins found", metadata: ["plugins.directory": .string(dir)]) }
-        for f in files { install(file: dir + "/" + f) }
+        for f in files { install(file: f) }
+    }
+
+    static func pluginFiles(in dir: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".so") }.sorted().map { dir + "/" + $0 }
     }
 
     /// Loads `file` as a new generation and makes it current for its connector name. If it
@@ -93,35 +96,67 @@ public final class ConnectorRegistry: Sendable {
     @discardableResult
     public func install(file: String) -> Bool {
         let config = self.config
+        guard let data = FileManager.default.contents(atPath: file) else {
+            recordFailure(file: file, reason: "cannot read the file")
+            return false
+        }
+        let hash = ContentHash.fnv1a64(data)
+        let unchanged = state.withLockedValue { s in
+            s.slots.values.contains { $0.file == file && !$0.lifecycle.shouldLoad(contentHash: hash) }
+        }
+        if unchanged { return true }
         let library: PluginLibrary
         do {
-            library = try PluginLibrary.load(file: file, privateDirectory: privateDirectory, configDirectory: config.directory, logger: logger)
+            library = try PluginLibrary.load(file: file, data: data, contentHash: hash, privateDirectory: privateDirectory, configDirectory: config.directory, logger: logger)
         } catch {
-            let reason = (error as? PluginLibrary.LoadError)?.reason ?? "\(error)"
-            logger.error("plugin not loaded", metadata: ["plugin.file": .string(file), "error": .string(reason)])
-            state.withLockedValue { s in
-                if let name = s.slots.first(where: { $0.value.file == file })?.key {
-                    s.slots[name]?.lastError = reason
-                } else {
-                    s.failedFiles[file] = reason
-                }
-            }
+            recordFailure(file: file, reason: (error as? PluginLibrary.LoadError)?.reason ?? "\(error)")
             return false
         }
-        let (duplicateOf, previous) = state.withLockedValue { s -> (String?, Generation?) in
-            if let slot = s.slots[library.name], slot.file != file, !slot.fileRemoved { return (slot.file, nil) }
-            return (nil, s.slots[library.name]?.current)
+        let (duplicateOf, replacing) = state.withLockedValue { s -> (String?, Bool) in
+            guard let slot = s.slots[library.name] else { return (nil, false) }
+            if slot.file != file && !slot.lifecycle.fileRemoved && slot.lifecycle.serving != nil { return (slot.file, false) }
+            return (nil, slot.lifecycle.serving != nil)
         }
         if let duplicateOf {
-            let reason = "connector \(library.name) is already provided by \(duplicateOf)"
-            logger.error("plugin not loaded", metadata: ["plugin.file": .string(file), "error": .string(reason)])
-            state.withLockedValue { $0.failedFiles[file] = reason }
+            _ = library.unloadIfAllowed()
+            recordFailure(file: file, reason: "connector \(library.name) is already provided by \(duplicateOf)")
             return false
         }
-        if let previous, previous.library.contentHash == library.contentHash {
-            return true  // same build: nothing to do
+        let (generation, errors) = openGeneration(library, config: config, test: replacing)
+        if replacing && !errors.isEmpty {
+            // A bad replacement: the serving generation keeps serving.
+            generation.closeInstances()
+            _ = library.unloadIfAllowed()
+            let reason = "new build not loaded: " + errors
+            logger.error("plugin replacement rejected", metadata: ["plugin.file": .string(file), "connector.name": .string(library.name), "error": .string(reason)])
+            state.withLockedValue { $0.slots[library.name]?.lifecycle.loadFailed(reason) }
+            return false
         }
-        // Open an instance for every app that uses this connector.
+        let action = state.withLockedValue { s -> ConnectorLifecycle.Action in
+            s.failedFiles[file] = nil
+            var slot = s.slots[library.name] ?? Slot(file: file)
+            slot.file = file
+            slot.generations[generation.number] = generation
+            let action = slot.lifecycle.loaded(number: generation.number, contentHash: hash)
+            if !errors.isEmpty { slot.lifecycle.degraded(errors) }
+            s.slots[library.name] = slot
+            return action
+        }
+        logger.info("connector loaded", metadata: [
+            "connector.name": .string(library.name), "connector.version": .string(library.version),
+            "plugin.file": .string(file), "plugin.generation": .stringConvertible(generation.number),
+            "apps": .string(generation.instances.keys.sorted().joined(separator: ",")),
+        ])
+        perform(action, connector: library.name)
+        return true
+    }
+
+    /// Opens an instance of `library` for every app of `config` that names it.
+    func openGeneration(_ library: PluginLibrary, config: AgentConfig, test: Bool) -> (Generation, String) {
+        let number = state.withLockedValue { s in
+            defer { s.nextGeneration += 1 }
+            return s.nextGeneration
+        }
         var instances: [String: ConnectorInstance] = [:]
         var capabilities: [String: Capabilities] = [:]
         var appErrors: [String: String] = [:]
@@ -129,10 +164,9 @@ public final class ConnectorRegistry: Sendable {
             guard openInstances, case .connector(let name, let settings) = app.target, name == library.name else { continue }
             do {
                 let instance = try ConnectorInstance.open(library, app: app.name, settings: settings)
-                if previous != nil { _ = try instance.test() }  // a replacement must prove itself first
-                let described = try instance.describe()
                 instances[app.name] = instance
-                capabilities[app.name] = CapabilityDiscovery.capabilities(of: library, described: described, auth: app.auth)
+                if test { _ = try instance.test() }  // a replacement must prove itself first
+                capabilities[app.name] = CapabilityDiscovery.capabilities(of: library, described: try instance.describe(), auth: app.auth)
             } catch let error as ConnectorInstance.OpenError {
                 appErrors[app.name] = error.error.detail
             } catch let error as SCIMError {
@@ -142,78 +176,112 @@ public final class ConnectorRegistry: Sendable {
             }
         }
         for (app, reason) in appErrors.sorted(by: { $0.key < $1.key }) {
-            logger.error("connector could not open for app", metadata: ["app": .string(app), "connector.name": .string(library.name), "plugin.file": .string(file), "error": .string(reason)])
+            logger.error("connector could not open for app", metadata: ["app": .string(app), "connector.name": .string(library.name), "error": .string(reason)])
         }
-        if previous != nil, !appErrors.isEmpty {
-            // A bad replacement: keep the serving generation.
-            for i in instances.values { i.close() }
-            _ = library.unloadIfAllowed()
-            let reason = appErrors.sorted(by: { $0.key < $1.key }).map { "app \($0.key): \($0.value)" }.joined(separator: "; ")
-            state.withLockedValue { $0.slots[library.name]?.lastError = "replacement not loaded: \(reason)" }
-            return false
-        }
-        let (generation, retireNow) = state.withLockedValue { s -> (Generation, Generation?) in
-            let g = Generation(number: s.nextGeneration, library: library, instances: instances, capabilities: capabilities, appErrors: appErrors)
-            s.nextGeneration += 1
-            s.failedFiles[file] = nil
-            var slot = s.slots[library.name] ?? Slot(file: file)
-            var retire: Generation?
-            if let old = slot.current {
-                old.state = .draining
-                if old.inFlight == 0 { retire = old } else { slot.draining.append(old) }
-            }
-            slot.file = file
-            slot.current = g
-            slot.fileRemoved = false
-            slot.lastError = appErrors.isEmpty ? nil : appErrors.sorted(by: { $0.key < $1.key }).map { "app \($0.key): \($0.value)" }.joined(separator: "; ")
-            s.slots[library.name] = slot
-            return (g, retire)
-        }
-        logger.info("connector loaded", metadata: [
-            "connector.name": .string(library.name), "connector.version": .string(library.version),
-            "plugin.file": .string(file), "plugin.generation": .stringConvertible(generation.number),
-            "apps": .string(instances.keys.sorted().joined(separator: ",")),
-        ])
-        if let retireNow { finishDraining(retireNow) }
-        return true
+        let summary = appErrors.sorted(by: { $0.key < $1.key }).map { "app \($0.key): \($0.value)" }.joined(separator: "; ")
+        return (Generation(number: number, library: library, instances: instances, capabilities: capabilities, appErrors: appErrors), summary)
     }
 
-    func finishDraining(_ generation: Generation) {
+    func recordFailure(file: String, reason: String) {
+        logger.error("plugin not loaded", metadata: ["plugin.file": .string(file), "error": .string(reason)])
         state.withLockedValue { s in
-            generation.state = .retired
-            s.slots[generation.library.name]?.draining.removeAll { $0 === generation }
+            if let name = s.slots.first(where: { $0.value.file == file && $0.value.lifecycle.serving != nil })?.key {
+                s.slots[name]?.lifecycle.loadFailed(reason)
+            } else {
+                s.failedFiles[file] = reason
+            }
         }
-        let unloaded = generation.retire()
+    }
+
+    /// A plugin file was deleted: apps keep serving on the loaded generation.
+    public func fileRemoved(_ file: String) {
+        state.withLockedValue { s in
+            s.failedFiles[file] = nil
+            for (name, slot) in s.slots where slot.file == file { s.slots[name]?.lifecycle.fileWasRemoved() }
+        }
+        logger.warning("plugin file removed; its loaded generation keeps serving", metadata: ["plugin.file": .string(file)])
+    }
+
+    /// Applies a new configuration: new generations of every loaded connector, opened for the
+    /// new set of apps, swapped in together. If any app cannot open, nothing changes.
+    public func reload(config newConfig: AgentConfig) throws {
+        let libraries = state.withLockedValue { s in
+            s.slots.values.compactMap { slot in slot.lifecycle.serving.flatMap { slot.generations[$0]?.library } }
+        }
+        var fresh: [Generation] = []
+        var problems: [String] = []
+        for library in libraries {
+            let (g, errors) = openGeneration(library, config: newConfig, test: true)
+            fresh.append(g)
+            if !errors.isEmpty { problems.append("connector \(library.name): \(errors)") }
+        }
+        if !problems.isEmpty {
+            for g in fresh { g.closeInstances() }
+            throw AgentConfig.Invalid(problems: problems)
+        }
+        let actions = state.withLockedValue { s -> [(String, ConnectorLifecycle.Action)] in
+            s.config = newConfig
+            return fresh.map { g in
+                let name = g.library.name
+                s.slots[name]?.generations[g.number] = g
+                return (name, s.slots[name]?.lifecycle.loaded(number: g.number, contentHash: g.library.contentHash) ?? .none)
+            }
+        }
+        for (name, action) in actions { perform(action, connector: name) }
+        logger.info("configuration reloaded", metadata: ["apps": .string(newConfig.appNames.joined(separator: ","))])
+    }
+
+    func perform(_ action: ConnectorLifecycle.Action, connector: String) {
+        guard case .retire(let number) = action else { return }
+        let found = state.withLockedValue { s -> (Generation, Bool)? in
+            guard let g = s.slots[connector]?.generations[number] else { return nil }
+            s.slots[connector]?.generations[number] = nil
+            s.slots[connector]?.lifecycle.retired(number)
+            let stillUsed = s.slots.values.contains { $0.generations.values.contains { $0.library === g.library } }
+            s.retired.append(Self.status(g, slot: s.slots[connector], state: "retired", inFlight: 0, lastError: nil, config: s.config))
+            if s.retired.count > Self.retiredHistory { s.retired.removeFirst(s.retired.count - Self.retiredHistory) }
+            return (g, stillUsed)
+        }
+        guard let (generation, stillUsed) = found else { return }
+        generation.closeInstances()
+        let unloaded = stillUsed ? false : generation.library.unloadIfAllowed()
         logger.info("connector generation retired", metadata: [
-            "connector.name": .string(generation.library.name), "plugin.generation": .stringConvertible(generation.number),
-            "unloaded": .stringConvertible(unloaded),
+            "connector.name": .string(connector), "plugin.generation": .stringConvertible(number), "unloaded": .stringConvertible(unloaded),
         ])
     }
 
     /// Closes every instance (at shutdown).
     public func shutdown() {
-        let generations = state.withLockedValue { s in s.slots.values.flatMap { [$0.current].compactMap { $0 } + $0.draining } }
-        for g in generations { for i in g.instances.values { i.close() } }
+        let generations = state.withLockedValue { s in s.slots.values.flatMap { $0.generations.values } }
+        for g in generations { g.closeInstances() }
     }
 
     // MARK: - Status
 
+    static func status(_ g: Generation, slot: Slot?, state: String, inFlight: Int, lastError: String?, config: AgentConfig) -> PluginStatus {
+        let apps = config.apps.values.compactMap { app -> String? in
+            if case .connector(let n, _) = app.target, n == g.library.name { return app.name }
+            return nil
+        }.sorted()
+        return PluginStatus(
+            file: slot?.file ?? g.library.sourceFile, connector: g.library.name, version: g.library.version,
+            contentHash: g.library.contentHash, generation: g.number, loadedAt: g.library.loadedAt, state: state,
+            inFlight: inFlight, lastError: lastError, apps: apps)
+    }
+
     public func status() -> [PluginStatus] {
         state.withLockedValue { s in
             var out: [PluginStatus] = []
-            for (name, slot) in s.slots.sorted(by: { $0.key < $1.key }) {
-                for g in [slot.current].compactMap({ $0 }) + slot.draining {
-                    let apps = s.config.apps.values.compactMap { app -> String? in
-                        if case .connector(let n, _) = app.target, n == name { return app.name }
-                        return nil
-                    }.sorted()
-                    out.append(PluginStatus(
-                        file: slot.file, connector: name, version: g.library.version, contentHash: g.library.contentHash,
-                        generation: g.number, loadedAt: g.library.loadedAt,
-                        state: g.state == .serving && slot.fileRemoved ? "serving (file removed)" : g.state.rawValue,
-                        inFlight: g.inFlight, lastError: g === slot.current ? slot.lastError : nil, apps: apps))
+            for (_, slot) in s.slots.sorted(by: { $0.key < $1.key }) {
+                for (number, g) in slot.generations.sorted(by: { $0.key > $1.key }) {
+                    let info = slot.lifecycle.generations[number]
+                    var state = info?.state.rawValue ?? "retired"
+                    if info?.state == .serving && slot.lifecycle.fileRemoved { state = "serving (file removed)" }
+                    let error = number == slot.lifecycle.serving ? slot.lifecycle.lastError : nil
+                    out.append(Self.status(g, slot: slot, state: state, inFlight: info?.inFlight ?? 0, lastError: error, config: s.config))
                 }
             }
+            out += s.retired.reversed()
             for (file, reason) in s.failedFiles.sorted(by: { $0.key < $1.key }) {
                 out.append(PluginStatus(file: file, state: "failed", inFlight: 0, lastError: reason, apps: []))
             }
@@ -221,7 +289,7 @@ public final class ConnectorRegistry: Sendable {
         }
     }
 
-    /// The capabilities and any error of every app, for `check`.
+    /// The capabilities and any error of an app, for `check` and `/healthz`.
     public func appReport(app: String) -> (capabilities: Capabilities?, error: String?) {
         do {
             let lease = try lease(app: app)
@@ -230,16 +298,6 @@ public final class ConnectorRegistry: Sendable {
         } catch {
             return (nil, error.detail)
         }
-    }
-}
-
-/// Where the agent keeps private copies of plugins and its status file: one directory per
-/// configuration file, so `provisioning-agent plugins` finds the running agent's state.
-public enum RuntimePaths {
-    public static func privateDirectory(for config: AgentConfig) -> String {
-        let base = ProcessInfo.processInfo.environment["XDG_RUNTIME_DIR"] ?? NSTemporaryDirectory()
-        let tag = ContentHash.fnv1a64(Data(config.file.utf8)).prefix(12)
-        return (base.hasSuffix("/") ? String(base.dropLast()) : base) + "/provisioning-agent-\(getuid())-\(tag)"
     }
 }
 
@@ -254,5 +312,15 @@ extension ConnectorRegistry.PluginStatus {
         if let lastError { o["lastError"] = .string(lastError) }
         o["apps"] = .array(apps.map(JSON.string))
         return .object(o)
+    }
+}
+
+/// Where the agent keeps private copies of plugins and its status file: one directory per
+/// configuration file, so `provisioning-agent plugins` finds the running agent's state.
+public enum RuntimePaths {
+    public static func privateDirectory(for config: AgentConfig) -> String {
+        let base = ProcessInfo.processInfo.environment["XDG_RUNTIME_DIR"] ?? NSTemporaryDirectory()
+        let tag = ContentHash.fnv1a64(Data(config.file.utf8)).prefix(12)
+        return (base.hasSuffix("/") ? String(base.dropLast()) : base) + "/provisioning-agent-\(getuid())-\(tag)"
     }
 }

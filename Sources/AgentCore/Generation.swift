@@ -3,19 +3,13 @@ import SCIMKit
 
 /// One loaded build of a connector and the instances it opened for its apps. Requests lease
 /// the generation they start on; a replaced generation drains, then is retired (DESIGN.md).
-public final class Generation: @unchecked Sendable {
-    // @unchecked: immutable after init, except `inFlight` and `state`, which only the
-    // registry changes, under its lock.
-    public enum State: String, Sendable { case serving, draining, retired }
-
+public final class Generation: Sendable {
     public let number: Int
     public let library: PluginLibrary
     public let instances: [String: ConnectorInstance]
     public let capabilities: [String: Capabilities]
     /// Apps whose instance failed to open on this generation, with the reason.
     public let appErrors: [String: String]
-    var inFlight = 0
-    var state = State.serving
 
     init(number: Int, library: PluginLibrary, instances: [String: ConnectorInstance], capabilities: [String: Capabilities], appErrors: [String: String]) {
         self.number = number
@@ -25,10 +19,8 @@ public final class Generation: @unchecked Sendable {
         self.appErrors = appErrors
     }
 
-    /// Closes every instance, then unmaps the library if it holds no Swift code.
-    func retire() -> Bool {
+    func closeInstances() {
         for instance in instances.values { instance.close() }
-        return library.unloadIfAllowed()
     }
 }
 

@@ -1,6 +1,7 @@
 import CConnectorABI
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import SCIMKit
 
 /// The `scimc_host` services table handed to one library, followed in memory by a pointer to
@@ -37,6 +38,7 @@ final class HostTable: @unchecked Sendable {
             table: scimc_host(
                 struct_size: UInt32(MemoryLayout<scimc_host>.size), abi_major: UInt16(SCIMC_ABI_MAJOR),
                 abi_minor: UInt16(SCIMC_ABI_MINOR), log: hostLog, emit: hostEmit, fail: hostFail,
+                shared_acquire: hostSharedAcquire, shared_release: hostSharedRelease,
                 config_directory: UnsafePointer(self.configDirectory)),
             context: context.toOpaque()))
         pointer = UnsafeMutableRawPointer(raw).assumingMemoryBound(to: scimc_host.self)
@@ -78,6 +80,51 @@ private let hostFail: @convention(c) (OpaquePointer, UnsafePointer<CChar>?, Unsa
     let record = CallRecord.from(call)
     record.scimType = type.map { String(cString: $0) }
     record.detail = text(detail, len)
+}
+
+/// Values plugins share across instances and builds (`shared_acquire` in the header).
+enum SharedSlots {
+    struct Slot: @unchecked Sendable {
+        // @unchecked: the pointer is opaque to the host; only the plugin dereferences it.
+        var value: UnsafeMutableRawPointer?
+        var count: Int
+    }
+    // The lock is held while a plugin's create/destroy runs, so acquire and release of one key
+    // never interleave.
+    static let slots = NIOLockedValueBox<[String: Slot]>([:])
+}
+
+private let hostSharedAcquire: @convention(c) (
+    UnsafePointer<scimc_host>, UnsafePointer<CChar>,
+    @convention(c) (UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer?, UnsafeMutableRawPointer?
+) -> UnsafeMutableRawPointer? = { _, key, create, context in
+    let name = String(cString: key)
+    return SharedSlots.slots.withLockedValue { slots in
+        if var slot = slots[name] {
+            slot.count += 1
+            slots[name] = slot
+            return slot.value
+        }
+        let value = create(context)
+        slots[name] = .init(value: value, count: 1)
+        return value
+    }
+}
+
+private let hostSharedRelease: @convention(c) (
+    UnsafePointer<scimc_host>, UnsafePointer<CChar>, @convention(c) (UnsafeMutableRawPointer?) -> Void
+) -> Void = { _, key, destroy in
+    let name = String(cString: key)
+    SharedSlots.slots.withLockedValue { slots in
+        guard var slot = slots[name] else { return }
+        slot.count -= 1
+        if slot.count > 0 {
+            slots[name] = slot
+        } else {
+            slots[name] = nil
+            destroy(slot.value)
+        }
+    }
 }
 
 /// What one call produced; its address is the `scimc_call*` the plugin sees.

@@ -28,13 +28,11 @@ public final class PluginLibrary: @unchecked Sendable {
 
     /// Loads `file`. Throws a `LoadError` naming the file and the reason for anything that
     /// is not a connector this agent can run.
-    public static func load(file: String, privateDirectory: String, configDirectory: String, logger: Logger) throws -> PluginLibrary {
+    public static func load(file: String, data: Data, contentHash hash: String, privateDirectory: String, configDirectory: String, logger: Logger) throws -> PluginLibrary {
         func fail(_ reason: String) -> LoadError { LoadError(file: file, reason: reason) }
-        guard let data = FileManager.default.contents(atPath: file) else { throw fail("cannot read the file") }
         guard data.count >= 4, data.prefix(4).elementsEqual([0x7F, 0x45, 0x4C, 0x46]) else {
             throw fail("not a shared object (no ELF header)")
         }
-        let hash = ContentHash.fnv1a64(data)
         let privatePath = privateDirectory + "/" + hash + "-" + URL(fileURLWithPath: file).lastPathComponent
         if !FileManager.default.fileExists(atPath: privatePath) {
             let temp = privatePath + ".tmp"

@@ -4,6 +4,8 @@ import CConnectorABI
 public struct ConnectorHost: @unchecked Sendable {
     // The table is owned by the agent and stays valid until close() returns (scim_connector.h).
     let table: UnsafePointer<scimc_host>
+    /// The app this instance serves.
+    public let app: String
 
     public enum Level: Int32 { case debug = 0, info = 1, warning = 2, error = 3 }
 

@@ -106,10 +106,10 @@ enum Export {
             name: cString(C.name), version: cString(C.version),
             flags: C.isConcurrent ? UInt64(SCIMC_FLAG_CONCURRENT) : 0,
             toolchain: cString(SwiftToolchain.current),
-            open: { host, call, settings, out in
+            open: { host, call, app, settings, out in
                 guard let type = Export.connectorType else { return SCIMC_INTERNAL }
                 return Export.perform(host, call) {
-                    let connector = try type.init(settings: try Export.json(settings), host: ConnectorHost(table: host))
+                    let connector = try type.init(settings: try Export.json(settings), host: ConnectorHost(table: host, app: String(cString: app)))
                     let box = InstanceBox(connector: connector, host: host)
                     out.pointee = OpaquePointer(Unmanaged.passRetained(box).toOpaque())
                     return nil

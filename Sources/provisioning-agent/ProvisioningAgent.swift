@@ -53,8 +53,9 @@ struct Serve: AsyncParsableCommand {
         pool.start()
         let service = SCIMService(registry: registry, pool: pool, logger: logger)
         let status = StatusFileService(registry: registry, logger: logger)
+        let reloads = HotReloadService(registry: registry, logger: logger)
         let app = try AgentServer.application(
-            service: service, config: config, logger: logger, services: [status],
+            service: service, config: config, logger: logger, services: [status, reloads],
             onServerRunning: { channel in
                 logger.info("serving", metadata: [
                     "listen": .string("\(channel.localAddress?.description ?? "?")"),
