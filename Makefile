@@ -25,6 +25,11 @@ plugins: $(PLUGINS)/memory.so
 	$(SWIFT) build --product FlatFileConnector
 	@mkdir -p $(PLUGINS)
 	cp $(BUILD)/libFlatFileConnector.so $(PLUGINS)/flatfile.so.tmp && mv $(PLUGINS)/flatfile.so.tmp $(PLUGINS)/flatfile.so
+	@# The database and directory connectors need their client libraries (make deps installs them).
+	@if pkg-config --exists libmariadb; then \
+		$(SWIFT) build --product MySQLConnector && \
+		cp $(BUILD)/libMySQLConnector.so $(PLUGINS)/mysql.so.tmp && mv $(PLUGINS)/mysql.so.tmp $(PLUGINS)/mysql.so; \
+	else echo "libmariadb-dev not installed: skipping the mysql connector (make deps installs it)"; fi
 
 # A second build of each plugin, reporting another version, for the hot-reload tests.
 plugins-alt: Plugins/MemoryConnector/memory.c include/scim_connector.h

@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "SCIMKit", targets: ["SCIMKit"]),
         .library(name: "ConnectorSDK", targets: ["ConnectorSDK"]),
         .library(name: "FlatFileConnector", type: .dynamic, targets: ["FlatFileConnector"]),
+        .library(name: "MySQLConnector", type: .dynamic, targets: ["MySQLConnector"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -57,6 +58,13 @@ let package = Package(
             ]),
         .target(
             name: "FlatFileConnector", dependencies: ["ConnectorSDK"], path: "Plugins/FlatFileConnector",
+            linkerSettings: pluginLinkerSettings),
+        .systemLibrary(
+            name: "CMariaDB", path: "Plugins/MySQLConnector/CMariaDB", pkgConfig: "libmariadb",
+            providers: [.apt(["libmariadb-dev"])]),
+        .systemLibrary(name: "CCrypt", path: "Plugins/MySQLConnector/CCrypt", providers: [.apt(["libcrypt-dev"])]),
+        .target(
+            name: "MySQLConnector", dependencies: ["ConnectorSDK", "CMariaDB", "CCrypt"], path: "Plugins/MySQLConnector/Sources",
             linkerSettings: pluginLinkerSettings),
         .testTarget(
             name: "SCIMKitTests",

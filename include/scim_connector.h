@@ -228,6 +228,8 @@ typedef struct scimc_connector {
      *               "filterAttributes": [...], "filterOperators": [...],
      *               "schemaExtensions": [Schema JSON as /Schemas publishes it]},
      *    "groups": {"attributes": [...], "sort": bool, ...}}
+     * "users": false or "groups": false says this instance has none of them even though the
+     * descriptor has the operations (e.g. a database mapping without group tables).
      * NULL: all attributes, no sorting, password and active writable if users can be written. */
     scimc_status (*_Nullable describe)(scimc_instance *_Nonnull, scimc_call *_Nonnull);
 

@@ -15,8 +15,9 @@ enum CapabilityDiscovery {
             if ops.patch != nil { operations.insert(.patch) }
             if ops.remove != nil { operations.insert(.delete) }
             if ops.search != nil { operations.insert(.search) }
-            guard !operations.isEmpty else { return nil }
             let facts = described?[kind == .user ? "users" : "groups"]
+            // `"groups": false`: this instance has none (e.g. its mapping has no group tables).
+            guard !operations.isEmpty, facts != .bool(false) else { return nil }
             let writes = operations.contains(.create) || operations.contains(.replace) || operations.contains(.patch)
             var schema = kind == .user ? CoreSchemas.userResource : CoreSchemas.groupResource
             if let names = facts?["attributes"]?.arrayValue?.compactMap(\.stringValue) {

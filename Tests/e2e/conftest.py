@@ -115,3 +115,13 @@ def session_for(app):
         s.headers.update(TOKEN)
     s.headers["Content-Type"] = "application/scim+json"
     return s
+
+
+@pytest.fixture(scope="session")
+def mariadb():
+    from servers import MariaDB
+    if not shutil.which("mariadbd"):
+        pytest.fail("mariadbd is not installed: run `make deps`")
+    server = MariaDB()
+    yield server
+    server.destroy()

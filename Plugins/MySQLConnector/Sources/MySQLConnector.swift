@@ -1,0 +1,352 @@
+import ConnectorSDK
+import Foundation
+
+@_cdecl("scimc_connector_entry")
+public func scimcConnectorEntry() -> UnsafeRawPointer { exportConnector(MySQLConnector.self) }
+
+func currentTime() -> Double { Date().timeIntervalSince1970 }
+
+/// Users and groups in a MySQL/MariaDB application database, over libmariadb, prepared
+/// statements only.
+public final class MySQLConnector: Connector, UserCreating, UserReading, UserReplacing, UserDeleting, UserSearching,
+    GroupCreating, GroupReading, GroupReplacing, GroupDeleting, GroupSearching, GroupMembership, @unchecked Sendable
+{
+    // @unchecked: `pool` synchronises itself; `schemaReady` is guarded by `schemaLock`.
+    public static let name = "mysql"
+    public static let version = "1.0.0"
+    public static let isConcurrent = true
+
+    let pool: ConnectionPool
+    let mapping: Mapping
+    let createSchema: Bool
+    let host: ConnectorHost
+    private var schemaReady = false
+    private let schemaLock = NSLock()
+
+    public init(settings: JSON, host: ConnectorHost) throws {
+        self.host = host
+        guard let database = settings["database"]?.stringValue, !database.isEmpty else {
+            throw SCIMError.invalidValue("settings.database is missing")
+        }
+        guard let user = settings["user"]?.stringValue else { throw SCIMError.invalidValue("settings.user is missing") }
+        let tls = try settings["tls"].map { v throws(SCIMError) -> ConnectionSettings.TLSMode in
+            guard let s = v.stringValue, let m = ConnectionSettings.TLSMode(rawValue: s) else {
+                throw .invalidValue("settings.tls must be off, required or verify-ca")
+            }
+            return m
+        } ?? .off
+        if tls == .verifyCA && settings["caFile"]?.stringValue == nil { throw SCIMError.invalidValue("settings.caFile is required with tls: verify-ca") }
+        let connection = ConnectionSettings(
+            host: settings["socket"] == nil ? (settings["host"]?.stringValue ?? "127.0.0.1") : nil,
+            port: UInt32(settings["port"]?.intValue ?? 3306), socket: settings["socket"]?.stringValue, user: user,
+            password: settings["password"]?.stringValue ?? "", database: database, tls: tls,
+            caFile: settings["caFile"]?.stringValue, connectTimeout: UInt32(settings["connectTimeout"]?.intValue ?? 3))
+        createSchema = settings["createSchema"]?.boolValue ?? false
+        if createSchema && settings["mapping"] != nil {
+            throw SCIMError.invalidValue("settings: use either createSchema (the default tables) or mapping (your tables), not both")
+        }
+        if let m = settings["mapping"] {
+            mapping = try Mapping(settings: m)
+        } else if createSchema {
+            mapping = Mapping.defaultMapping
+        } else {
+            throw SCIMError.invalidValue("settings: give createSchema: true to use the default tables, or a mapping of your tables")
+        }
+        pool = ConnectionPool(settings: connection, size: settings["poolSize"]?.intValue ?? 8)
+        do { try ensureSchema() } catch {
+            host.log(.warning, "MariaDB not reachable yet (\(error)); will retry on the first request")
+        }
+    }
+
+    public func close() { pool.closeAll() }
+
+    /// Creates the default tables once, on the first connection that works.
+    func ensureSchema() throws {
+        guard createSchema else { return }
+        schemaLock.lock()
+        defer { schemaLock.unlock() }
+        guard !schemaReady else { return }
+        try pool.withConnection { c in for s in Mapping.createStatements { try c.execute(s) } }
+        schemaReady = true
+    }
+
+    func db<T>(_ body: (MariaDBConnection) throws -> T) throws -> T {
+        try ensureSchema()
+        return try pool.withConnection(body)
+    }
+
+    public func describe() -> JSON {
+        func facts(_ t: Mapping.Table, isUser: Bool) -> JSON {
+            var o: JSONObject = ["sort": true]
+            if t.attributesColumn == nil {
+                var names = t.columns.map { $0.path.description }
+                if t.active != nil { names.append("active") }
+                if t.password != nil { names.append("password") }
+                if t.members != nil { names.append("members") }
+                o["attributes"] = .array(names.map(JSON.string))
+            }
+            if isUser {
+                o["passwordWritable"] = .bool(t.password != nil)
+                o["activeWritable"] = .bool(t.active != nil)
+            }
+            o["filterAttributes"] = .array(t.columns.map { .string($0.path.description) })
+            o["filterOperators"] = ["eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le", "pr"]
+            return .object(o)
+        }
+        var out: JSONObject = ["users": facts(mapping.users, isUser: true)]
+        out["groups"] = mapping.groups.map { facts($0, isUser: false) } ?? false
+        return .object(out)
+    }
+
+    // MARK: - test: connectivity, tables, columns, privileges
+
+    public func test() throws -> String {
+        try db { c in
+            _ = try c.execute("SELECT 1")
+            var problems: [String] = []
+            var tables = [mapping.users]
+            if let g = mapping.groups { tables.append(g) }
+            var names: [(String, [String])] = tables.map { ($0.table, $0.selectColumns + [$0.password?.column].compactMap { $0 }) }
+            if let m = mapping.groups?.members { names.append((m.table, [m.groupColumn, m.memberColumn] + [m.typeColumn].compactMap { $0 })) }
+            for (table, columns) in names {
+                let existing = Set(try c.execute(
+                    "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?", [.string(table)]
+                ).rows.compactMap { $0[0] })
+                if existing.isEmpty { problems.append("table \(table) does not exist"); continue }
+                let missing = columns.filter { !existing.contains($0) }
+                if !missing.isEmpty { problems.append("table \(table) has no column \(missing.joined(separator: ", "))") }
+                let privileges = Set(try c.execute("""
+                    SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = @g
+                    UNION SELECT PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = @g AND TABLE_SCHEMA = DATABASE()
+                    UNION SELECT PRIVILEGE_TYPE FROM information_schema.TABLE_PRIVILEGES WHERE GRANTEE = @g AND TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?
+                    """.replacingOccurrences(of: "@g", with: "CONCAT('''', REPLACE(CURRENT_USER(), '@', '''@'''), '''')"), [.string(table)]
+                ).rows.compactMap { $0[0] })
+                let lacking = ["SELECT", "INSERT", "UPDATE", "DELETE"].filter { !privileges.contains($0) }
+                if !lacking.isEmpty { problems.append("no \(lacking.joined(separator: ", ")) privilege on \(table)") }
+            }
+            if !problems.isEmpty { throw SCIMError(status: 503, detail: problems.joined(separator: "; ")) }
+            let count = try c.execute("SELECT COUNT(*) FROM \(Mapping.quote(mapping.users.table))").rows.first?[0] ?? "0"
+            return "MariaDB reachable; \(count ?? "0") users in \(mapping.users.table)"
+        }
+    }
+
+    // MARK: - Users
+
+    func codec(_ kind: Capabilities.ResourceKind) -> (Mapping.Table, RowCodec) {
+        let t = kind == .user ? mapping.users : mapping.groups!
+        return (t, RowCodec(table: t, kind: kind))
+    }
+
+    func selectSQL(_ t: Mapping.Table) -> String {
+        "SELECT " + t.selectColumns.map(Mapping.quote).joined(separator: ", ") + " FROM " + Mapping.quote(t.table)
+    }
+
+    func fetch(_ c: MariaDBConnection, _ kind: Capabilities.ResourceKind, _ id: String) throws -> JSON {
+        let (t, codec) = codec(kind)
+        guard let row = try c.execute(selectSQL(t) + " WHERE BINARY \(Mapping.quote(t.key)) = ?", [.string(id)]).rows.first else {
+            throw SCIMError.notFound("\(kind.rawValue) \(id) not found")
+        }
+        var r = codec.resource(row)
+        if kind == .group { r["members"] = .array(try members(c, id)) }
+        return r
+    }
+
+    func write(_ c: MariaDBConnection, _ kind: Capabilities.ResourceKind, _ resource: JSON, id: String?) throws -> String {
+        let (t, codec) = codec(kind)
+        var values = try codec.columnValues(resource)
+        if let p = t.password, case .string(let pw)? = resource["password"] { values.append((p.column, .string(try p.scheme.hash(pw)))) }
+        let now = RowCodec.now()
+        if let m = t.lastModified { values.append((m, .string(now))) }
+        if let id {
+            let sets = values.map { Mapping.quote($0.0) + " = ?" }.joined(separator: ", ")
+            let r = try c.execute("UPDATE \(Mapping.quote(t.table)) SET \(sets) WHERE BINARY \(Mapping.quote(t.key)) = ?", values.map(\.1) + [.string(id)])
+            if r.affectedRows == 0 { throw SCIMError.notFound("\(kind.rawValue) \(id) not found") }
+            return id
+        }
+        if let cr = t.created { values.append((cr, .string(now))) }
+        var newID: String?
+        if t.keyGeneration == .uuid {
+            newID = UUID().uuidString.lowercased()
+            values.insert((t.key, .string(newID!)), at: 0)
+        }
+        let sql = "INSERT INTO \(Mapping.quote(t.table)) (" + values.map { Mapping.quote($0.0) }.joined(separator: ", ")
+            + ") VALUES (" + values.map { _ in "?" }.joined(separator: ", ") + ")"
+        let r = try c.execute(sql, values.map(\.1))
+        return newID ?? String(r.insertID)
+    }
+
+    public func createUser(_ resource: JSON) throws -> JSON {
+        try db { c in try fetch(c, .user, try write(c, .user, resource, id: nil)) }
+    }
+
+    public func getUser(id: String) throws -> JSON {
+        try db { c in try fetch(c, .user, id) }
+    }
+
+    public func replaceUser(id: String, with resource: JSON) throws -> JSON {
+        try db { c in try fetch(c, .user, try write(c, .user, resource, id: id)) }
+    }
+
+    public func deleteUser(id: String) throws {
+        try db { c in
+            try c.transaction {
+                if let m = mapping.groups?.members {
+                    try c.execute("DELETE FROM \(Mapping.quote(m.table)) WHERE BINARY \(Mapping.quote(m.memberColumn)) = ?", [.string(id)])
+                }
+                let r = try c.execute("DELETE FROM \(Mapping.quote(mapping.users.table)) WHERE BINARY \(Mapping.quote(mapping.users.key)) = ?", [.string(id)])
+                if r.affectedRows == 0 { throw SCIMError.notFound("User \(id) not found") }
+            }
+        }
+    }
+
+    public func searchUsers(_ query: Query) throws -> SearchResult {
+        try db { c in try search(c, .user, query) }
+    }
+
+    /// Pushes what it can: the filter's pushable part as WHERE, the sort as ORDER BY, and —
+    /// when the whole filter and the sort were pushed — the page as LIMIT/OFFSET with COUNT.
+    func search(_ c: MariaDBConnection, _ kind: Capabilities.ResourceKind, _ query: Query) throws -> SearchResult {
+        let (t, codec) = codec(kind)
+        let clause = query.filter.flatMap { SQLFilter(table: t, kind: kind).clause($0) }
+        let exact = query.filter == nil || clause?.exact == true
+        let sortColumn = query.sortBy.flatMap { t.column(for: $0) }
+        let sorted = query.sortBy == nil || sortColumn != nil
+        var sql = selectSQL(t)
+        var params: [SQLValue] = []
+        if let clause { sql += " WHERE " + clause.sql; params = clause.params }
+        let direction = query.sortOrder == .descending ? "DESC" : "ASC"
+        sql += " ORDER BY " + (sortColumn.map { Mapping.quote($0) + " IS NULL, " + Mapping.quote($0) + " \(direction), " } ?? "") + Mapping.quote(t.key)
+        var total: Int?
+        if exact && sorted {
+            var count = "SELECT COUNT(*) FROM \(Mapping.quote(t.table))"
+            if let clause { count += " WHERE " + clause.sql }
+            total = Int(try c.execute(count, params).rows.first?[0] ?? "0") ?? 0
+            sql += " LIMIT ? OFFSET ?"
+            params += [.int(Int64(query.count ?? 1000)), .int(Int64(query.startIndex - 1))]
+        }
+        var resources = try c.execute(sql, params).rows.map(codec.resource)
+        if kind == .group {
+            for i in resources.indices { resources[i]["members"] = .array(try members(c, resources[i]["id"]?.stringValue ?? "")) }
+        }
+        return SearchResult(resources: resources, totalResults: total, filtered: exact, sorted: sorted, paged: total != nil)
+    }
+
+    // MARK: - Groups
+
+    func members(_ c: MariaDBConnection, _ groupID: String) throws -> [JSON] {
+        guard let m = mapping.groups?.members else { return [] }
+        let typeColumn = m.typeColumn.map { ", " + Mapping.quote($0) } ?? ""
+        let rows = try c.execute(
+            "SELECT \(Mapping.quote(m.memberColumn))\(typeColumn) FROM \(Mapping.quote(m.table)) WHERE BINARY \(Mapping.quote(m.groupColumn)) = ? ORDER BY \(Mapping.quote(m.memberColumn))",
+            [.string(groupID)]).rows
+        return rows.map { row in ["value": .string(row[0] ?? ""), "type": .string(row.count > 1 ? (row[1] ?? "User") : "User")] }
+    }
+
+    func memberType(_ c: MariaDBConnection, _ id: String) throws -> String? {
+        let u = mapping.users
+        if try !c.execute("SELECT 1 FROM \(Mapping.quote(u.table)) WHERE BINARY \(Mapping.quote(u.key)) = ?", [.string(id)]).rows.isEmpty { return "User" }
+        if let g = mapping.groups, try !c.execute("SELECT 1 FROM \(Mapping.quote(g.table)) WHERE BINARY \(Mapping.quote(g.key)) = ?", [.string(id)]).rows.isEmpty {
+            return "Group"
+        }
+        return nil
+    }
+
+    func addMembers(_ c: MariaDBConnection, _ groupID: String, _ ids: [String]) throws {
+        guard let m = mapping.groups?.members else { throw SCIMError.notImplemented("the mapping has no membership table") }
+        for id in ids {
+            guard let type = try memberType(c, id) else { throw SCIMError.invalidValue("member \(id) is neither a user nor a group") }
+            if let tc = m.typeColumn {
+                try c.execute("INSERT IGNORE INTO \(Mapping.quote(m.table)) (\(Mapping.quote(m.groupColumn)), \(Mapping.quote(m.memberColumn)), \(Mapping.quote(tc))) VALUES (?, ?, ?)",
+                              [.string(groupID), .string(id), .string(type)])
+            } else {
+                try c.execute("INSERT IGNORE INTO \(Mapping.quote(m.table)) (\(Mapping.quote(m.groupColumn)), \(Mapping.quote(m.memberColumn))) VALUES (?, ?)",
+                              [.string(groupID), .string(id)])
+            }
+        }
+    }
+
+    func touch(_ c: MariaDBConnection, _ groupID: String) throws {
+        guard let g = mapping.groups else { return }
+        let r: MariaDBConnection.Result
+        if let lm = g.lastModified {
+            r = try c.execute("UPDATE \(Mapping.quote(g.table)) SET \(Mapping.quote(lm)) = ? WHERE BINARY \(Mapping.quote(g.key)) = ?", [.string(RowCodec.now()), .string(groupID)])
+        } else {
+            r = try c.execute("SELECT 1 FROM \(Mapping.quote(g.table)) WHERE BINARY \(Mapping.quote(g.key)) = ?", [.string(groupID)])
+            if r.rows.isEmpty { throw SCIMError.notFound("Group \(groupID) not found") }
+            return
+        }
+        if r.affectedRows == 0 { throw SCIMError.notFound("Group \(groupID) not found") }
+    }
+
+    static func memberIDs(_ resource: JSON) -> [String] {
+        var seen = Set<String>()
+        return (resource["members"]?.arrayValue ?? []).compactMap { $0["value"]?.stringValue }.filter { seen.insert($0).inserted }
+    }
+
+    public func createGroup(_ resource: JSON) throws -> JSON {
+        try db { c in
+            let id = try c.transaction { () throws -> String in
+                let id = try write(c, .group, resource, id: nil)
+                try addMembers(c, id, Self.memberIDs(resource))
+                return id
+            }
+            return try fetch(c, .group, id)
+        }
+    }
+
+    public func getGroup(id: String) throws -> JSON {
+        try db { c in try fetch(c, .group, id) }
+    }
+
+    public func replaceGroup(id: String, with resource: JSON) throws -> JSON {
+        try db { c in
+            try c.transaction {
+                _ = try write(c, .group, resource, id: id)
+                if let m = mapping.groups?.members {
+                    try c.execute("DELETE FROM \(Mapping.quote(m.table)) WHERE BINARY \(Mapping.quote(m.groupColumn)) = ?", [.string(id)])
+                }
+                try addMembers(c, id, Self.memberIDs(resource))
+            }
+            return try fetch(c, .group, id)
+        }
+    }
+
+    public func deleteGroup(id: String) throws {
+        try db { c in
+            try c.transaction {
+                guard let g = mapping.groups else { return }
+                if let m = g.members {
+                    try c.execute("DELETE FROM \(Mapping.quote(m.table)) WHERE BINARY \(Mapping.quote(m.groupColumn)) = ?", [.string(id)])
+                }
+                let r = try c.execute("DELETE FROM \(Mapping.quote(g.table)) WHERE BINARY \(Mapping.quote(g.key)) = ?", [.string(id)])
+                if r.affectedRows == 0 { throw SCIMError.notFound("Group \(id) not found") }
+            }
+        }
+    }
+
+    public func searchGroups(_ query: Query) throws -> SearchResult {
+        try db { c in try search(c, .group, query) }
+    }
+
+    public func addMembers(groupID: String, memberIDs: [String]) throws {
+        try db { c in
+            try c.transaction {
+                try touch(c, groupID)
+                try addMembers(c, groupID, memberIDs)
+            }
+        }
+    }
+
+    public func removeMembers(groupID: String, memberIDs: [String]) throws {
+        guard let m = mapping.groups?.members else { throw SCIMError.notImplemented("the mapping has no membership table") }
+        try db { c in
+            try c.transaction {
+                try touch(c, groupID)
+                for id in memberIDs {
+                    try c.execute("DELETE FROM \(Mapping.quote(m.table)) WHERE BINARY \(Mapping.quote(m.groupColumn)) = ? AND BINARY \(Mapping.quote(m.memberColumn)) = ?",
+                                  [.string(groupID), .string(id)])
+                }
+            }
+        }
+    }
+}

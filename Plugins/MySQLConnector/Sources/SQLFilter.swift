@@ -1,0 +1,103 @@
+import ConnectorSDK
+
+/// SCIM filters as SQL WHERE clauses with `?` parameters. A leaf whose attribute has no
+/// column cannot be pushed down; `and` pushes what it can and leaves the rest to the agent.
+struct SQLFilter {
+    let table: Mapping.Table
+    let kind: Capabilities.ResourceKind
+
+    struct Clause {
+        var sql: String
+        var params: [SQLValue]
+        /// The clause selects exactly what the filter selects (not a superset).
+        var exact: Bool
+    }
+
+    var schema: ResourceSchema { kind == .user ? CoreSchemas.userResource : CoreSchemas.groupResource }
+
+    /// nil: nothing could be pushed (the agent filters everything).
+    func clause(_ f: Filter) -> Clause? {
+        switch f {
+        case .and(let l, let r):
+            switch (clause(l), clause(r)) {
+            case (let a?, let b?): return Clause(sql: "(\(a.sql) AND \(b.sql))", params: a.params + b.params, exact: a.exact && b.exact)
+            case (let a?, nil): return Clause(sql: a.sql, params: a.params, exact: false)
+            case (nil, let b?): return Clause(sql: b.sql, params: b.params, exact: false)
+            case (nil, nil): return nil
+            }
+        case .or(let l, let r):
+            guard let a = clause(l), let b = clause(r) else { return nil }
+            return Clause(sql: "(\(a.sql) OR \(b.sql))", params: a.params + b.params, exact: a.exact && b.exact)
+        case .not(let inner):
+            guard let a = clause(inner), a.exact else { return nil }
+            // SQL's NULL would drop rows where the attribute is absent; SCIM keeps them.
+            return Clause(sql: "NOT COALESCE(\(a.sql), FALSE)", params: a.params, exact: true)
+        case .present(let p):
+            guard let col = table.column(for: p) else { return nil }
+            let c = Mapping.quote(col)
+            return Clause(sql: "(\(c) IS NOT NULL AND \(c) <> '')", params: [], exact: true)
+        case .compare(let p, let op, let value):
+            return compare(p, op, value)
+        case .valuePath:
+            return nil
+        }
+    }
+
+    func compare(_ p: AttributePath, _ op: Filter.Operator, _ value: JSON) -> Clause? {
+        guard let col = table.column(for: p) else { return nil }
+        let c = Mapping.quote(col)
+        let definition = schema.definition(for: p)
+        if let a = table.active, col == a.column {
+            guard case .bool(let b) = value, op == .eq || op == .ne else { return nil }
+            let v = SQLValue.string(b ? a.trueValue : a.falseValue)
+            return op == .eq ? Clause(sql: "\(c) = ?", params: [v], exact: true) : Clause(sql: "(\(c) <> ? OR \(c) IS NULL)", params: [v], exact: true)
+        }
+        var param: SQLValue
+        switch value {
+        case .null:
+            switch op {
+            case .eq: return Clause(sql: "(\(c) IS NULL OR \(c) = '')", params: [], exact: true)
+            case .ne: return Clause(sql: "(\(c) IS NOT NULL AND \(c) <> '')", params: [], exact: true)
+            default: return nil
+            }
+        case .string(let s):
+            let isDate = col == table.created || col == table.lastModified || definition?.type == .dateTime
+            if isDate {
+                guard let d = RowCodec.sqlDateTime(s) else { return nil }
+                param = .string(d)
+            } else {
+                param = .string(s)
+            }
+        case .number(let n): param = .string(JSON.number(n).serialized())
+        case .bool(let b): param = .string(b ? "1" : "0")
+        default: return nil
+        }
+        // Columns compare under their collation (case-insensitive by default in MariaDB);
+        // caseExact attributes compare their bytes.
+        let caseExact = definition?.caseExact ?? false || col == table.key
+        let lhs = caseExact ? "BINARY \(c)" : c
+        switch op {
+        case .eq: return Clause(sql: "\(lhs) = ?", params: [param], exact: true)
+        case .ne: return Clause(sql: "(\(lhs) <> ? OR \(c) IS NULL)", params: [param], exact: true)
+        case .gt: return Clause(sql: "\(lhs) > ?", params: [param], exact: true)
+        case .ge: return Clause(sql: "\(lhs) >= ?", params: [param], exact: true)
+        case .lt: return Clause(sql: "\(lhs) < ?", params: [param], exact: true)
+        case .le: return Clause(sql: "\(lhs) <= ?", params: [param], exact: true)
+        case .co, .sw, .ew:
+            guard case .string(let s) = param else { return nil }
+            let escaped = Self.escapeLike(s)
+            let pattern = op == .co ? "%\(escaped)%" : op == .sw ? "\(escaped)%" : "%\(escaped)"
+            return Clause(sql: "\(lhs) LIKE ? ESCAPE '!'", params: [.string(pattern)], exact: true)
+        }
+    }
+
+    /// LIKE's wildcards in a value are matched literally.
+    static func escapeLike(_ s: String) -> String {
+        var out = ""
+        for ch in s {
+            if ch == "%" || ch == "_" || ch == "!" { out.append("!") }
+            out.append(ch)
+        }
+        return out
+    }
+}

@@ -1,0 +1,197 @@
+"""The mysql connector against a real MariaDB: the Okta flow checked with SQL, a legacy mapping,
+literal filter values, compliance, and a MariaDB restart in the middle of traffic."""
+import warnings
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import crypt
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import session_for
+
+USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+
+
+@pytest.fixture
+def db_agent(make_agent, mariadb):
+    mariadb.root_sql(f"DROP DATABASE IF EXISTS {mariadb.DATABASE}; CREATE DATABASE {mariadb.DATABASE} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;")
+    apps = {"db": {"connector": "mysql", "settings": mariadb.settings(createSchema=True), "auth": {"type": "none"}}}
+    return make_agent(apps, plugins=("mysql.so",)).start()
+
+
+def test_okta_flow_lands_in_the_tables(db_agent, mariadb):
+    s, base = requests.Session(), db_agent.base("db")
+    assert s.get(f"{base}/Users", params={"filter": 'userName eq "bjensen@example.com"'}).json()["totalResults"] == 0
+    r = s.post(f"{base}/Users", json={"schemas": [USER], "userName": "bjensen@example.com", "name": {"givenName": "Barbara", "familyName": "Jensen"},
+                                      "emails": [{"value": "bjensen@example.com", "type": "work", "primary": True}], "active": True,
+                                      "password": "t1meMa$heen", "nickName": "Babs"})
+    assert r.status_code == 201, r.text
+    uid = r.json()["id"]
+    row = mariadb.query("SELECT userName, givenName, familyName, email, active, password, attributes FROM users WHERE id = %s", uid)[0]
+    assert row[:5] == ("bjensen@example.com", "Barbara", "Jensen", "bjensen@example.com", 1)
+    assert row[5].startswith("$y$") and crypt.crypt("t1meMa$heen", row[5]) == row[5]  # yescrypt, never plain
+    assert '"nickName":"Babs"' in row[6]
+    assert "password" not in r.json()
+    # Duplicate userName: 409 from the unique index.
+    r = s.post(f"{base}/Users", json={"schemas": [USER], "userName": "BJENSEN@example.com"})
+    assert r.status_code == 409 and r.json()["scimType"] == "uniqueness"
+    # PUT update.
+    user = s.get(f"{base}/Users/{uid}").json()
+    user["title"] = "Tour Guide"
+    assert s.put(f"{base}/Users/{uid}", json=user).status_code == 200
+    assert mariadb.query("SELECT title FROM users WHERE id = %s", uid)[0][0] == "Tour Guide"
+    # Deactivate, reactivate, password push.
+    r = s.patch(f"{base}/Users/{uid}", json={"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": False}}]})
+    assert r.json()["active"] is False and mariadb.query("SELECT active FROM users WHERE id = %s", uid)[0][0] == 0
+    s.patch(f"{base}/Users/{uid}", json={"schemas": [PATCH], "Operations": [{"op": "replace", "path": "active", "value": True}]})
+    assert mariadb.query("SELECT active FROM users WHERE id = %s", uid)[0][0] == 1
+    s.patch(f"{base}/Users/{uid}", json={"schemas": [PATCH], "Operations": [{"op": "replace", "path": "password", "value": "n3w-Secret"}]})
+    h = mariadb.query("SELECT password FROM users WHERE id = %s", uid)[0][0]
+    assert crypt.crypt("n3w-Secret", h) == h
+    # Paged import.
+    for i in range(25):
+        assert s.post(f"{base}/Users", json={"schemas": [USER], "userName": f"import{i:02}@example.com"}).status_code == 201
+    seen, start = [], 1
+    while True:
+        page = s.get(f"{base}/Users", params={"startIndex": start, "count": 10, "sortBy": "userName"}).json()
+        assert page["totalResults"] == 26
+        seen += [u["userName"] for u in page["Resources"]]
+        start += 10
+        if start > 26:
+            break
+    assert seen == sorted(seen) and len(seen) == 26
+    # Incremental import is pushed down to the lastModified column.
+    since = mariadb.query("SELECT DATE_FORMAT(MAX(lastModified), '%%Y-%%m-%%dT%%H:%%i:%%s.%%fZ') FROM users")[0][0]
+    assert s.get(f"{base}/Users", params={"filter": f'meta.lastModified gt "{since}"'}).json()["totalResults"] == 0
+    # Group push and membership PATCH.
+    r = s.post(f"{base}/Groups", json={"schemas": [GROUP], "displayName": "Tour Guides", "members": [{"value": uid}]})
+    assert r.status_code == 201, r.text
+    gid = r.json()["id"]
+    assert mariadb.query("SELECT member_id FROM group_members WHERE group_id = %s", gid) == ((uid,),)
+    other = s.get(f"{base}/Users", params={"filter": 'userName eq "import00@example.com"'}).json()["Resources"][0]["id"]
+    s.patch(f"{base}/Groups/{gid}", json={"schemas": [PATCH], "Operations": [{"op": "add", "path": "members", "value": [{"value": other}]}]})
+    assert {r[0] for r in mariadb.query("SELECT member_id FROM group_members WHERE group_id = %s", gid)} == {uid, other}
+    s.patch(f"{base}/Groups/{gid}", json={"schemas": [PATCH], "Operations": [{"op": "remove", "path": f'members[value eq "{uid}"]'}]})
+    assert mariadb.query("SELECT member_id FROM group_members WHERE group_id = %s", gid) == ((other,),)
+    assert s.patch(f"{base}/Groups/{gid}", json={"schemas": [PATCH], "Operations": [{"op": "add", "path": "members", "value": [{"value": "nobody"}]}]}).status_code == 400
+    # Group delete.
+    assert s.delete(f"{base}/Groups/{gid}").status_code == 204
+    assert mariadb.query("SELECT COUNT(*) FROM group_members WHERE group_id = %s", gid)[0][0] == 0
+    assert s.delete(f"{base}/Users/{uid}").status_code == 204
+    assert mariadb.query("SELECT COUNT(*) FROM users WHERE id = %s", uid)[0][0] == 0
+
+
+@pytest.mark.parametrize("value", ['x" or 1=1 -- ', "%_\\", "'; DROP TABLE users; --", "a%", "_"])
+def test_filter_values_are_literal(db_agent, mariadb, value):
+    s, base = requests.Session(), db_agent.base("db")
+    for name in ["plain@example.com", value, "xx", "a1"]:
+        s.post(f"{base}/Users", json={"schemas": [USER], "userName": name, "title": name})
+    import json as _json
+    quoted = _json.dumps(value)
+    r = s.get(f"{base}/Users", params={"filter": f"userName eq {quoted}"})
+    assert [u["userName"] for u in r.json()["Resources"]] == [value]
+    for op in ("co", "sw", "ew"):
+        r = s.get(f"{base}/Users", params={"filter": f"title {op} {quoted}"})
+        assert [u["userName"] for u in r.json()["Resources"]] == [value], (op, r.text)
+    assert mariadb.query("SELECT COUNT(*) FROM users")[0][0] == 4
+
+
+def test_legacy_table_mapping(make_agent, mariadb):
+    mariadb.root_sql(f"""
+        DROP DATABASE IF EXISTS legacy; CREATE DATABASE legacy CHARACTER SET utf8mb4;
+        GRANT ALL ON legacy.* TO '{mariadb.USER}'@'%';
+        CREATE TABLE legacy.app_accounts (
+          account_no INT AUTO_INCREMENT PRIMARY KEY, login VARCHAR(100) NOT NULL UNIQUE, first_name VARCHAR(100), surname VARCHAR(100),
+          mail VARCHAR(200), enabled TINYINT NOT NULL DEFAULT 1, pw_hash VARCHAR(100), updated_at DATETIME(3)) CHARSET=utf8mb4;
+        CREATE TABLE legacy.app_roles (role_id INT AUTO_INCREMENT PRIMARY KEY, role_name VARCHAR(100) NOT NULL) CHARSET=utf8mb4;
+        CREATE TABLE legacy.app_role_members (role_id INT NOT NULL, account_no INT NOT NULL, PRIMARY KEY (role_id, account_no));
+        INSERT INTO legacy.app_accounts (login, first_name, surname, mail, enabled) VALUES ('existing', 'Old', 'Timer', 'old@example.com', 0);
+        """)
+    settings = mariadb.settings(database="legacy", mapping={
+        "users": {"table": "app_accounts", "key": "account_no", "keyGeneration": "auto",
+                  "columns": {"userName": "login", "name.givenName": "first_name", "name.familyName": "surname", "emails.value": "mail"},
+                  "active": {"column": "enabled", "true": 1, "false": 0}, "password": {"column": "pw_hash", "scheme": "bcrypt"},
+                  "lastModified": "updated_at"},
+        "groups": {"table": "app_roles", "key": "role_id", "keyGeneration": "auto", "columns": {"displayName": "role_name"},
+                   "members": {"table": "app_role_members", "group": "role_id", "member": "account_no"}},
+    })
+    a = make_agent({"legacy": {"connector": "mysql", "settings": settings, "auth": {"type": "none"}}}, plugins=("mysql.so",)).start()
+    s, base = requests.Session(), a.base("legacy")
+    existing = s.get(f"{base}/Users", params={"filter": 'userName eq "EXISTING"'}).json()["Resources"]
+    assert existing[0]["active"] is False and existing[0]["name"] == {"givenName": "Old", "familyName": "Timer"}
+    r = s.post(f"{base}/Users", json={"schemas": [USER], "userName": "new.hire", "name": {"givenName": "New", "familyName": "Hire"},
+                                      "emails": [{"value": "new@example.com", "primary": True}], "password": "Secr3t!"})
+    assert r.status_code == 201, r.text
+    uid = r.json()["id"]
+    row = mariadb.query("SELECT login, first_name, surname, mail, enabled, pw_hash FROM legacy.app_accounts WHERE account_no = %s", uid)[0]
+    assert row[:5] == ("new.hire", "New", "Hire", "new@example.com", 1)
+    assert row[5].startswith("$2b$") and crypt.crypt("Secr3t!", row[5]) == row[5]
+    s.patch(f"{base}/Users/{uid}", json={"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": False}}]})
+    assert mariadb.query("SELECT enabled FROM legacy.app_accounts WHERE account_no = %s", uid)[0][0] == 0
+    g = s.post(f"{base}/Groups", json={"schemas": [GROUP], "displayName": "Admins", "members": [{"value": uid}]}).json()
+    assert mariadb.query("SELECT account_no FROM legacy.app_role_members WHERE role_id = %s", g["id"]) == ((int(uid),),)
+    # Discovery tells the truth: only the mapped attributes, password push available.
+    schema = s.get(f"{base}/Schemas/urn:ietf:params:scim:schemas:core:2.0:User").json()
+    assert {a["name"] for a in schema["attributes"]} == {"userName", "name", "emails", "active", "password"}
+    assert s.get(f"{base}/ServiceProviderConfig").json()["changePassword"]["supported"] is True
+    # check names what is missing.
+    mariadb.root_sql("ALTER TABLE legacy.app_accounts DROP COLUMN surname")
+    r = a.cli("check", "--json", check=False)
+    assert r.returncode == 1 and "app_accounts has no column surname" in r.stdout
+
+
+def test_no_group_tables_means_no_groups(make_agent, mariadb):
+    mariadb.root_sql(f"DROP DATABASE IF EXISTS solo; CREATE DATABASE solo; GRANT ALL ON solo.* TO '{mariadb.USER}'@'%';"
+                     "CREATE TABLE solo.people (id INT AUTO_INCREMENT PRIMARY KEY, uname VARCHAR(50) UNIQUE);")
+    settings = mariadb.settings(database="solo", mapping={"users": {"table": "people", "key": "id", "columns": {"userName": "uname"}}})
+    a = make_agent({"solo": {"connector": "mysql", "settings": settings, "auth": {"type": "none"}}}, plugins=("mysql.so",)).start()
+    base = a.base("solo")
+    assert [t["id"] for t in requests.get(f"{base}/ResourceTypes").json()["Resources"]] == ["User"]
+    assert requests.get(f"{base}/Groups").status_code == 501
+    spc = requests.get(f"{base}/ServiceProviderConfig", params={"attributes": "urn:okta:schemas:scim:providerconfig:1.0"}).json()
+    caps = spc["urn:okta:schemas:scim:providerconfig:1.0"]["userManagementCapabilities"]
+    assert "GROUP_PUSH" not in caps and "PUSH_PASSWORD_UPDATES" not in caps and "PUSH_USER_DEACTIVATION" not in caps
+
+
+def test_scim2_tester_against_mysql(db_agent):
+    scim2 = Path(sys.executable).parent / "scim2"
+    r = subprocess.run([str(scim2), "--url", db_agent.base("db"), "test"], capture_output=True, text=True, timeout=600)
+    failures = [l for l in r.stdout.splitlines() if l.startswith(("ERROR", "CRITICAL"))]
+    assert r.returncode == 0 and not failures, r.stdout[-4000:]
+
+
+def test_mariadb_restart_in_the_middle_of_traffic(db_agent, mariadb):
+    s, base = requests.Session(), db_agent.base("db")
+    statuses, stop = [], threading.Event()
+
+    def traffic():
+        i = 0
+        while not stop.is_set():
+            try:
+                r = s.post(f"{base}/Users", json={"schemas": [USER], "userName": f"restart{i}@example.com"}, timeout=15)
+                statuses.append(r.status_code)
+            except requests.RequestException as e:
+                statuses.append(str(e))
+            i += 1
+            time.sleep(0.01)
+
+    t = threading.Thread(target=traffic)
+    t.start()
+    time.sleep(0.5)
+    mariadb.stop()
+    time.sleep(1.0)
+    mariadb.start()
+    time.sleep(1.5)
+    stop.set()
+    t.join()
+    assert set(statuses) <= {201, 503}, set(statuses)
+    assert 503 in statuses and statuses[-1] == 201  # failed in the gap, recovered by itself
+    assert statuses.count(201) == mariadb.query("SELECT COUNT(*) FROM users WHERE userName LIKE 'restart%%'")[0][0]
