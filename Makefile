@@ -30,6 +30,10 @@ plugins: $(PLUGINS)/memory.so
 		$(SWIFT) build --product MySQLConnector && \
 		cp $(BUILD)/libMySQLConnector.so $(PLUGINS)/mysql.so.tmp && mv $(PLUGINS)/mysql.so.tmp $(PLUGINS)/mysql.so; \
 	else echo "libmariadb-dev not installed: skipping the mysql connector (make deps installs it)"; fi
+	@if pkg-config --exists ldap; then \
+		$(SWIFT) build --product LDAPConnector && \
+		cp $(BUILD)/libLDAPConnector.so $(PLUGINS)/ldap.so.tmp && mv $(PLUGINS)/ldap.so.tmp $(PLUGINS)/ldap.so; \
+	else echo "libldap-dev not installed: skipping the ldap connector (make deps installs it)"; fi
 
 # A second build of each plugin, reporting another version, for the hot-reload tests.
 plugins-alt: Plugins/MemoryConnector/memory.c include/scim_connector.h

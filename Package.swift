@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "ConnectorSDK", targets: ["ConnectorSDK"]),
         .library(name: "FlatFileConnector", type: .dynamic, targets: ["FlatFileConnector"]),
         .library(name: "MySQLConnector", type: .dynamic, targets: ["MySQLConnector"]),
+        .library(name: "LDAPConnector", type: .dynamic, targets: ["LDAPConnector"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -65,6 +66,10 @@ let package = Package(
         .systemLibrary(name: "CCrypt", path: "Plugins/MySQLConnector/CCrypt", providers: [.apt(["libcrypt-dev"])]),
         .target(
             name: "MySQLConnector", dependencies: ["ConnectorSDK", "CMariaDB", "CCrypt"], path: "Plugins/MySQLConnector/Sources",
+            linkerSettings: pluginLinkerSettings),
+        .systemLibrary(name: "CLDAP", path: "Plugins/LDAPConnector/CLDAP", providers: [.apt(["libldap-dev"])]),
+        .target(
+            name: "LDAPConnector", dependencies: ["ConnectorSDK", "CLDAP"], path: "Plugins/LDAPConnector/Sources",
             linkerSettings: pluginLinkerSettings),
         .testTarget(
             name: "SCIMKitTests",

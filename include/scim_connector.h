@@ -226,6 +226,7 @@ typedef struct scimc_connector {
      *   {"users":  {"attributes": ["userName", "name.givenName", ...] (default: all),
      *               "sort": bool, "passwordWritable": bool, "activeWritable": bool,
      *               "filterAttributes": [...], "filterOperators": [...],
+     *               "required": ["active", ...] (attributes the target always holds),
      *               "schemaExtensions": [Schema JSON as /Schemas publishes it]},
      *    "groups": {"attributes": [...], "sort": bool, ...}}
      * "users": false or "groups": false says this instance has none of them even though the

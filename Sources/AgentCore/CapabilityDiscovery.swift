@@ -23,6 +23,9 @@ enum CapabilityDiscovery {
             if let names = facts?["attributes"]?.arrayValue?.compactMap(\.stringValue) {
                 schema = restrict(schema, to: names)
             }
+            for path in facts?["required"]?.arrayValue?.compactMap(\.stringValue).compactMap({ AttributePath(parsing: $0) }) ?? [] {
+                schema = markRequired(schema, path)
+            }
             for ext in facts?["schemaExtensions"]?.arrayValue ?? [] {
                 if let s = try? Schema(json: ext), schema.schema(withID: s.id) == nil { schema.extensions.append(s) }
             }
@@ -61,6 +64,13 @@ enum CapabilityDiscovery {
         var out = schema
         out.core = keep(schema.core, isCore: true)
         out.extensions = schema.extensions.map { keep($0, isCore: false) }.filter { !$0.attributes.isEmpty }
+        return out
+    }
+
+    /// An attribute the target always holds a value for (e.g. a directory's `active`).
+    static func markRequired(_ schema: ResourceSchema, _ path: AttributePath) -> ResourceSchema {
+        var out = schema
+        if let i = out.core.attributes.firstIndex(where: { $0.name.caselessEquals(path.name) }) { out.core.attributes[i].required = true }
         return out
     }
 

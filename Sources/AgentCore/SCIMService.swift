@@ -103,7 +103,10 @@ public final class SCIMService: Sendable {
         for a in CommonAttributes.all where a.mutability == .readOnly { resource[a.name] = nil }
         for a in r.schema.core.attributes where a.mutability == .readOnly { resource[a.name] = nil }
         if !r.passwordWritable { resource["password"] = nil }
-        try ResourceNormalizer.checkRequired(resource, schema: r.schema)
+        // The RFC's own requirements (userName, displayName). What a connector marks required
+        // on top (a directory's `active`) tells clients it always holds a value; the
+        // connector supplies a default when a client leaves it out.
+        try ResourceNormalizer.checkRequired(resource, schema: kind == .user ? CoreSchemas.userResource : CoreSchemas.groupResource)
         var schemas = resource["schemas"]?.arrayValue?.compactMap(\.stringValue) ?? []
         if !schemas.contains(where: { $0.caselessEquals(r.schema.core.id) }) { schemas.insert(r.schema.core.id, at: 0) }
         for ext in r.schema.extensions where resource[ext.id] != nil && !schemas.contains(where: { $0.caselessEquals(ext.id) }) {

@@ -125,3 +125,13 @@ def mariadb():
     server = MariaDB()
     yield server
     server.destroy()
+
+
+@pytest.fixture(scope="session")
+def slapd():
+    from servers import Slapd
+    if not shutil.which("slapd") and not os.path.exists("/usr/sbin/slapd"):
+        pytest.fail("slapd is not installed: run `make deps`")
+    server = Slapd()
+    yield server
+    server.destroy()

@@ -90,3 +90,74 @@ class MariaDB:
     def settings(self, **extra):
         return {"host": "127.0.0.1", "port": self.port, "user": self.USER, "password": self.PASSWORD,
                 "database": self.DATABASE, "poolSize": 4, **extra}
+
+
+class Slapd:
+    """OpenLDAP slapd with back_mdb on 127.0.0.1, suffix dc=example,dc=org, ou=people and ou=groups."""
+
+    SUFFIX, ADMIN, PASSWORD = "dc=example,dc=org", "cn=admin,dc=example,dc=org", "admin-pw"
+    PEOPLE, GROUPS = "ou=people,dc=example,dc=org", "ou=groups,dc=example,dc=org"
+
+    def __init__(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="slapd-"))
+        (self.dir / "db").mkdir()
+        self.port = free_port()
+        self.conf = self.dir / "slapd.conf"
+        self.conf.write_text(f"""
+include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+include /etc/ldap/schema/nis.schema
+pidfile {self.dir}/slapd.pid
+modulepath /usr/lib/ldap
+moduleload back_mdb
+database mdb
+suffix "{self.SUFFIX}"
+rootdn "{self.ADMIN}"
+rootpw {self.PASSWORD}
+directory {self.dir}/db
+maxsize 268435456
+index objectClass eq
+index uid,cn,mail eq,sub
+index entryUUID eq
+index member eq
+""")
+        self.process = None
+        self.start()
+        conn = self.connect()
+        conn.add(self.SUFFIX, ["dcObject", "organization"], {"dc": "example", "o": "Example"})
+        conn.add(self.PEOPLE, ["organizationalUnit"], {"ou": "people"})
+        conn.add(self.GROUPS, ["organizationalUnit"], {"ou": "groups"})
+        conn.unbind()
+
+    def start(self):
+        self.process = subprocess.Popen(
+            ["slapd", "-f", str(self.conf), "-h", f"ldap://127.0.0.1:{self.port}/", "-d", "0"],
+            stdout=subprocess.DEVNULL, stderr=open(self.dir / "slapd.log", "ab"))
+        wait_port(self.port, process=self.process)
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=30)
+
+    def destroy(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def connect(self):
+        import ldap3
+        return ldap3.Connection(ldap3.Server(f"ldap://127.0.0.1:{self.port}"), self.ADMIN, self.PASSWORD, auto_bind=True)
+
+    def search(self, base, flt, attributes=("*", "+"), scope="SUBTREE"):
+        import ldap3
+        conn = self.connect()
+        try:
+            conn.search(base, flt, search_scope=getattr(ldap3, scope), attributes=list(attributes))
+            return conn.entries
+        finally:
+            conn.unbind()
+
+    def settings(self, **extra):
+        return {"url": f"ldap://127.0.0.1:{self.port}", "bindDN": self.ADMIN, "bindPassword": self.PASSWORD,
+                "usersDN": self.PEOPLE, "groupsDN": self.GROUPS, "poolSize": 4, **extra}

@@ -1,0 +1,499 @@
+import CLDAP
+import ConnectorSDK
+import Foundation
+
+@_cdecl("scimc_connector_entry")
+public func scimcConnectorEntry() -> UnsafeRawPointer { exportConnector(LDAPConnector.self) }
+
+/// Users and groups in an LDAP directory (OpenLDAP and the like), over libldap.
+/// SCIM `id` is the entry's entryUUID, so it survives renames.
+public final class LDAPConnector: Connector, UserCreating, UserReading, UserReplacing, UserDeleting, UserSearching,
+    GroupCreating, GroupReading, GroupReplacing, GroupDeleting, GroupSearching, GroupMembership, @unchecked Sendable
+{
+    // @unchecked: all fields are immutable after init; the pool synchronises itself.
+    public static let name = "ldap"
+    public static let version = "1.0.0"
+    public static let isConcurrent = true
+
+    /// How `active: false` is represented.
+    enum Deactivation {
+        /// Move the entry into a container (the default: works on a stock OpenLDAP).
+        case move(container: String)
+        /// Set an attribute to a value (e.g. `employeeType: disabled`); remove it to reactivate.
+        case attribute(name: String, value: String)
+    }
+
+    static let placeholderMember = "cn=empty-group-placeholder"
+    static let defaultAttributes: [(String, String)] = [
+        ("userName", "uid"), ("name.givenName", "givenName"), ("name.familyName", "sn"), ("displayName", "displayName"),
+        ("emails.value", "mail"), ("phoneNumbers.value", "telephoneNumber"), ("title", "title"), ("externalId", "employeeNumber"),
+    ]
+
+    let pool: LDAPPool
+    let usersDN: String
+    let groupsDN: String?
+    let userClasses: [String]
+    let rdnAttribute: String
+    let groupClass: String
+    let memberAttribute: String
+    /// Where a group's externalId is kept (groupOfNames has no attribute of its own for it).
+    let groupExternalIdAttribute: String?
+    let deactivation: Deactivation
+    let mapping: [(path: AttributePath, attribute: String)]
+    let host: ConnectorHost
+
+    public init(settings: JSON, host: ConnectorHost) throws {
+        self.host = host
+        guard let url = settings["url"]?.stringValue, url.hasPrefix("ldap://") || url.hasPrefix("ldaps://") || url.hasPrefix("ldapi://") else {
+            throw SCIMError.invalidValue("settings.url must be an ldap:// or ldaps:// URL")
+        }
+        guard let usersDN = settings["usersDN"]?.stringValue else { throw SCIMError.invalidValue("settings.usersDN is missing") }
+        guard let bindDN = settings["bindDN"]?.stringValue else { throw SCIMError.invalidValue("settings.bindDN is missing") }
+        self.usersDN = usersDN
+        groupsDN = settings["groupsDN"]?.stringValue
+        userClasses = settings["userObjectClasses"]?.arrayValue?.compactMap(\.stringValue) ?? ["inetOrgPerson"]
+        rdnAttribute = settings["rdnAttribute"]?.stringValue ?? "uid"
+        switch settings["groupStyle"]?.stringValue ?? "groupOfNames" {
+        case "groupOfNames": (groupClass, memberAttribute) = ("groupOfNames", "member")
+        case "groupOfUniqueNames": (groupClass, memberAttribute) = ("groupOfUniqueNames", "uniqueMember")
+        default: throw SCIMError.invalidValue("settings.groupStyle must be groupOfNames or groupOfUniqueNames")
+        }
+        groupExternalIdAttribute = settings["groupExternalIdAttribute"].map { $0.stringValue } ?? "businessCategory"
+        switch settings["deactivation"]?["strategy"]?.stringValue ?? "move" {
+        case "move": deactivation = .move(container: settings["deactivation"]?["container"]?.stringValue ?? "ou=disabled," + usersDN)
+        case "attribute":
+            guard let name = settings["deactivation"]?["attribute"]?.stringValue, let value = settings["deactivation"]?["value"]?.stringValue else {
+                throw SCIMError.invalidValue("settings.deactivation with strategy attribute needs attribute and value")
+            }
+            deactivation = .attribute(name: name, value: value)
+        default: throw SCIMError.invalidValue("settings.deactivation.strategy must be move or attribute")
+        }
+        var pairs = Self.defaultAttributes
+        if let custom = settings["attributes"]?.objectValue {
+            for m in custom {
+                guard let attr = m.value.stringValue else { throw SCIMError.invalidValue("settings.attributes.\(m.key) must be an LDAP attribute name") }
+                pairs.removeAll { $0.0 == m.key }
+                pairs.append((m.key, attr))
+            }
+        }
+        mapping = try pairs.map { (key, attr) throws -> (AttributePath, String) in
+            guard let p = AttributePath(parsing: key) else { throw SCIMError.invalidValue("settings.attributes: \(key) is not a SCIM path") }
+            return (CoreSchemas.userResource.canonical(p), attr)
+        }
+        if let userNameAttr = mapping.first(where: { $0.path.name == "userName" })?.attribute, userNameAttr.lowercased() != rdnAttribute.lowercased() {
+            throw SCIMError.invalidValue("settings: userName must map to the RDN attribute \(rdnAttribute)")
+        }
+        pool = LDAPPool(
+            settings: LDAPSettings(
+                url: url, startTLS: settings["startTLS"]?.boolValue ?? false, caFile: settings["caFile"]?.stringValue, bindDN: bindDN,
+                bindPassword: settings["bindPassword"]?.stringValue ?? "", timeout: settings["timeout"]?.intValue ?? 5),
+            size: settings["poolSize"]?.intValue ?? 4)
+    }
+
+    public func close() { pool.closeAll() }
+
+    public func describe() -> JSON {
+        let paths: [String] = mapping.map { $0.path.description }
+        var users = JSONObject()
+        users["attributes"] = .array((paths + ["active", "password"]).map(JSON.string))
+        users["sort"] = false
+        users["passwordWritable"] = true
+        users["activeWritable"] = true
+        // Every directory account is either active or disabled: there is no "unset".
+        users["required"] = .array([JSON.string("active")])
+        users["filterAttributes"] = .array((paths + ["meta.lastModified"]).map(JSON.string))
+        users["filterOperators"] = .array(["eq", "ne", "co", "sw", "ew", "pr", "ge", "le"].map(JSON.string))
+        var out = JSONObject()
+        out["users"] = .object(users)
+        let groups: JSON = ["attributes": ["displayName", "members", "externalId"], "sort": false]
+        out["groups"] = groupsDN == nil ? .bool(false) : groups
+        return .object(out)
+    }
+
+    public func test() throws -> String {
+        try pool.withConnection { c in
+            var problems: [String] = []
+            for (name, dn) in [("usersDN", usersDN), ("groupsDN", groupsDN)] {
+                guard let dn else { continue }
+                if try c.search(base: dn, scope: LDAP_SCOPE_BASE, filter: "(objectClass=*)", attributes: ["objectClass"], pageSize: 0).isEmpty {
+                    problems.append("\(name) \(dn) does not exist (or the bind DN cannot see it)")
+                }
+            }
+            if !problems.isEmpty { throw SCIMError(status: 503, detail: problems.joined(separator: "; ")) }
+            let count = try c.search(base: usersDN, scope: LDAP_SCOPE_SUBTREE, filter: userFilter, attributes: ["entryUUID"]).count
+            return "bound; \(count) users under \(usersDN)"
+        }
+    }
+
+    // MARK: - Entries ↔ resources
+
+    var userFilter: String { "(objectClass=\(LDAPFilter.escape(userClasses.last ?? "inetOrgPerson")))" }
+    var userAttributes: [String] {
+        var attrs = ["entryUUID", "createTimestamp", "modifyTimestamp", "cn"] + mapping.map(\.attribute)
+        if case .attribute(let name, _) = deactivation { attrs.append(name) }
+        return attrs
+    }
+
+    /// RFC 4514 escaping of an attribute value inside a DN.
+    static func rdnValue(_ v: String) -> String {
+        var out = ""
+        for (i, ch) in v.enumerated() {
+            if ",+\"\\<>;=".contains(ch) || (i == 0 && (ch == "#" || ch == " ")) || (i == v.count - 1 && ch == " ") { out.append("\\") }
+            out.append(ch)
+        }
+        return out
+    }
+
+    static func rfc3339(_ generalized: String?) -> JSON? {
+        guard let g = generalized, g.count >= 14 else { return nil }
+        let d = Array(g)
+        func part(_ r: Range<Int>) -> String { String(d[r]) }
+        let date = part(0..<4) + "-" + part(4..<6) + "-" + part(6..<8)
+        let time = part(8..<10) + ":" + part(10..<12) + ":" + part(12..<14)
+        return .string(date + "T" + time + "Z")
+    }
+
+    func isDisabled(_ e: LDAPEntry) -> Bool {
+        switch deactivation {
+        case .move(let container): return e.dn.lowercased().hasSuffix("," + container.lowercased())
+        case .attribute(let name, let value): return e.all(name).contains { $0.caseInsensitiveCompare(value) == .orderedSame }
+        }
+    }
+
+    func user(_ e: LDAPEntry) -> JSON {
+        var o: JSONObject = ["schemas": [.string(CoreSchemas.userID)], "id": .string(e.first("entryUUID") ?? "")]
+        let uid = e.first(rdnAttribute)
+        for (path, attr) in mapping {
+            guard let value = e.first(attr) else { continue }
+            // sn is mandatory in inetOrgPerson; when no familyName was given it holds the
+            // userName, which reads back as no familyName.
+            if attr.lowercased() == "sn" && value == uid { continue }
+            if let sub = path.subAttribute {
+                if CoreSchemas.user.attribute(path.name)?.multiValued == true {
+                    // Only what the directory holds: the values (the first is the primary one).
+                    o[path.name] = .array(e.all(attr).map { v in JSON.object(["value": .string(v)]) })
+                } else {
+                    var inner = o[path.name]?.objectValue ?? JSONObject()
+                    inner[sub] = .string(value)
+                    o[path.name] = .object(inner)
+                }
+            } else {
+                o[path.name] = .string(value)
+            }
+        }
+        o["active"] = .bool(!isDisabled(e))
+        var meta = JSONObject()
+        if let c = Self.rfc3339(e.first("createTimestamp")) { meta["created"] = c }
+        if let m = Self.rfc3339(e.first("modifyTimestamp")) { meta["lastModified"] = m }
+        o["meta"] = .object(meta)
+        return .object(o)
+    }
+
+    /// The directory attributes for a resource: mapped values, plus cn and sn, which
+    /// inetOrgPerson requires.
+    func attributes(_ r: JSON) throws -> [(String, [String])] {
+        var out: [(String, [String])] = []
+        for (path, attr) in mapping {
+            var values: [String] = []
+            if let sub = path.subAttribute {
+                if let list = r[path.name]?.arrayValue {
+                    let sorted = list.filter { $0["primary"]?.boolValue == true } + list.filter { $0["primary"]?.boolValue != true }
+                    values = sorted.compactMap { $0[sub]?.stringValue }
+                } else if let v = r[path.name]?[sub]?.stringValue {
+                    values = [v]
+                }
+            } else if let v = r[path.name]?.stringValue {
+                values = [v]
+            }
+            out.append((attr, values.filter { !$0.isEmpty }))
+        }
+        let userName = r["userName"]?.stringValue ?? ""
+        let given = r["name"]?["givenName"]?.stringValue, family = r["name"]?["familyName"]?.stringValue
+        let cn = r["displayName"]?.stringValue ?? [given, family].compactMap { $0 }.joined(separator: " ")
+        out.removeAll { $0.0.lowercased() == "cn" }
+        out.append(("cn", [cn.isEmpty ? userName : cn]))
+        if let i = out.firstIndex(where: { $0.0.lowercased() == "sn" }), out[i].1.isEmpty { out[i].1 = [userName] }
+        return out
+    }
+
+    func findUser(_ c: LDAPConnection, _ id: String) throws -> LDAPEntry {
+        let filter = "(&\(userFilter)(entryUUID=\(LDAPFilter.escape(id))))"
+        var found = try c.search(base: usersDN, scope: LDAP_SCOPE_SUBTREE, filter: filter, attributes: userAttributes)
+        if found.isEmpty, case .move(let container) = deactivation, !container.lowercased().hasSuffix(usersDN.lowercased()) {
+            found = try c.search(base: container, scope: LDAP_SCOPE_SUBTREE, filter: filter, attributes: userAttributes)
+        }
+        guard let e = found.first else { throw SCIMError.notFound("User \(id) not found") }
+        return e
+    }
+
+    func reread(_ c: LDAPConnection, dn: String) throws -> LDAPEntry {
+        guard let e = try c.search(base: dn, scope: LDAP_SCOPE_BASE, filter: "(objectClass=*)", attributes: userAttributes + ["member", "uniqueMember"], pageSize: 0).first else {
+            throw SCIMError.notFound("\(dn) not found")
+        }
+        return e
+    }
+
+    func container(active: Bool) -> String {
+        if !active, case .move(let container) = deactivation { return container }
+        return usersDN
+    }
+
+    func ensureContainer(_ c: LDAPConnection, _ dn: String) throws {
+        guard dn.lowercased() != usersDN.lowercased() else { return }
+        if try c.search(base: dn, scope: LDAP_SCOPE_BASE, filter: "(objectClass=*)", attributes: ["objectClass"], pageSize: 0).isEmpty {
+            let ou = dn.split(separator: ",").first.map { String($0.drop { $0 != "=" }.dropFirst()) } ?? "disabled"
+            try c.add(dn, [LDAPChange(op: .add, attribute: "objectClass", values: ["organizationalUnit"]), LDAPChange(op: .add, attribute: "ou", values: [ou])])
+        }
+    }
+
+    // MARK: - Users
+
+    public func createUser(_ resource: JSON) throws -> JSON {
+        try pool.withConnection { c in
+            guard let userName = resource["userName"]?.stringValue, !userName.isEmpty else { throw SCIMError.invalidValue("userName is required") }
+            let active = resource["active"]?.boolValue ?? true
+            let parent = container(active: active)
+            try ensureContainer(c, parent)
+            let dn = "\(rdnAttribute)=\(Self.rdnValue(userName)),\(parent)"
+            var changes = [LDAPChange(op: .add, attribute: "objectClass", values: ["top"] + userClasses)]
+            for (attr, values) in try attributes(resource) where !values.isEmpty { changes.append(LDAPChange(op: .add, attribute: attr, values: values)) }
+            if !active, case .attribute(let name, let value) = deactivation { changes.append(LDAPChange(op: .add, attribute: name, values: [value])) }
+            try c.add(dn, changes)
+            if let password = resource["password"]?.stringValue { try c.setPassword(dn, password) }
+            return user(try reread(c, dn: dn))
+        }
+    }
+
+    public func getUser(id: String) throws -> JSON {
+        try pool.withConnection { c in user(try findUser(c, id)) }
+    }
+
+    public func replaceUser(id: String, with resource: JSON) throws -> JSON {
+        try pool.withConnection { c in
+            var entry = try findUser(c, id)
+            guard let userName = resource["userName"]?.stringValue, !userName.isEmpty else { throw SCIMError.invalidValue("userName is required") }
+            let active = resource["active"]?.boolValue ?? true
+            let oldDN = entry.dn
+            let newParent = container(active: active)
+            let sameName = entry.first(rdnAttribute) == userName
+            var moves = false
+            if case .move = deactivation { moves = isDisabled(entry) == active }
+            if !sameName || moves {
+                // A rename (modrdn), or a move in or out of the disabled container.
+                try ensureContainer(c, newParent)
+                try c.rename(oldDN, newRDN: "\(rdnAttribute)=\(Self.rdnValue(userName))", newSuperior: newParent)
+                let newDN = "\(rdnAttribute)=\(Self.rdnValue(userName)),\(newParent)"
+                try moveMemberships(c, from: oldDN, to: newDN)
+                entry = try reread(c, dn: newDN)
+            }
+            var changes: [LDAPChange] = []
+            for (attr, values) in try attributes(resource) where attr.lowercased() != rdnAttribute.lowercased() {
+                let current = entry.all(attr)
+                if values == current { continue }
+                if values.isEmpty { if !current.isEmpty { changes.append(LDAPChange(op: .delete, attribute: attr, values: [])) } } else {
+                    changes.append(LDAPChange(op: .replace, attribute: attr, values: values))
+                }
+            }
+            if case .attribute(let name, let value) = deactivation {
+                if !active && !isDisabled(entry) { changes.append(LDAPChange(op: .replace, attribute: name, values: [value])) }
+                if active && isDisabled(entry) { changes.append(LDAPChange(op: .delete, attribute: name, values: [])) }
+            }
+            try c.modify(entry.dn, changes)
+            if let password = resource["password"]?.stringValue { try c.setPassword(entry.dn, password) }
+            return user(try reread(c, dn: entry.dn))
+        }
+    }
+
+    /// Group memberships follow a renamed or moved entry.
+    func moveMemberships(_ c: LDAPConnection, from oldDN: String, to newDN: String) throws {
+        guard let groupsDN else { return }
+        let groups = try c.search(base: groupsDN, scope: LDAP_SCOPE_SUBTREE, filter: "(\(memberAttribute)=\(LDAPFilter.escape(oldDN)))", attributes: ["cn"])
+        for g in groups {
+            try c.modify(g.dn, [LDAPChange(op: .add, attribute: memberAttribute, values: [newDN]), LDAPChange(op: .delete, attribute: memberAttribute, values: [oldDN])])
+        }
+    }
+
+    public func deleteUser(id: String) throws {
+        try pool.withConnection { c in
+            let entry = try findUser(c, id)
+            try c.delete(entry.dn)
+            try removeFromGroups(c, entry.dn)
+        }
+    }
+
+    func removeFromGroups(_ c: LDAPConnection, _ dn: String) throws {
+        guard let groupsDN else { return }
+        for g in try c.search(base: groupsDN, scope: LDAP_SCOPE_SUBTREE, filter: "(\(memberAttribute)=\(LDAPFilter.escape(dn)))", attributes: ["cn"]) {
+            try removeMemberDNs(c, g.dn, [dn])
+        }
+    }
+
+    public func searchUsers(_ query: Query) throws -> SearchResult {
+        try pool.withConnection { c in
+            let translator = LDAPFilter(
+                attribute: { p in self.mapping.first { $0.path == p || ($0.path.parent == p && $0.path.subAttribute == "value") }?.attribute },
+                timestampAttribute: { p in p.name == "meta" && p.subAttribute?.caselessEquals("lastModified") == true ? "modifyTimestamp" : nil })
+            let clause = query.filter.flatMap { translator.clause($0) }
+            let filter = clause.map { "(&\(userFilter)\($0.text))" } ?? userFilter
+            var entries = try c.search(base: usersDN, scope: LDAP_SCOPE_SUBTREE, filter: filter, attributes: userAttributes)
+            if case .move(let container) = deactivation, !container.lowercased().hasSuffix(usersDN.lowercased()) {
+                entries += try c.search(base: container, scope: LDAP_SCOPE_SUBTREE, filter: filter, attributes: userAttributes)
+            }
+            return SearchResult(resources: entries.map(user), filtered: query.filter == nil || clause?.exact == true)
+        }
+    }
+
+    // MARK: - Groups
+
+    func requireGroups() throws -> String {
+        guard let groupsDN else { throw SCIMError.notImplemented("settings.groupsDN is not set: this directory app has no groups") }
+        return groupsDN
+    }
+
+    var groupAttributes: [String] {
+        ["entryUUID", "cn", "createTimestamp", "modifyTimestamp", memberAttribute] + [groupExternalIdAttribute].compactMap { $0 }
+    }
+
+    func findGroup(_ c: LDAPConnection, _ id: String) throws -> LDAPEntry {
+        let base = try requireGroups()
+        guard let e = try c.search(base: base, scope: LDAP_SCOPE_SUBTREE, filter: "(&(objectClass=\(groupClass))(entryUUID=\(LDAPFilter.escape(id))))", attributes: groupAttributes).first else {
+            throw SCIMError.notFound("Group \(id) not found")
+        }
+        return e
+    }
+
+    func group(_ c: LDAPConnection, _ e: LDAPEntry) throws -> JSON {
+        var members: [JSON] = []
+        for dn in e.all(memberAttribute) where dn.lowercased() != Self.placeholderMember {
+            guard let m = try c.search(base: dn, scope: LDAP_SCOPE_BASE, filter: "(objectClass=*)", attributes: ["entryUUID"], pageSize: 0).first,
+                let uuid = m.first("entryUUID")
+            else { continue }
+            let isGroup = groupsDN.map { dn.lowercased().hasSuffix($0.lowercased()) } ?? false
+            let member: JSONObject = ["value": .string(uuid), "type": .string(isGroup ? "Group" : "User")]
+            members.append(.object(member))
+        }
+        var meta = JSONObject()
+        if let created = Self.rfc3339(e.first("createTimestamp")) { meta["created"] = created }
+        if let modified = Self.rfc3339(e.first("modifyTimestamp")) { meta["lastModified"] = modified }
+        var o = JSONObject()
+        o["schemas"] = .array([.string(CoreSchemas.groupID)])
+        o["id"] = .string(e.first("entryUUID") ?? "")
+        o["displayName"] = .string(e.first("cn") ?? "")
+        if let attr = groupExternalIdAttribute, let v = e.first(attr) { o["externalId"] = .string(v) }
+        o["members"] = .array(members)
+        o["meta"] = .object(meta)
+        return .object(o)
+    }
+
+    /// Member ids (entryUUIDs) → DNs; an unknown id is an error.
+    func memberDNs(_ c: LDAPConnection, _ ids: [String]) throws -> [String] {
+        try ids.map { id in
+            let filter = "(entryUUID=\(LDAPFilter.escape(id)))"
+            var found = try c.search(base: usersDN, scope: LDAP_SCOPE_SUBTREE, filter: filter, attributes: ["entryUUID"])
+            if found.isEmpty, let g = groupsDN { found = try c.search(base: g, scope: LDAP_SCOPE_SUBTREE, filter: filter, attributes: ["entryUUID"]) }
+            if found.isEmpty, case .move(let container) = deactivation {
+                found = try c.search(base: container, scope: LDAP_SCOPE_SUBTREE, filter: filter, attributes: ["entryUUID"])
+            }
+            guard let dn = found.first?.dn else { throw SCIMError.invalidValue("member \(id) is neither a user nor a group") }
+            return dn
+        }
+    }
+
+    static func memberIDs(_ r: JSON) -> [String] {
+        var seen = Set<String>()
+        return (r["members"]?.arrayValue ?? []).compactMap { $0["value"]?.stringValue }.filter { seen.insert($0).inserted }
+    }
+
+    public func createGroup(_ resource: JSON) throws -> JSON {
+        try pool.withConnection { c in
+            let base = try requireGroups()
+            guard let name = resource["displayName"]?.stringValue, !name.isEmpty else { throw SCIMError.invalidValue("displayName is required") }
+            let dns = try memberDNs(c, Self.memberIDs(resource))
+            let dn = "cn=\(Self.rdnValue(name)),\(base)"
+            var changes = [
+                LDAPChange(op: .add, attribute: "objectClass", values: ["top", groupClass]), LDAPChange(op: .add, attribute: "cn", values: [name]),
+                LDAPChange(op: .add, attribute: memberAttribute, values: dns.isEmpty ? [Self.placeholderMember] : dns),
+            ]
+            if let attr = groupExternalIdAttribute, let v = resource["externalId"]?.stringValue { changes.append(LDAPChange(op: .add, attribute: attr, values: [v])) }
+            try c.add(dn, changes)
+            return try group(c, try c.search(base: dn, scope: LDAP_SCOPE_BASE, filter: "(objectClass=*)", attributes: groupAttributes, pageSize: 0).first!)
+        }
+    }
+
+    public func getGroup(id: String) throws -> JSON {
+        try pool.withConnection { c in try group(c, try findGroup(c, id)) }
+    }
+
+    public func replaceGroup(id: String, with resource: JSON) throws -> JSON {
+        try pool.withConnection { c in
+            let base = try requireGroups()
+            var entry = try findGroup(c, id)
+            guard let name = resource["displayName"]?.stringValue, !name.isEmpty else { throw SCIMError.invalidValue("displayName is required") }
+            if entry.first("cn") != name {
+                try c.rename(entry.dn, newRDN: "cn=\(Self.rdnValue(name))", newSuperior: nil)
+                entry.dn = "cn=\(Self.rdnValue(name)),\(base)"
+            }
+            let dns = try memberDNs(c, Self.memberIDs(resource))
+            var changes = [LDAPChange(op: .replace, attribute: memberAttribute, values: dns.isEmpty ? [Self.placeholderMember] : dns)]
+            if let attr = groupExternalIdAttribute {
+                let v = resource["externalId"]?.stringValue
+                if v != entry.first(attr) { changes.append(v.map { LDAPChange(op: .replace, attribute: attr, values: [$0]) } ?? LDAPChange(op: .delete, attribute: attr, values: [])) }
+            }
+            try c.modify(entry.dn, changes)
+            return try group(c, try findGroup(c, id))
+        }
+    }
+
+    public func deleteGroup(id: String) throws {
+        try pool.withConnection { c in
+            let entry = try findGroup(c, id)
+            try c.delete(entry.dn)
+            try removeFromGroups(c, entry.dn)
+        }
+    }
+
+    public func searchGroups(_ query: Query) throws -> SearchResult {
+        try pool.withConnection { c in
+            let base = try requireGroups()
+            let translator = LDAPFilter(
+                attribute: { p in p.name == "displayName" && p.subAttribute == nil ? "cn" : nil },
+                timestampAttribute: { p in p.name == "meta" && p.subAttribute?.caselessEquals("lastModified") == true ? "modifyTimestamp" : nil })
+            let clause = query.filter.flatMap { translator.clause($0) }
+            let filter = clause.map { "(&(objectClass=\(groupClass))\($0.text))" } ?? "(objectClass=\(groupClass))"
+            let entries = try c.search(base: base, scope: LDAP_SCOPE_SUBTREE, filter: filter, attributes: groupAttributes)
+            return SearchResult(resources: try entries.map { try group(c, $0) }, filtered: query.filter == nil || clause?.exact == true)
+        }
+    }
+
+    /// Adds one member at a time, so a 50,000-member group is never rewritten.
+    public func addMembers(groupID: String, memberIDs: [String]) throws {
+        try pool.withConnection { c in
+            let entry = try findGroup(c, groupID)
+            for dn in try memberDNs(c, memberIDs) where !entry.all(memberAttribute).contains(where: { $0.lowercased() == dn.lowercased() }) {
+                try c.modify(entry.dn, [LDAPChange(op: .add, attribute: memberAttribute, values: [dn])])
+            }
+            if entry.all(memberAttribute).contains(where: { $0.lowercased() == Self.placeholderMember }), !memberIDs.isEmpty {
+                try c.modify(entry.dn, [LDAPChange(op: .delete, attribute: memberAttribute, values: [Self.placeholderMember])])
+            }
+        }
+    }
+
+    public func removeMembers(groupID: String, memberIDs: [String]) throws {
+        try pool.withConnection { c in
+            let entry = try findGroup(c, groupID)
+            let dns = (try? memberDNs(c, memberIDs)) ?? []
+            try removeMemberDNs(c, entry.dn, dns)
+        }
+    }
+
+    /// groupOfNames needs at least one member: the last one out leaves the placeholder.
+    func removeMemberDNs(_ c: LDAPConnection, _ groupDN: String, _ dns: [String]) throws {
+        for dn in dns {
+            let outcome = Result { () throws(SCIMError) in try c.modify(groupDN, [LDAPChange(op: .delete, attribute: memberAttribute, values: [dn])]) }
+            guard case .failure(let e) = outcome else { continue }
+            if e.detail.contains("No such attribute") { continue }
+            guard e.detail.contains("Object class violation") else { throw e }
+            try c.modify(groupDN, [LDAPChange(op: .replace, attribute: memberAttribute, values: [Self.placeholderMember])])
+        }
+    }
+}

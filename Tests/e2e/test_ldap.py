@@ -1,0 +1,150 @@
+"""The ldap connector against a real OpenLDAP slapd: the Okta flow checked with an independent
+LDAP search, renames, literal filter values, compliance, and a slapd restart mid-traffic."""
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+
+
+def clean(slapd):
+    conn = slapd.connect()
+    for base in (slapd.PEOPLE, slapd.GROUPS):
+        conn.search(base, "(objectClass=*)", search_scope="SUBTREE", attributes=[])
+        for dn in sorted((e.entry_dn for e in conn.entries if e.entry_dn.lower() != base.lower()), key=len, reverse=True):
+            conn.delete(dn)
+    conn.unbind()
+
+
+@pytest.fixture
+def dir_agent(make_agent, slapd):
+    clean(slapd)
+    apps = {"dir": {"connector": "ldap", "settings": slapd.settings(), "auth": {"type": "none"}}}
+    return make_agent(apps, plugins=("ldap.so",)).start()
+
+
+def test_okta_flow_lands_in_the_directory(dir_agent, slapd):
+    s, base = requests.Session(), dir_agent.base("dir")
+    assert s.get(f"{base}/Users", params={"filter": 'userName eq "bjensen"'}).json()["totalResults"] == 0
+    r = s.post(f"{base}/Users", json={"schemas": [USER], "userName": "bjensen", "name": {"givenName": "Barbara", "familyName": "Jensen"},
+                                      "emails": [{"value": "bjensen@example.com", "type": "work", "primary": True}],
+                                      "displayName": "Babs Jensen", "password": "t1meMa$heen", "active": True})
+    assert r.status_code == 201, r.text
+    user = r.json()
+    entry = slapd.search(slapd.PEOPLE, "(uid=bjensen)")[0]
+    assert entry.entry_dn == f"uid=bjensen,{slapd.PEOPLE}"
+    assert user["id"] == str(entry.entryUUID) and str(entry.mail) == "bjensen@example.com" and str(entry.sn) == "Jensen"
+    assert str(entry.cn) == "Babs Jensen"
+    assert entry.userPassword.value.decode().startswith("{SSHA}")  # hashed by the directory (Password Modify)
+    import ldap3
+    assert ldap3.Connection(ldap3.Server(f"ldap://127.0.0.1:{slapd.port}"), entry.entry_dn, "t1meMa$heen").bind()
+    assert "password" not in user
+    assert s.post(f"{base}/Users", json={"schemas": [USER], "userName": "bjensen"}).status_code == 409
+    uid = user["id"]
+    # PUT update, deactivate (moved to the disabled container), reactivate.
+    user["title"] = "Tour Guide"
+    assert s.put(f"{base}/Users/{uid}", json=user).json()["title"] == "Tour Guide"
+    r = s.patch(f"{base}/Users/{uid}", json={"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": False}}]})
+    assert r.status_code == 200 and r.json()["active"] is False, r.text
+    assert slapd.search(slapd.PEOPLE, "(uid=bjensen)")[0].entry_dn == f"uid=bjensen,ou=disabled,{slapd.PEOPLE}"
+    assert s.get(f"{base}/Users/{uid}").json()["active"] is False
+    r = s.patch(f"{base}/Users/{uid}", json={"schemas": [PATCH], "Operations": [{"op": "replace", "path": "active", "value": True}]})
+    assert r.json()["active"] is True and slapd.search(slapd.PEOPLE, "(uid=bjensen)")[0].entry_dn == f"uid=bjensen,{slapd.PEOPLE}"
+    # Password push.
+    s.patch(f"{base}/Users/{uid}", json={"schemas": [PATCH], "Operations": [{"op": "replace", "path": "password", "value": "n3w-Secret"}]})
+    assert ldap3.Connection(ldap3.Server(f"ldap://127.0.0.1:{slapd.port}"), f"uid=bjensen,{slapd.PEOPLE}", "n3w-Secret").bind()
+    # Paged import (the connector pages with RFC 2696 underneath).
+    for i in range(30):
+        assert s.post(f"{base}/Users", json={"schemas": [USER], "userName": f"imp{i:02}"}).status_code == 201
+    page = s.get(f"{base}/Users", params={"startIndex": 11, "count": 10, "sortBy": "userName"}).json()
+    assert page["totalResults"] == 31 and [u["userName"] for u in page["Resources"]] == [f"imp{i:02}" for i in range(9, 19)]
+    # Group push and membership.
+    r = s.post(f"{base}/Groups", json={"schemas": [GROUP], "displayName": "Tour Guides", "members": [{"value": uid}]})
+    assert r.status_code == 201, r.text
+    gid = r.json()["id"]
+    g = slapd.search(slapd.GROUPS, "(cn=Tour Guides)")[0]
+    assert [str(m) for m in g.member] == [f"uid=bjensen,{slapd.PEOPLE}"]
+    other = s.get(f"{base}/Users", params={"filter": 'userName eq "imp00"'}).json()["Resources"][0]["id"]
+    s.patch(f"{base}/Groups/{gid}", json={"schemas": [PATCH], "Operations": [{"op": "add", "path": "members", "value": [{"value": other}]}]})
+    s.patch(f"{base}/Groups/{gid}", json={"schemas": [PATCH], "Operations": [{"op": "remove", "path": f'members[value eq "{uid}"]'}]})
+    g = slapd.search(slapd.GROUPS, "(cn=Tour Guides)")[0]
+    assert [str(m) for m in g.member] == [f"uid=imp00,{slapd.PEOPLE}"]
+    s.patch(f"{base}/Groups/{gid}", json={"schemas": [PATCH], "Operations": [{"op": "remove", "path": "members"}]})
+    assert s.get(f"{base}/Groups/{gid}").json().get("members", []) == []
+    assert s.delete(f"{base}/Groups/{gid}").status_code == 204
+    assert not slapd.search(slapd.GROUPS, "(cn=Tour Guides)")
+    assert s.delete(f"{base}/Users/{uid}").status_code == 204
+    assert not slapd.search(slapd.PEOPLE, "(uid=bjensen)")
+    assert s.get(f"{base}/Users/{uid}").status_code == 404
+
+
+def test_rename_keeps_id_and_group_membership(dir_agent, slapd):
+    s, base = requests.Session(), dir_agent.base("dir")
+    u = s.post(f"{base}/Users", json={"schemas": [USER], "userName": "old.name", "name": {"familyName": "N"}}).json()
+    g = s.post(f"{base}/Groups", json={"schemas": [GROUP], "displayName": "Crew", "members": [{"value": u["id"]}]}).json()
+    r = s.patch(f"{base}/Users/{u['id']}", json={"schemas": [PATCH], "Operations": [{"op": "replace", "path": "userName", "value": "new.name"}]})
+    assert r.status_code == 200 and r.json()["id"] == u["id"] and r.json()["userName"] == "new.name"
+    assert slapd.search(slapd.PEOPLE, "(uid=new.name)") and not slapd.search(slapd.PEOPLE, "(uid=old.name)")
+    assert [str(m) for m in slapd.search(slapd.GROUPS, "(cn=Crew)")[0].member] == [f"uid=new.name,{slapd.PEOPLE}"]
+    assert [m["value"] for m in s.get(f"{base}/Groups/{g['id']}").json()["members"]] == [u["id"]]
+
+
+@pytest.mark.parametrize("value", ["*)(uid=*", "admin)(|(uid=*", "back\\slash", "nul\u0000byte"])
+def test_filter_values_are_literal(dir_agent, value):
+    s, base = requests.Session(), dir_agent.base("dir")
+    for name in ["admin", "alice", "bob"]:
+        s.post(f"{base}/Users", json={"schemas": [USER], "userName": name})
+    quoted = json.dumps(value)
+    for flt in (f"userName eq {quoted}", f"userName co {quoted}", f"userName sw {quoted}"):
+        r = s.get(f"{base}/Users", params={"filter": flt})
+        assert r.status_code == 200 and r.json()["totalResults"] == 0, (flt, r.text)
+
+
+def test_check_names_a_missing_container(make_agent, slapd):
+    a = make_agent({"dir": {"connector": "ldap", "settings": slapd.settings(usersDN="ou=nobody,dc=example,dc=org"), "auth": {"type": "none"}}},
+                   plugins=("ldap.so",))
+    r = a.cli("check", "--json", check=False)
+    assert r.returncode == 1 and "usersDN ou=nobody,dc=example,dc=org does not exist" in r.stdout
+
+
+def test_scim2_tester_against_ldap(dir_agent):
+    scim2 = Path(sys.executable).parent / "scim2"
+    r = subprocess.run([str(scim2), "--url", dir_agent.base("dir"), "test"], capture_output=True, text=True, timeout=600)
+    failures = [l for l in r.stdout.splitlines() if l.startswith(("ERROR", "CRITICAL"))]
+    assert r.returncode == 0 and not failures, "\n".join(failures) + r.stdout[-3000:]
+
+
+def test_slapd_restart_in_the_middle_of_traffic(dir_agent, slapd):
+    s, base = requests.Session(), dir_agent.base("dir")
+    statuses, stop = [], threading.Event()
+
+    def traffic():
+        i = 0
+        while not stop.is_set():
+            try:
+                statuses.append(s.post(f"{base}/Users", json={"schemas": [USER], "userName": f"restart{i}"}, timeout=15).status_code)
+            except requests.RequestException as e:
+                statuses.append(str(e))
+            i += 1
+            time.sleep(0.01)
+
+    t = threading.Thread(target=traffic)
+    t.start()
+    time.sleep(0.5)
+    slapd.stop()
+    time.sleep(1.0)
+    slapd.start()
+    time.sleep(1.5)
+    stop.set()
+    t.join()
+    assert set(statuses) <= {201, 503}, set(statuses)
+    assert 503 in statuses and statuses[-1] == 201
+    assert statuses.count(201) == len(slapd.search(slapd.PEOPLE, "(uid=restart*)"))
