@@ -147,4 +147,7 @@ def test_slapd_restart_in_the_middle_of_traffic(dir_agent, slapd):
     t.join()
     assert set(statuses) <= {201, 503}, set(statuses)
     assert 503 in statuses and statuses[-1] == 201
-    assert statuses.count(201) == len(slapd.search(slapd.PEOPLE, "(uid=restart*)"))
+    # Every acknowledged create is there. One request may have been cut mid-way (written, but
+    # the server went away before the reply): the client saw 503 and a retry would get 409.
+    stored = len(slapd.search(slapd.PEOPLE, "(uid=restart*)"))
+    assert statuses.count(201) <= stored <= statuses.count(201) + 1

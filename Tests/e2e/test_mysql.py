@@ -194,4 +194,7 @@ def test_mariadb_restart_in_the_middle_of_traffic(db_agent, mariadb):
     t.join()
     assert set(statuses) <= {201, 503}, set(statuses)
     assert 503 in statuses and statuses[-1] == 201  # failed in the gap, recovered by itself
-    assert statuses.count(201) == mariadb.query("SELECT COUNT(*) FROM users WHERE userName LIKE 'restart%%'")[0][0]
+    # Every acknowledged create is there. One request may have been cut mid-way (written, but
+    # the server went away before the reply): the client saw 503 and a retry would get 409.
+    stored = mariadb.query("SELECT COUNT(*) FROM users WHERE userName LIKE 'restart%%'")[0][0]
+    assert statuses.count(201) <= stored <= statuses.count(201) + 1
