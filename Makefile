@@ -57,5 +57,22 @@ test: python-deps build plugins plugins-alt
 	$(SWIFT) test --skip-build
 	$(VENV)/bin/python -m pytest -q Tests/e2e
 
+# Release builds of the agent and the plugins, the peers, then Benchmarks/bench.py (see BENCHMARKS.md).
+bench: python-deps plugins-alt
+	$(SWIFT) build -c release --product provisioning-agent
+	$(SWIFT) build -c release --product bare-hummingbird
+	$(SWIFT) build -c release --product agent-micro
+	$(SWIFT) build -c release --product FlatFileConnector
+	$(SWIFT) build -c release --product MySQLConnector
+	$(SWIFT) build -c release --product LDAPConnector
+	@mkdir -p plugins-release plugins-alt-release
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -fPIC -shared -fvisibility=hidden -Iinclude Plugins/MemoryConnector/memory.c -o plugins-release/memory.so -lpthread
+	cp .build/release/libFlatFileConnector.so .build/release/libMySQLConnector.so .build/release/libLDAPConnector.so plugins-release/
+	cd plugins-release && mv libFlatFileConnector.so flatfile.so && mv libMySQLConnector.so mysql.so && mv libLDAPConnector.so ldap.so
+	$(SWIFT) build -c release --product FlatFileConnector --scratch-path .build-alt -Xswiftc -DALTERNATE_BUILD
+	cp .build-alt/release/libFlatFileConnector.so plugins-alt-release/flatfile.so
+	$(VENV)/bin/pip install -q scim2-server uvicorn httptools
+	$(VENV)/bin/python Benchmarks/bench.py
+
 clean:
-	rm -rf .build .build-alt $(PLUGINS) plugins-alt .venv
+	rm -rf .build .build-alt $(PLUGINS) plugins-alt plugins-release plugins-alt-release .venv

@@ -71,6 +71,11 @@ let package = Package(
         .target(
             name: "LDAPConnector", dependencies: ["ConnectorSDK", "CLDAP"], path: "Plugins/LDAPConnector/Sources",
             linkerSettings: pluginLinkerSettings),
+        // `make bench`: the bare Hummingbird ceiling and the microbenchmarks.
+        .executableTarget(
+            name: "bare-hummingbird", dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
+            path: "Benchmarks/BareHummingbird"),
+        .executableTarget(name: "agent-micro", dependencies: ["SCIMKit", "AgentCore"], path: "Benchmarks/Micro"),
         .testTarget(
             name: "SCIMKitTests",
             dependencies: ["SCIMKit", .product(name: "PropertyBased", package: "swift-property-based")]),

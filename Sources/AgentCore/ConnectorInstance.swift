@@ -141,7 +141,7 @@ public final class ConnectorInstance: @unchecked Sendable {
         }
     }
 
-    func test() throws(SCIMError) -> String {
+    public func test() throws(SCIMError) -> String {
         guard let fn = library.descriptor.pointee.test else { return "connector has no test; it opened" }
         let reply = try invoke { i, c in fn(i, c) }
         return reply?["message"]?.stringValue ?? "ok"

@@ -24,8 +24,15 @@ public enum AgentServer {
         var apps = JSONObject()
         var healthy = true
         for name in config.appNames {
-            let (_, error) = service.registry.appReport(app: name)
-            if let error { healthy = false; apps[name] = ["status": "unavailable", "detail": .string(error)] } else { apps[name] = ["status": "serving"] }
+            do {
+                let lease = try service.registry.lease(app: name)
+                defer { lease.release() }
+                let library = lease.instance.library
+                apps[name] = ["status": "serving", "connector": .string(library.name), "version": .string(library.version)]
+            } catch {
+                healthy = false
+                apps[name] = ["status": "unavailable", "detail": .string(error.detail)]
+            }
         }
         return ["status": healthy ? "ok" : "degraded", "apps": .object(apps)]
     }
