@@ -48,7 +48,7 @@ if CommandLine.arguments.count > 1 {
     let registry = try ConnectorRegistry(config: config, logger: logger)
     registry.install(file: plugins + "/memory.so")
     let lease = try registry.lease(app: "bench")
-    results["abi_roundtrip"] = try median("ABI round trip (memory test)", iterations: 50_000) { consume(try lease.instance.test()) }
+    results["abi_roundtrip"] = try median("ABI round trip (memory test)", iterations: 50_000) { consume(try lease.target.test()) }
     lease.release()
     registry.shutdown()
 }

@@ -25,6 +25,26 @@ public struct AgentConfig: Sendable, Equatable {
 
     public enum Target: Sendable, Equatable {
         case connector(name: String, settings: JSON)
+        case remote(Remote)
+    }
+
+    /// A remote SCIM server an app forwards to.
+    public struct Remote: Sendable, Equatable {
+        public enum Auth: Sendable, Equatable {
+            case none
+            case basic(username: String, password: String)
+            case header(name: String, value: String)
+            /// OAuth 2.0 client credentials: a token fetched, cached until expiry, refreshed once on a 401.
+            case oauth2(tokenURL: String, clientID: String, clientSecret: String, scope: String?)
+        }
+        public var url: String
+        public var auth: Auth
+        public var caFile: String?
+        public var connectTimeout: Double
+        public var requestTimeout: Double
+        public var retries: Int
+        public var breakerThreshold: Int
+        public var breakerCooldown: Double
     }
 
     public struct App: Sendable, Equatable {
@@ -165,9 +185,12 @@ struct ConfigReader {
                     continue
                 }
                 if app["remote"] != nil {
-                    problem("\(key).remote", "remote SCIM targets are not available in this version")
+                    if app["connector"] != nil { problem(key, "give either connector or remote, not both") }
+                    guard let remote = readRemote(app["remote"], "\(key).remote"), let auth = readAuth(app["auth"], "\(key).auth") else { continue }
+                    apps[name] = AgentConfig.App(name: name, target: .remote(remote), auth: auth)
+                    continue
                 }
-                guard let connector = string(app, "connector", key, required: app["remote"] == nil) else { continue }
+                guard let connector = string(app, "connector", key) else { continue }
                 var settings = JSON.object([:])
                 if let s = app["settings"] {
                     guard s is [String: Any] else { problem("\(key).settings", "must be a mapping"); continue }
@@ -202,6 +225,62 @@ struct ConfigReader {
             return nil
         case nil: return nil
         }
+    }
+
+    mutating func readRemote(_ value: Any?, _ key: String) -> AgentConfig.Remote? {
+        guard let m = map(value, key, allowed: ["url", "auth", "caFile", "allowInsecureHTTP", "timeouts", "retries", "circuitBreaker"]) else { return nil }
+        guard var url = string(m, "url", key) else { return nil }
+        while url.hasSuffix("/") { url.removeLast() }
+        guard let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(), scheme == "http" || scheme == "https", let host = parsed.host else {
+            problem("\(key).url", "\"\(url)\" is not an http(s) URL")
+            return nil
+        }
+        let insecure = m["allowInsecureHTTP"] as? Bool ?? false
+        let loopback = host == "localhost" || host.hasPrefix("127.") || host == "::1" || host == "[::1]"
+        if scheme == "http" && !loopback && !insecure {
+            problem("\(key).url", "plain http:// is only allowed to a loopback address; use https:// or set allowInsecureHTTP: true")
+        }
+        var auth = AgentConfig.Remote.Auth.none
+        if let a = map(m["auth"], "\(key).auth", allowed: ["type", "username", "password", "name", "value", "tokenURL", "clientID", "clientSecret", "scope"]) {
+            switch string(a, "type", "\(key).auth") {
+            case "none": auth = .none
+            case "basic":
+                if let u = string(a, "username", "\(key).auth"), let p = string(a, "password", "\(key).auth") { auth = .basic(username: u, password: p) }
+            case "header":
+                if let n = string(a, "name", "\(key).auth"), let v = string(a, "value", "\(key).auth") { auth = .header(name: n, value: v) }
+            case "oauth2":
+                if let t = string(a, "tokenURL", "\(key).auth"), let i = string(a, "clientID", "\(key).auth"), let c = string(a, "clientSecret", "\(key).auth") {
+                    auth = .oauth2(tokenURL: t, clientID: i, clientSecret: c, scope: string(a, "scope", "\(key).auth", required: false))
+                }
+            case let t?: problem("\(key).auth.type", "\"\(t)\" is not one of basic, header, oauth2, none")
+            case nil: break
+            }
+        }
+        let timeouts = map(m["timeouts"], "\(key).timeouts", allowed: ["connect", "request"])
+        func number(_ v: Any?, _ k: String, _ d: Double) -> Double {
+            guard let v else { return d }
+            if let n = v as? Double, n > 0 { return n }
+            if let n = v as? Int, n > 0 { return Double(n) }
+            problem(k, "must be a positive number of seconds")
+            return d
+        }
+        func retries(_ v: Any?, _ k: String) -> Int {
+            guard let v else { return 2 }
+            if let n = v as? Int, (0...10).contains(n) { return n }
+            problem(k, "must be a whole number from 0 to 10")
+            return 2
+        }
+        let breaker = map(m["circuitBreaker"], "\(key).circuitBreaker", allowed: ["failures", "cooldown"])
+        var caFile: String?
+        if let ca = string(m, "caFile", key, required: false) {
+            caFile = path(ca)
+            if !FileManager.default.isReadableFile(atPath: caFile!) { problem("\(key).caFile", "cannot read \(caFile!)") }
+        }
+        return AgentConfig.Remote(
+            url: url, auth: auth, caFile: caFile,
+            connectTimeout: number(timeouts?["connect"], "\(key).timeouts.connect", 3), requestTimeout: number(timeouts?["request"], "\(key).timeouts.request", 30),
+            retries: retries(m["retries"], "\(key).retries"), breakerThreshold: Int(number(breaker?["failures"], "\(key).circuitBreaker.failures", 5)),
+            breakerCooldown: number(breaker?["cooldown"], "\(key).circuitBreaker.cooldown", 10))
     }
 
     /// Settings go to the connector as JSON; `${ENV}` is expanded in strings.

@@ -5,7 +5,7 @@ import SCIMKit
 
 /// One app's open instance of a connector, and the only place where the agent calls into a
 /// plugin. Calls block: make them on the connector thread pool (`ConnectorCalls`).
-public final class ConnectorInstance: @unchecked Sendable {
+public final class ConnectorInstance: Target, @unchecked Sendable {
     // @unchecked: `pointer` is only used through `invoke`, which serialises calls with
     // `serial` unless the plugin declared itself concurrent.
     public let library: PluginLibrary
@@ -40,6 +40,10 @@ public final class ConnectorInstance: @unchecked Sendable {
         }
         return ConnectorInstance(library: library, app: app, pointer: instance!)
     }
+
+    public var description: String { "connector \(library.name)" }
+    public var name: String { library.name }
+    public var version: String { library.version }
 
     private init(library: PluginLibrary, app: String, pointer: OpaquePointer) {
         self.library = library
@@ -91,12 +95,12 @@ public final class ConnectorInstance: @unchecked Sendable {
 
     func notImplemented(_ what: String) -> SCIMError { .notImplemented("connector \(library.name) does not implement \(what)") }
 
-    func create(_ kind: Capabilities.ResourceKind, _ resource: JSON) throws(SCIMError) -> JSON {
+    public func create(_ kind: Capabilities.ResourceKind, _ resource: JSON) throws(SCIMError) -> JSON {
         guard let fn = ops(kind)?.create else { throw notImplemented("creating \(kind.rawValue)s") }
         return try required(invoke { i, c in Self.buf(resource.serialized()) { fn(i, c, $0) } }, "create")
     }
 
-    func get(_ kind: Capabilities.ResourceKind, _ id: String) throws(SCIMError) -> JSON {
+    public func get(_ kind: Capabilities.ResourceKind, _ id: String) throws(SCIMError) -> JSON {
         guard let fn = ops(kind)?.get else { throw notImplemented("reading \(kind.rawValue)s") }
         do {
             return try required(invoke { i, c in Self.buf(id) { fn(i, c, $0) } }, "get")
@@ -105,17 +109,17 @@ public final class ConnectorInstance: @unchecked Sendable {
         }
     }
 
-    func replace(_ kind: Capabilities.ResourceKind, _ id: String, _ resource: JSON) throws(SCIMError) -> JSON {
+    public func replace(_ kind: Capabilities.ResourceKind, _ id: String, _ resource: JSON) throws(SCIMError) -> JSON {
         guard let fn = ops(kind)?.replace else { throw notImplemented("replacing \(kind.rawValue)s") }
         return try required(invoke { i, c in Self.buf(id) { idb in Self.buf(resource.serialized()) { fn(i, c, idb, $0) } } }, "replace")
     }
 
-    func patch(_ kind: Capabilities.ResourceKind, _ id: String, _ patch: PatchRequest) throws(SCIMError) -> JSON {
+    public func patch(_ kind: Capabilities.ResourceKind, _ id: String, _ patch: PatchRequest) throws(SCIMError) -> JSON {
         guard let fn = ops(kind)?.patch else { throw notImplemented("patching \(kind.rawValue)s") }
         return try required(invoke { i, c in Self.buf(id) { idb in Self.buf(patch.json.serialized()) { fn(i, c, idb, $0) } } }, "patch")
     }
 
-    func delete(_ kind: Capabilities.ResourceKind, _ id: String) throws(SCIMError) {
+    public func delete(_ kind: Capabilities.ResourceKind, _ id: String) throws(SCIMError) {
         guard let fn = ops(kind)?.remove else { throw notImplemented("deleting \(kind.rawValue)s") }
         do {
             _ = try invoke { i, c in Self.buf(id) { fn(i, c, $0) } }
@@ -124,13 +128,13 @@ public final class ConnectorInstance: @unchecked Sendable {
         }
     }
 
-    func search(_ kind: Capabilities.ResourceKind, _ query: Query) throws(SCIMError) -> ConnectorSearchReply {
+    public func search(_ kind: Capabilities.ResourceKind, _ query: Query) throws(SCIMError) -> SearchReply {
         guard let fn = ops(kind)?.search else { throw notImplemented("listing \(kind.rawValue)s") }
         let reply = try required(invoke { i, c in Self.buf(query.json.serialized()) { fn(i, c, $0) } }, "search")
-        return try ConnectorSearchReply(json: reply, connector: library.name)
+        return try SearchReply(json: reply, connector: library.name)
     }
 
-    func changeMembers(_ groupID: String, _ members: [JSON], add: Bool) throws(SCIMError) {
+    public func changeMembers(_ groupID: String, _ members: [JSON], add: Bool) throws(SCIMError) {
         let d = library.descriptor.pointee
         guard let fn = add ? d.add_members : d.remove_members else { throw notImplemented("membership changes") }
         let text = JSON.array(members).serialized()
@@ -160,14 +164,23 @@ public final class ConnectorInstance: @unchecked Sendable {
     }
 }
 
-/// A connector's search reply, checked against the rules in `scim_connector.h`.
-struct ConnectorSearchReply {
-    var resources: [JSON]
-    var totalResults: Int?
-    var filtered: Bool
-    var sorted: Bool
-    var paged: Bool
+/// A search reply: what the target did (filter, sort, page) and what is left to the agent.
+public struct SearchReply: Sendable {
+    public var resources: [JSON]
+    public var totalResults: Int?
+    public var filtered: Bool
+    public var sorted: Bool
+    public var paged: Bool
 
+    public init(resources: [JSON], totalResults: Int?, filtered: Bool, sorted: Bool, paged: Bool) {
+        self.resources = resources
+        self.totalResults = totalResults
+        self.filtered = filtered
+        self.sorted = sorted
+        self.paged = paged
+    }
+
+    /// A connector's reply, checked against the rules in `scim_connector.h`.
     init(json: JSON, connector: String) throws(SCIMError) {
         guard let resources = json["Resources"]?.arrayValue else {
             throw SCIMError(status: 502, detail: "connector \(connector) search reply has no Resources array")

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
@@ -31,6 +32,7 @@ public final class ConnectorRegistry: Sendable {
         var slots: [String: Slot] = [:]  // by connector name
         var failedFiles: [String: String] = [:]  // file → reason, for files that provide no connector
         var retired: [PluginStatus] = []  // the most recent retired generations, for `plugins`
+        var remotes: [String: RemoteTarget] = [:]  // remote apps by name
         var nextGeneration = 1
     }
 
@@ -41,11 +43,17 @@ public final class ConnectorRegistry: Sendable {
     let openInstances: Bool
     static let retiredHistory = 200
 
-    public init(config: AgentConfig, logger: Logger, openInstances: Bool = true) throws {
+    /// The one pooled HTTP client for remote apps (nil where none are served, as for `plugins`).
+    let httpClient: HTTPClient?
+
+    public init(config: AgentConfig, logger: Logger, openInstances: Bool = true, httpClient: HTTPClient? = nil) throws {
         self.openInstances = openInstances
+        self.httpClient = httpClient
         self.state = NIOLockedValueBox(State(config: config))
         self.logger = logger
         self.privateDirectory = RuntimePaths.privateDirectory(for: config)
+        let remotes = makeRemotes(config, keeping: [:])
+        state.withLockedValue { $0.remotes = remotes }
         try FileManager.default.createDirectory(atPath: privateDirectory, withIntermediateDirectories: true)
     }
 
@@ -56,7 +64,10 @@ public final class ConnectorRegistry: Sendable {
     public func lease(app: String) throws(SCIMError) -> Lease {
         let result: Result<Lease, SCIMError> = state.withLockedValue { s in
             guard let appConfig = s.config.apps[app] else { return .failure(.notFound("no app named \(app)")) }
-            guard case .connector(let name, _) = appConfig.target else { return .failure(.notImplemented("app \(app) has no connector")) }
+            guard case .connector(let name, _) = appConfig.target else {
+                guard let remote = s.remotes[app] else { return .failure(SCIMError(status: 503, detail: "app \(app): remote targets are not served by this command")) }
+                return .success(Lease(app: app, target: remote, capabilities: remote.capabilities, generation: nil, registry: self))
+            }
             guard let number = s.slots[name]?.lifecycle.acquire(), let generation = s.slots[name]?.generations[number] else {
                 return .failure(SCIMError(status: 503, detail: "connector \(name) for app \(app) is not loaded: no plugin in \(s.config.pluginsDirectory) provides it"))
             }
@@ -65,7 +76,7 @@ public final class ConnectorRegistry: Sendable {
                 let why = generation.appErrors[app] ?? "it was not opened for this app"
                 return .failure(SCIMError(status: 503, detail: "connector \(name) for app \(app) is unavailable: \(why)"))
             }
-            return .success(Lease(app: app, instance: instance, capabilities: capabilities, generation: generation, registry: self))
+            return .success(Lease(app: app, target: instance, capabilities: capabilities, generation: generation, registry: self))
         }
         return try result.get()
     }
@@ -219,8 +230,11 @@ public final class ConnectorRegistry: Sendable {
             for g in fresh { g.closeInstances() }
             throw AgentConfig.Invalid(problems: problems)
         }
+        let remotes = makeRemotes(newConfig, keeping: state.withLockedValue { $0.remotes })
+        for (app, remote) in remotes where remote.version.hasPrefix("defaults") { discover(app, remote) }
         let actions = state.withLockedValue { s -> [(String, ConnectorLifecycle.Action)] in
             s.config = newConfig
+            s.remotes = remotes
             return fresh.map { g in
                 let name = g.library.name
                 s.slots[name]?.generations[g.number] = g
@@ -229,6 +243,37 @@ public final class ConnectorRegistry: Sendable {
         }
         for (name, action) in actions { perform(action, connector: name) }
         logger.info("configuration reloaded", metadata: ["apps": .string(newConfig.appNames.joined(separator: ","))])
+    }
+
+    // MARK: - Remote apps
+
+    func makeRemotes(_ config: AgentConfig, keeping old: [String: RemoteTarget]) -> [String: RemoteTarget] {
+        guard let httpClient else { return [:] }
+        var out: [String: RemoteTarget] = [:]
+        for app in config.apps.values {
+            guard case .remote(let remote) = app.target else { continue }
+            if let existing = old[app.name], existing.config == remote, existing.auth == app.auth { out[app.name] = existing; continue }
+            do {
+                out[app.name] = try RemoteTarget(app: app.name, config: remote, client: httpClient, auth: app.auth, logger: logger)
+            } catch {
+                logger.error("remote app not set up", metadata: ["app": .string(app.name), "error": .string("\(error)")])
+            }
+        }
+        return out
+    }
+
+    /// Reads every remote app's discovery documents (at start and periodically). Blocking.
+    public func discoverRemotes() {
+        for (app, remote) in state.withLockedValue({ $0.remotes }) { discover(app, remote) }
+    }
+
+    func discover(_ app: String, _ remote: RemoteTarget) {
+        do {
+            try remote.discover()
+            logger.info("remote capabilities discovered", metadata: ["app": .string(app), "source": .string(remote.version)])
+        } catch {
+            logger.warning("remote discovery failed; keeping what was known", metadata: ["app": .string(app), "error": .string(error.detail)])
+        }
     }
 
     func perform(_ action: ConnectorLifecycle.Action, connector: String) {

@@ -28,10 +28,11 @@ public final class Generation: Sendable {
 /// started on. Release it exactly once.
 public struct Lease: Sendable {
     public let app: String
-    public let instance: ConnectorInstance
+    public let target: any Target
     public let capabilities: Capabilities
-    let generation: Generation
+    /// nil for a remote app (nothing to drain).
+    let generation: Generation?
     let registry: ConnectorRegistry
 
-    public func release() { registry.release(generation) }
+    public func release() { if let generation { registry.release(generation) } }
 }

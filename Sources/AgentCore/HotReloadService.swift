@@ -91,6 +91,7 @@ public final class HotReloadService: Service, Sendable {
         var pending: [String: Double] = [:]  // file → time of the last event
         var configPending: Double?
         var lastRescan = now()
+        var lastDiscovery = now()
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
 
         while !stop.withLockedValue({ $0 }) {
@@ -131,6 +132,10 @@ public final class HotReloadService: Service, Sendable {
                     known[file] = identity
                     registry.install(file: file)
                 }
+            }
+            if t - lastDiscovery >= 60 {
+                lastDiscovery = t
+                registry.discoverRemotes()  // remote capabilities can change
             }
             if configReloadRequested.withLockedValue({ r in defer { r = false }; return r }) { configPending = t - debounce }
             if let at = configPending, t - at >= debounce {

@@ -58,7 +58,7 @@ public final class SCIMService: Sendable {
 
     static func require(_ r: Capabilities.Resource, _ op: Capabilities.Operations, _ what: String, _ lease: Lease) throws(SCIMError) {
         guard r.operations.contains(op) else {
-            throw .notImplemented("app \(lease.app) cannot \(what): its connector \(lease.instance.library.name) does not implement it")
+            throw .notImplemented("app \(lease.app) cannot \(what): its target (\(lease.target.description)) does not implement it")
         }
     }
 
@@ -122,7 +122,7 @@ public final class SCIMService: Sendable {
         try await withTarget(app) { lease throws(SCIMError) in
             let r = try Self.resource(lease, kind)
             try Self.require(r, .create, "create \(kind.rawValue)s", lease)
-            let stored = try lease.instance.create(kind, try Self.prepare(body, r, kind))
+            let stored = try lease.target.create(kind, try Self.prepare(body, r, kind))
             let (out, etag) = Self.present(stored, kind, r.schema, baseURL: baseURL, projection: projection)
             return SCIMResult(status: 201, body: out, etag: etag, location: out["meta"]?["location"]?.stringValue)
         }
@@ -139,9 +139,9 @@ public final class SCIMService: Sendable {
 
     /// Reads one resource: by `get` when the connector has it, else by an `id eq` search.
     static func fetch(_ lease: Lease, _ r: Capabilities.Resource, _ kind: Kind, _ id: String) throws(SCIMError) -> JSON {
-        if r.operations.contains(.get) { return try lease.instance.get(kind, id) }
+        if r.operations.contains(.get) { return try lease.target.get(kind, id) }
         try require(r, .search, "read \(kind.rawValue)s", lease)
-        let reply = try lease.instance.search(kind, Query(filter: .compare(AttributePath(name: "id"), .eq, .string(id))))
+        let reply = try lease.target.search(kind, Query(filter: .compare(AttributePath(name: "id"), .eq, .string(id))))
         guard let found = reply.resources.first(where: { $0["id"]?.stringValue == id }) else { throw .notFound("\(kind.rawValue) \(id) not found") }
         return found
     }
@@ -164,7 +164,7 @@ public final class SCIMService: Sendable {
                 throw .mutability("id \(given) in the body does not match the URL's \(id)")
             }
             _ = try Self.checkVersion(lease, r, kind, id, ifMatch: ifMatch, baseURL: baseURL)
-            let stored = try lease.instance.replace(kind, id, try Self.prepare(body, r, kind))
+            let stored = try lease.target.replace(kind, id, try Self.prepare(body, r, kind))
             let (out, etag) = Self.present(stored, kind, r.schema, baseURL: baseURL, projection: projection)
             return SCIMResult(status: 200, body: out, etag: etag)
         }
@@ -175,7 +175,7 @@ public final class SCIMService: Sendable {
             let r = try Self.resource(lease, kind)
             try Self.require(r, .delete, "delete \(kind.rawValue)s", lease)
             _ = try Self.checkVersion(lease, r, kind, id, ifMatch: ifMatch, baseURL: baseURL)
-            try lease.instance.delete(kind, id)
+            try lease.target.delete(kind, id)
             return SCIMResult(status: 204, body: nil)
         }
     }
@@ -205,20 +205,20 @@ public final class SCIMService: Sendable {
                     // Validate the group exists before changing its members.
                     if current == nil { _ = try fetch(lease, r, kind, id) }
                 }
-                for d in deltas { try lease.instance.changeMembers(id, d.members, add: d.add) }
+                for d in deltas { try lease.target.changeMembers(id, d.members, add: d.add) }
                 operations = rest
                 if operations.isEmpty { return try fetch(lease, r, kind, id) }
             }
         }
         let remaining = PatchRequest(operations: operations)
-        if r.operations.contains(.patch) { return try lease.instance.patch(kind, id, remaining) }
+        if r.operations.contains(.patch) { return try lease.target.patch(kind, id, remaining) }
         let before: JSON
         if let current { before = current } else { before = try fetch(lease, r, kind, id) }
         var after = try PatchApplier(schema: r.schema).apply(remaining, to: before)
         if !r.passwordWritable { after["password"] = nil }
         if after == before { return before }
         let prepared = try prepare(after, r, kind)
-        return try lease.instance.replace(kind, id, prepared)
+        return try lease.target.replace(kind, id, prepared)
     }
 
     public func search(app: String, kind: Kind, query: Query, projection: Projection, baseURL: String) async throws(SCIMError) -> SCIMResult {
@@ -230,7 +230,7 @@ public final class SCIMService: Sendable {
             if let s = q.sortBy { q.sortBy = r.schema.canonical(s) }
             let limit = lease.capabilities.filterMaxResults
             q.count = min(q.count ?? limit, limit)
-            let reply = try lease.instance.search(kind, q)
+            let reply = try lease.target.search(kind, q)
             var resources = reply.resources
             var total = reply.totalResults ?? resources.count
             if !reply.paged {
@@ -250,7 +250,7 @@ public final class SCIMService: Sendable {
     }
 
     public func test(app: String) async throws(SCIMError) -> String {
-        try await withTarget(app) { lease throws(SCIMError) in try lease.instance.test() }
+        try await withTarget(app) { lease throws(SCIMError) in try lease.target.test() }
     }
 
     // MARK: - Discovery

@@ -27,8 +27,9 @@ public enum AgentServer {
             do {
                 let lease = try service.registry.lease(app: name)
                 defer { lease.release() }
-                let library = lease.instance.library
-                apps[name] = ["status": "serving", "connector": .string(library.name), "version": .string(library.version)]
+                var entry: JSONObject = ["status": "serving", "connector": .string(lease.target.name), "version": .string(lease.target.version)]
+                if let remote = lease.target as? RemoteTarget { entry["circuitBreaker"] = .string(remote.breakerState) }
+                apps[name] = .object(entry)
             } catch {
                 healthy = false
                 apps[name] = ["status": "unavailable", "detail": .string(error.detail)]

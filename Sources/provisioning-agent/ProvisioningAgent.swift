@@ -1,6 +1,7 @@
 import AgentCore
 import AgentHTTP
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOPosix
@@ -47,8 +48,10 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let config = try options.load()
         let logger = makeLogger("provisioning-agent")
-        let registry = try ConnectorRegistry(config: config, logger: logger)
+        let httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(timeout: .init(connect: .seconds(3))))
+        let registry = try ConnectorRegistry(config: config, logger: logger, httpClient: httpClient)
         registry.loadAll()
+        registry.discoverRemotes()
         let pool = NIOThreadPool(numberOfThreads: max(4, ProcessInfo.processInfo.activeProcessorCount * 2))
         pool.start()
         let service = SCIMService(registry: registry, pool: pool, logger: logger)
@@ -68,10 +71,12 @@ struct Serve: AsyncParsableCommand {
             logger.error("server stopped", metadata: ["error": .string("\(error)")])
             registry.shutdown()
             try? await pool.shutdownGracefully()
+            try? await httpClient.shutdown()
             throw ExitCode(1)
         }
         registry.shutdown()
         try await pool.shutdownGracefully()
+        try await httpClient.shutdown()
     }
 }
 
@@ -129,7 +134,8 @@ struct Check: AsyncParsableCommand {
         if let app, config.apps[app] == nil {
             throw ValidationError("no app named \(app) in \(config.file)")
         }
-        let registry = try ConnectorRegistry(config: config, logger: logger)
+        let httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(timeout: .init(connect: .seconds(3))))
+        let registry = try ConnectorRegistry(config: config, logger: logger, httpClient: httpClient)
         registry.loadAll()
         let pool = NIOThreadPool(numberOfThreads: 2)
         pool.start()
@@ -138,7 +144,11 @@ struct Check: AsyncParsableCommand {
         var reports: [JSON] = []
         for name in names {
             var report: JSONObject = ["app": .string(name)]
-            if case .connector(let connector, _)? = config.apps[name]?.target { report["connector"] = .string(connector) }
+            switch config.apps[name]?.target {
+            case .connector(let connector, _)?: report["connector"] = .string(connector)
+            case .remote(let remote)?: report["connector"] = .string("remote \(remote.url)")
+            case nil: break
+            }
             do {
                 let message = try await service.test(app: name)
                 let capabilities = try service.discovery(app: name, baseURL: "").capabilities
@@ -154,6 +164,7 @@ struct Check: AsyncParsableCommand {
         }
         registry.shutdown()
         try await pool.shutdownGracefully()
+        try await httpClient.shutdown()
         if json {
             print(JSON.object(["ok": .bool(!failed), "apps": .array(reports)]).serialized())
         } else {

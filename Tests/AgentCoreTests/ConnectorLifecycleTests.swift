@@ -54,3 +54,49 @@ import Testing
         #expect(l.release(7) == .none)
     }
 }
+
+@Suite struct CircuitBreakerTests {
+    @Test func opensAfterConsecutiveFailuresAndProbesAfterCooldown() {
+        var b = CircuitBreaker(threshold: 3, cooldown: 10)
+        #expect(b.admit(now: 0) == nil)
+        b.failed(now: 0)
+        b.failed(now: 1)
+        b.succeeded()  // a success resets the count
+        b.failed(now: 2)
+        b.failed(now: 3)
+        #expect(b.admit(now: 3) == nil && b.label == "closed")
+        b.failed(now: 4)
+        #expect(b.label == "open" && b.admit(now: 5) == 9)
+        #expect(b.admit(now: 14) == nil && b.label == "half-open")  // one probe
+        #expect(b.admit(now: 14) != nil)  // and only one
+        b.failed(now: 15)
+        #expect(b.label == "open" && b.admit(now: 20) != nil)
+        #expect(b.admit(now: 25) == nil)
+        b.succeeded()
+        #expect(b.label == "closed")
+    }
+}
+
+@Suite struct RemoteConfigTests {
+    @Test func remoteAppsAreValidated() throws {
+        let ok = try AgentConfig.parse("""
+            apps:
+              crm:
+                remote:
+                  url: http://127.0.0.1:9000/scim/v2/
+                  auth: { type: oauth2, tokenURL: "https://idp/token", clientID: c, clientSecret: "${S}" }
+                  timeouts: { connect: 2, request: 5 }
+                  retries: 0
+                auth: { type: none }
+            """, file: "/etc/a.yaml", environment: ["S": "s3"])
+        guard case .remote(let r)? = ok.apps["crm"]?.target else { Issue.record("not remote"); return }
+        #expect(r.url == "http://127.0.0.1:9000/scim/v2" && r.requestTimeout == 5 && r.retries == 0)
+        #expect(r.auth == .oauth2(tokenURL: "https://idp/token", clientID: "c", clientSecret: "s3", scope: nil))
+        do {
+            _ = try AgentConfig.parse("apps:\n  x:\n    remote: { url: \"http://scim.example.com/v2\" }\n    auth: { type: none }\n", file: "/a.yaml", environment: [:])
+            Issue.record("plain http to a non-loopback host was accepted")
+        } catch let e as AgentConfig.Invalid {
+            #expect(e.problems.contains { $0.contains("apps.x.remote.url: plain http://") })
+        }
+    }
+}

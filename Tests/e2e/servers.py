@@ -161,3 +161,37 @@ index member eq
     def settings(self, **extra):
         return {"url": f"ldap://127.0.0.1:{self.port}", "bindDN": self.ADMIN, "bindPassword": self.PASSWORD,
                 "usersDN": self.PEOPLE, "groupsDN": self.GROUPS, "poolSize": 4, **extra}
+
+
+class ScimPeer:
+    """A real remote SCIM server: PyPI scim2-server, on loopback, with a bearer token."""
+
+    TOKEN = "peer-token"
+
+    def __init__(self, port=None, spc=None, resource_types=None):
+        import sys as _sys
+        self.port = port or free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="scimpeer-"))
+        cmd = [str(Path(_sys.executable).parent / "scim2-server"), "--port", str(self.port), "--bearer-token", self.TOKEN]
+        if spc is not None:
+            (self.dir / "spc.json").write_text(__import__("json").dumps(spc))
+            cmd += ["--service-provider-config", str(self.dir / "spc.json")]
+        if resource_types is not None:
+            (self.dir / "rt.json").write_text(__import__("json").dumps(resource_types))
+            cmd += ["--resource-type", str(self.dir / "rt.json")]
+        self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(self.dir / "peer.log", "ab"))
+        wait_port(self.port, process=self.process)
+
+    @property
+    def base(self):
+        return f"http://127.0.0.1:{self.port}/v2"
+
+    def get(self, path, **kw):
+        import requests
+        return requests.get(self.base + path, headers={"Authorization": f"Bearer {self.TOKEN}"}, **kw)
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=20)
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,0 +1,305 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+import SCIMKit
+
+/// An app that forwards to a remote SCIM server over HTTP (one pooled client for the process).
+/// Its capabilities come from the remote's discovery documents. Calls block on the connector
+/// thread pool, never on an event loop.
+public final class RemoteTarget: Target, @unchecked Sendable {
+    // @unchecked: mutable state lives in the NIOLockedValueBoxes.
+    public let app: String
+    let config: AgentConfig.Remote
+    let client: HTTPClient
+    let logger: Logger
+    let tls: TLSConfiguration?
+    let breaker: NIOLockedValueBox<CircuitBreaker>
+    let discovered: NIOLockedValueBox<Discovered>
+    let token = NIOLockedValueBox<(value: String, expires: Double)?>(nil)
+
+    struct Discovered {
+        var capabilities: Capabilities
+        var filter = true
+        var source = "defaults (not yet discovered)"
+    }
+
+    public var description: String { "remote \(config.url)" }
+    public var name: String { "remote" }
+    public var version: String { discovered.withLockedValue { $0.source } }
+    public var capabilities: Capabilities { discovered.withLockedValue { $0.capabilities } }
+    public var breakerState: String { breaker.withLockedValue { $0.label } }
+
+    init(app: String, config: AgentConfig.Remote, client: HTTPClient, auth: AgentConfig.Auth, logger: Logger) throws {
+        self.app = app
+        self.config = config
+        self.client = client
+        self.logger = logger
+        if config.url.hasPrefix("https") {
+            var t = TLSConfiguration.makeClientConfiguration()
+            t.minimumTLSVersion = .tlsv12
+            if let ca = config.caFile { t.trustRoots = .file(ca) }
+            tls = t
+        } else {
+            tls = nil
+        }
+        breaker = NIOLockedValueBox(CircuitBreaker(threshold: config.breakerThreshold, cooldown: config.breakerCooldown))
+        discovered = NIOLockedValueBox(Discovered(capabilities: Self.defaults(auth: auth)))
+        self.auth = auth
+    }
+    let auth: AgentConfig.Auth
+
+    /// What is assumed of a server that publishes nothing: users and groups, everything
+    /// RFC 7644 makes mandatory, no PATCH, no sort, filtering by the agent.
+    static func defaults(auth: AgentConfig.Auth) -> Capabilities {
+        let ops: Capabilities.Operations = [.create, .get, .replace, .delete, .search]
+        return Capabilities(
+            users: .init(operations: ops, schema: CoreSchemas.userResource, passwordWritable: true, activeWritable: true, lastModifiedFilter: true),
+            groups: .init(operations: ops, schema: CoreSchemas.groupResource),
+            authenticationSchemes: CapabilityDiscovery.authenticationSchemes(auth))
+    }
+
+    static func now() -> Double { Date().timeIntervalSince1970 }
+
+    // MARK: - HTTP
+
+    struct Reply {
+        var status: Int
+        var body: JSON?
+    }
+
+    enum Failure: Error { case connect(String), timeout(String), lost(String) }
+
+    func authorization() throws(SCIMError) -> [(String, String)] {
+        switch config.auth {
+        case .none: return []
+        case .basic(let u, let p): return [("Authorization", "Basic " + Data("\(u):\(p)".utf8).base64EncodedString())]
+        case .header(let n, let v): return [(n, v)]
+        case .oauth2(let tokenURL, let clientID, let secret, let scope):
+            if let t = token.withLockedValue({ $0 }), t.expires > Self.now() + 5 { return [("Authorization", "Bearer " + t.value)] }
+            var form = "grant_type=client_credentials"
+            if let scope { form += "&scope=" + (scope.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? scope) }
+            let basic = Data("\(clientID):\(secret)".utf8).base64EncodedString()
+            let reply: Reply
+            do {
+                reply = try raw("POST", tokenURL, body: form, contentType: "application/x-www-form-urlencoded", headers: [("Authorization", "Basic " + basic)])
+            } catch {
+                throw SCIMError(status: 502, detail: "app \(app): cannot reach the OAuth token endpoint (\(error))")
+            }
+            guard reply.status == 200, let access = reply.body?["access_token"]?.stringValue else {
+                throw SCIMError(status: 502, detail: "app \(app): the OAuth token endpoint answered \(reply.status)")
+            }
+            let expires = Self.now() + Double(reply.body?["expires_in"]?.intValue ?? 3600)
+            token.withLockedValue { $0 = (access, expires) }
+            return [("Authorization", "Bearer " + access)]
+        }
+    }
+
+    /// One HTTP exchange, blocking.
+    func raw(_ method: String, _ url: String, body: String?, contentType: String = "application/scim+json", headers: [(String, String)] = []) throws -> Reply {
+        var h = HTTPHeaders()
+        h.add(name: "Accept", value: "application/scim+json, application/json")
+        if body != nil { h.add(name: "Content-Type", value: contentType) }
+        for (n, v) in headers { h.add(name: n, value: v) }
+        let request = try HTTPClient.Request(url: url, method: HTTPMethod(rawValue: method), headers: h, body: body.map { .string($0) }, tlsConfiguration: tls)
+        let response: HTTPClient.Response
+        do {
+            response = try client.execute(request: request, deadline: .now() + .milliseconds(Int64(config.requestTimeout * 1000))).wait()
+        } catch let e as HTTPClientError where e == .deadlineExceeded || e == .readTimeout {
+            throw Failure.timeout("no answer within \(config.requestTimeout)s")
+        } catch let e as HTTPClientError where e == .remoteConnectionClosed {
+            throw Failure.lost("the connection closed before the answer")
+        } catch {
+            throw Failure.connect("\(error)")
+        }
+        var json: JSON?
+        if var buffer = response.body, buffer.readableBytes > 0, let bytes = buffer.readBytes(length: buffer.readableBytes) {
+            json = try? JSON.parse(bytes)
+        }
+        return Reply(status: Int(response.status.code), body: json)
+    }
+
+    /// A SCIM call with auth, the circuit breaker, safe retries, and error translation.
+    func send(_ method: String, _ path: String, _ body: JSON? = nil, idempotent: Bool, guarded: Bool = true) throws(SCIMError) -> Reply {
+        if guarded, let wait = breaker.withLockedValue({ $0.admit(now: Self.now()) }) {
+            throw SCIMError(status: 503, detail: "app \(app): remote \(config.url) is failing; not trying again for \(Int(wait.rounded(.up)))s")
+        }
+        let attempts = idempotent ? config.retries + 1 : 1
+        var lastFailure = ""
+        var timedOut = false
+        for attempt in 0..<attempts {
+            if attempt > 0 { usleep(UInt32(min(2.0, 0.1 * pow(2, Double(attempt - 1))) * 1_000_000)) }
+            do {
+                var reply = try raw(method, config.url + path, body: body?.serialized(), headers: try authorization())
+                if reply.status == 401, case .oauth2 = config.auth {
+                    token.withLockedValue { $0 = nil }  // refreshed once
+                    reply = try raw(method, config.url + path, body: body?.serialized(), headers: try authorization())
+                }
+                if guarded { breaker.withLockedValue { $0.succeeded() } }
+                return reply
+            } catch let e as SCIMError {
+                throw e
+            } catch Failure.timeout(let m) {
+                lastFailure = m
+                timedOut = true
+                break  // a stalled server is not retried
+            } catch Failure.lost(let m) where !idempotent {
+                if guarded { breaker.withLockedValue { $0.failed(now: Self.now()) } }
+                throw SCIMError(status: 502, detail: "app \(app): remote \(config.url): \(m)")
+            } catch {
+                lastFailure = "\(error)"
+                timedOut = false
+            }
+        }
+        if guarded { breaker.withLockedValue { $0.failed(now: Self.now()) } }
+        if timedOut { throw SCIMError(status: 504, detail: "app \(app): remote \(config.url): \(lastFailure)") }
+        throw SCIMError(status: 502, detail: "app \(app): cannot reach remote \(config.url): \(lastFailure)")
+    }
+
+    func expect(_ reply: Reply, _ ok: Int...) throws(SCIMError) -> JSON? {
+        if ok.contains(reply.status) { return reply.body }
+        if let body = reply.body, let e = SCIMError(json: body, fallbackStatus: reply.status) {
+            throw SCIMError(status: reply.status, scimType: e.scimType, detail: e.detail)  // the remote's own error, passed through
+        }
+        throw SCIMError(status: reply.status >= 400 ? reply.status : 502, detail: "app \(app): remote answered \(reply.status)")
+    }
+
+    func resource(_ reply: Reply, _ ok: Int...) throws(SCIMError) -> JSON {
+        var body: JSON?
+        for code in ok where reply.status == code { body = reply.body }
+        if body == nil { _ = try expect(reply); throw SCIMError(status: 502, detail: "app \(app): remote answered \(reply.status)") }
+        guard let b = body, case .object = b else { throw SCIMError(status: 502, detail: "app \(app): remote returned no resource") }
+        return b
+    }
+
+    static func escape(_ id: String) -> String { id.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"])) ?? id }
+
+    // MARK: - Target
+
+    public func create(_ kind: Capabilities.ResourceKind, _ resource: JSON) throws(SCIMError) -> JSON {
+        let reply: Reply
+        do {
+            reply = try send("POST", kind.endpoint, resource, idempotent: false)
+        } catch where error.status == 502 && error.detail.contains("closed before the answer") {
+            // The create may have happened: look before deciding (never a blind retry).
+            let key = kind == .user ? "userName" : "displayName"
+            if let value = resource[key]?.stringValue,
+                let found = try? search(kind, Query(filter: .compare(AttributePath(name: key), .eq, .string(value)), count: 2)).resources,
+                found.count == 1
+            {
+                return found[0]
+            }
+            throw error
+        }
+        return try self.resource(reply, 201, 200)
+    }
+
+    public func get(_ kind: Capabilities.ResourceKind, _ id: String) throws(SCIMError) -> JSON {
+        try resource(try send("GET", kind.endpoint + "/" + Self.escape(id), idempotent: true), 200)
+    }
+
+    public func replace(_ kind: Capabilities.ResourceKind, _ id: String, _ resource: JSON) throws(SCIMError) -> JSON {
+        var r = resource
+        r["id"] = .string(id)
+        return try self.resource(try send("PUT", kind.endpoint + "/" + Self.escape(id), r, idempotent: true), 200)
+    }
+
+    public func patch(_ kind: Capabilities.ResourceKind, _ id: String, _ patch: PatchRequest) throws(SCIMError) -> JSON {
+        let reply = try send("PATCH", kind.endpoint + "/" + Self.escape(id), patch.json, idempotent: false)
+        if reply.status == 204 { return try get(kind, id) }
+        return try resource(reply, 200)
+    }
+
+    public func delete(_ kind: Capabilities.ResourceKind, _ id: String) throws(SCIMError) {
+        _ = try expect(try send("DELETE", kind.endpoint + "/" + Self.escape(id), idempotent: true), 204, 200)
+    }
+
+    public func search(_ kind: Capabilities.ResourceKind, _ query: Query) throws(SCIMError) -> SearchReply {
+        let filters = discovered.withLockedValue { $0.filter }
+        var items: [URLQueryItem] = []
+        let pushFilter = filters && query.filter != nil
+        if pushFilter, let f = query.filter { items.append(URLQueryItem(name: "filter", value: f.description)) }
+        let sort = capabilities.resource(kind)?.sort ?? false
+        if sort, let s = query.sortBy {
+            items.append(URLQueryItem(name: "sortBy", value: s.description))
+            items.append(URLQueryItem(name: "sortOrder", value: query.sortOrder.rawValue))
+        }
+        let page = query.filter == nil || pushFilter
+        if page && (query.sortBy == nil || sort) {
+            items.append(URLQueryItem(name: "startIndex", value: String(query.startIndex)))
+            items.append(URLQueryItem(name: "count", value: String(query.count ?? 1000)))
+        }
+        var components = URLComponents()
+        components.queryItems = items
+        let q = (components.percentEncodedQuery ?? "").replacingOccurrences(of: "+", with: "%2B")
+        let body = try expect(try send("GET", kind.endpoint + (q.isEmpty ? "" : "?" + q), idempotent: true), 200)
+        guard let resources = body?["Resources"]?.arrayValue ?? (body?["totalResults"]?.intValue == 0 ? [] : nil) else {
+            throw SCIMError(status: 502, detail: "app \(app): remote list has no Resources")
+        }
+        let paged = page && (query.sortBy == nil || sort)
+        return SearchReply(resources: resources, totalResults: paged ? body?["totalResults"]?.intValue ?? resources.count : nil,
+                           filtered: query.filter == nil || pushFilter, sorted: query.sortBy == nil || sort, paged: paged)
+    }
+
+    public func changeMembers(_ groupID: String, _ members: [JSON], add: Bool) throws(SCIMError) {
+        throw .notImplemented("remote targets take membership changes as PATCH")
+    }
+
+    public func test() throws(SCIMError) -> String {
+        let reply = try send("GET", "/ServiceProviderConfig", idempotent: true)
+        if reply.status == 401 || reply.status == 403 { throw SCIMError(status: 502, detail: "app \(app): remote \(config.url) refused our credentials (\(reply.status))") }
+        try discover()
+        return "remote \(config.url) reachable and authenticated; capabilities from \(version)"
+    }
+
+    // MARK: - Discovery
+
+    /// Reads /ServiceProviderConfig, /ResourceTypes and /Schemas; falls back to Okta's SCIM 1.1
+    /// /ServiceProviderConfigs, then to safe defaults.
+    public func discover() throws(SCIMError) {
+        var caps = Self.defaults(auth: auth)
+        var source = "defaults (the remote publishes no discovery documents)"
+        var filter = true
+        // Discovery goes around the circuit breaker: only client requests open it.
+        var spc = try send("GET", "/ServiceProviderConfig", idempotent: true, guarded: false).body
+        if spc?["schemas"] == nil, let v1 = (try? send("GET", "/ServiceProviderConfigs", idempotent: true, guarded: false)), v1.status == 200 {
+            spc = v1.body
+        }
+        if let spc {
+            source = "the remote's ServiceProviderConfig"
+            let patch = spc["patch"]?["supported"]?.boolValue ?? false
+            let sort = spc["sort"]?["supported"]?.boolValue ?? false
+            filter = spc["filter"]?["supported"]?.boolValue ?? true
+            let password = spc["changePassword"]?["supported"]?.boolValue ?? false
+            var ops: Capabilities.Operations = [.create, .get, .replace, .delete, .search]
+            if patch { ops.insert(.patch) }
+            var types: [String: ResourceSchema] = [:]
+            if let rt = (try? send("GET", "/ResourceTypes", idempotent: true, guarded: false)), rt.status == 200 {
+                let list = rt.body?["Resources"]?.arrayValue ?? rt.body?.arrayValue ?? []
+                let schemas = (try? send("GET", "/Schemas", idempotent: true, guarded: false)).flatMap { $0.status == 200 ? $0.body : nil }
+                let parsed = (schemas?["Resources"]?.arrayValue ?? schemas?.arrayValue ?? []).compactMap { try? Schema(json: $0) }
+                for t in list {
+                    guard let endpoint = t["endpoint"]?.stringValue else { continue }
+                    let kind = endpoint.caselessEquals("/Users") ? "User" : endpoint.caselessEquals("/Groups") ? "Group" : nil
+                    guard let kind else { continue }
+                    let fallback = kind == "User" ? CoreSchemas.userResource : CoreSchemas.groupResource
+                    let core = t["schema"]?.stringValue.flatMap { id in parsed.first { $0.id == id } } ?? fallback.core
+                    let exts = (t["schemaExtensions"]?.arrayValue ?? []).compactMap { e in e["schema"]?.stringValue.flatMap { id in parsed.first { $0.id == id } } }
+                    types[kind] = ResourceSchema(core: core.attributes.isEmpty ? fallback.core : core, extensions: exts)
+                }
+                source += ", ResourceTypes and Schemas"
+            } else {
+                types = ["User": CoreSchemas.userResource, "Group": CoreSchemas.groupResource]
+            }
+            caps = Capabilities(
+                users: types["User"].map { .init(operations: ops, schema: $0, sort: sort, passwordWritable: password, activeWritable: true, lastModifiedFilter: true) },
+                groups: types["Group"].map { .init(operations: ops, schema: $0, sort: sort) },
+                bulkMaxOperations: 1000, filterMaxResults: spc["filter"]?["maxResults"]?.intValue.map { min($0, 1000) } ?? 1000,
+                authenticationSchemes: CapabilityDiscovery.authenticationSchemes(auth))
+        }
+        discovered.withLockedValue { $0 = Discovered(capabilities: caps, filter: filter, source: source) }
+    }
+}

@@ -1,0 +1,18 @@
+import SCIMKit
+
+/// What an app's requests go to: a connector instance loaded in-process, or a remote SCIM
+/// server. Calls block; `SCIMService` makes them on the connector thread pool.
+public protocol Target: AnyObject, Sendable {
+    /// For messages: "connector flatfile", "remote http://…".
+    var description: String { get }
+    var name: String { get }
+    var version: String { get }
+    func create(_ kind: Capabilities.ResourceKind, _ resource: JSON) throws(SCIMError) -> JSON
+    func get(_ kind: Capabilities.ResourceKind, _ id: String) throws(SCIMError) -> JSON
+    func replace(_ kind: Capabilities.ResourceKind, _ id: String, _ resource: JSON) throws(SCIMError) -> JSON
+    func patch(_ kind: Capabilities.ResourceKind, _ id: String, _ patch: PatchRequest) throws(SCIMError) -> JSON
+    func delete(_ kind: Capabilities.ResourceKind, _ id: String) throws(SCIMError)
+    func search(_ kind: Capabilities.ResourceKind, _ query: Query) throws(SCIMError) -> SearchReply
+    func changeMembers(_ groupID: String, _ members: [JSON], add: Bool) throws(SCIMError)
+    func test() throws(SCIMError) -> String
+}
