@@ -14,7 +14,8 @@ public struct AttributePath: Sendable, Equatable, Hashable, CustomStringConverti
     public init?(parsing text: Substring) {
         var rest = text
         var schema: String?
-        if text.count > 4, text.prefix(4).lowercased() == "urn:" {
+        let u = text.utf8
+        if u.count > 4, u.starts(with: "urn:".utf8, by: { $0 | 0x20 == $1 }) {
             guard let colon = text.lastIndex(of: ":") else { return nil }
             schema = String(text[..<colon])
             rest = text[text.index(after: colon)...]

@@ -35,14 +35,14 @@ public struct FilterParser {
         while let c = current, c == 0x20 || c == 0x09 || c == 0x0A || c == 0x0D { position += 1 }
     }
 
-    /// Matches a keyword (case-insensitive) that is followed by a delimiter.
-    private mutating func keyword(_ word: String) -> Bool {
-        let w = Array(word.utf8)
-        guard position + w.count <= bytes.count else { return false }
-        for i in 0..<w.count where bytes[position + i] | 0x20 != w[i] { return false }
-        let next = position + w.count < bytes.count ? bytes[position + w.count] : 0x20
+    /// Matches a keyword (lowercase ASCII, compared ignoring case) that is followed by a delimiter.
+    private mutating func keyword(_ word: StaticString) -> Bool {
+        let count = word.utf8CodeUnitCount
+        guard position + count <= bytes.count else { return false }
+        for i in 0..<count where bytes[position + i] | 0x20 != word.utf8Start[i] { return false }
+        let next = position + count < bytes.count ? bytes[position + count] : 0x20
         guard next == 0x20 || next == UInt8(ascii: "(") || next == 0x09 || next == 0x0A || next == 0x0D else { return false }
-        position += w.count
+        position += count
         return true
     }
 
@@ -130,15 +130,15 @@ public struct FilterParser {
         return .compare(path, op, try parseValue())
     }
 
-    private mutating func keywordAtEndAllowed(_ word: String) -> Bool {
-        let w = Array(word.utf8)
-        guard position + w.count <= bytes.count else { return false }
-        for i in 0..<w.count where bytes[position + i] | 0x20 != w[i] { return false }
-        if position + w.count < bytes.count {
-            let next = bytes[position + w.count]
+    private mutating func keywordAtEndAllowed(_ word: StaticString) -> Bool {
+        let count = word.utf8CodeUnitCount
+        guard position + count <= bytes.count else { return false }
+        for i in 0..<count where bytes[position + i] | 0x20 != word.utf8Start[i] { return false }
+        if position + count < bytes.count {
+            let next = bytes[position + count]
             guard next == 0x20 || next == UInt8(ascii: ")") || next == UInt8(ascii: "]") else { return false }
         }
-        position += w.count
+        position += count
         return true
     }
 
