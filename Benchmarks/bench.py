@@ -223,13 +223,13 @@ def main():
         mariadb.query("INSERT INTO users (id, userName, created, lastModified) SELECT UUID(), CONCAT('bulk', seq, '@example.com'), NOW(3), NOW(3) FROM seq_1_to_100000")
         total = mariadb.query("SELECT COUNT(*) FROM users")[0][0]
         c = Client(targets["agent · mysql"][0])
-        t0, start, seen = time.time(), 1, 0
+        t0, index, seen = time.time(), 1, 0
         while True:
-            status, body = c.request("GET", f"/Users?startIndex={start}&count=1000")
+            status, body = c.request("GET", f"/Users?startIndex={index}&count=1000")
             page = json.loads(body)
             seen += len(page["Resources"])
-            start += 1000
-            if start > page["totalResults"]:
+            index += 1000
+            if index > page["totalResults"]:
                 break
         imp = time.time() - t0
         report.append(f"\n## mysql connector\n\n| measure | result |\n|---|---|\n"
@@ -248,12 +248,12 @@ def main():
         have = json.loads(body)["totalResults"]
         if have < 20000:
             preload(targets["agent · ldap"][0], 20000 - have, "ldapfill")
-        t0, start, seen = time.time(), 1, 0
+        t0, index, seen = time.time(), 1, 0
         while seen < 20000:
-            status, body = c.request("GET", f"/Users?startIndex={start}&count=1000")
+            status, body = c.request("GET", f"/Users?startIndex={index}&count=1000")
             page = json.loads(body)
             seen += len(page["Resources"])
-            start += 1000
+            index += 1000
             if not page["Resources"]:
                 break
         imp = time.time() - t0
@@ -299,12 +299,12 @@ def reload_bench():
     health = Client(f"http://127.0.0.1:{port}")
     failures, requests_done, stop = [], [0], threading.Event()
 
-    def load(app):
+    def load(app, worker):
         c = Client(f"http://127.0.0.1:{port}/apps/{app}/scim/v2")
         i = 0
         while not stop.is_set():
             try:
-                status, body = c.request("POST", "/Users", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": f"r{app}{i}"})
+                status, body = c.request("POST", "/Users", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": f"r{app}-{worker}-{i}"})
                 if status != 201:
                     failures.append(status)
             except Exception as e:  # noqa: BLE001
@@ -312,7 +312,7 @@ def reload_bench():
             requests_done[0] += 1
             i += 1
 
-    threads = [threading.Thread(target=load, args=(a,)) for a in ("mem", "files") for _ in range(2)]
+    threads = [threading.Thread(target=load, args=(a, w)) for a in ("mem", "files") for w in range(2)]
     for t in threads:
         t.start()
 

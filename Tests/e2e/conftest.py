@@ -135,3 +135,43 @@ def slapd():
     server = Slapd()
     yield server
     server.destroy()
+
+
+def all_user_names(session, base):
+    """Every userName of an app, read page by page as an importing IdP would."""
+    names, start = set(), 1
+    while True:
+        page = session.get(f"{base}/Users", params={"startIndex": start, "count": 1000, "attributes": "userName"}).json()
+        names |= {u["userName"] for u in page["Resources"]}
+        start += len(page["Resources"])
+        if not page["Resources"] or start > page["totalResults"]:
+            return names
+
+
+def creates_across_a_restart(base, server, suffix=""):
+    """POSTs users while `server` is stopped and started again; returns the statuses seen."""
+    import threading
+    s, statuses, stop = requests.Session(), [], threading.Event()
+
+    def traffic():
+        i = 0
+        while not stop.is_set():
+            try:
+                r = s.post(f"{base}/Users", json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                                                  "userName": f"restart{i}{suffix}"}, timeout=15)
+                statuses.append(r.status_code)
+            except requests.RequestException as e:
+                statuses.append(str(e))
+            i += 1
+            time.sleep(0.01)
+
+    t = threading.Thread(target=traffic)
+    t.start()
+    time.sleep(0.5)
+    server.stop()
+    time.sleep(1.0)
+    server.start()
+    time.sleep(1.5)
+    stop.set()
+    t.join()
+    return statuses

@@ -8,21 +8,11 @@ import time
 
 import requests
 
-from conftest import session_for
+from conftest import all_user_names, session_for
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 APPS = {"files": {"connector": "flatfile", "settings": {"directory": "data/files"},
                   "auth": {"type": "header", "name": "Authorization", "value": "Bearer s3cret"}}}
-
-
-def all_user_names(s, base):
-    names, start = set(), 1
-    while True:
-        page = s.get(f"{base}/Users", params={"startIndex": start, "count": 1000, "attributes": "userName"}).json()
-        names |= {u["userName"] for u in page["Resources"]}
-        start += len(page["Resources"])
-        if not page["Resources"] or start > page["totalResults"]:
-            return names
 
 
 def test_sigkill_mid_write_loses_no_acknowledged_write(make_agent):

@@ -8,7 +8,7 @@ import time
 
 import requests
 
-from conftest import PLUGINS, ROOT, session_for
+from conftest import PLUGINS, ROOT, all_user_names, session_for
 
 ALT = ROOT / "plugins-alt"
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -94,16 +94,6 @@ class Load:
             t.join()
 
 
-def all_user_names(app, base):
-    s, names, start = session_for(app), set(), 1
-    while True:
-        page = s.get(f"{base}/Users", params={"startIndex": start, "count": 1000, "attributes": "userName"}).json()
-        names |= {u["userName"] for u in page["Resources"]}
-        start += len(page["Resources"])
-        if not page["Resources"] or start > page["totalResults"]:
-            return names
-
-
 def test_replacing_plugins_under_load_fails_no_request(make_agent):
     agent = make_agent(APPS).start()
     generations = {"memory": set(), "flatfile": set()}
@@ -123,7 +113,7 @@ def test_replacing_plugins_under_load_fails_no_request(make_agent):
         assert {(connector, n) for n in numbers} <= visible
     # Every acknowledged write survived every reload (memory hands its data to the next build).
     for app in ("mem", "files"):
-        assert load.acknowledged[app] <= all_user_names(app, agent.base(app))
+        assert load.acknowledged[app] <= all_user_names(session_for(app), agent.base(app))
     log = agent.log.read_text()
     assert "unloaded=true" in log  # the C plugin is unmapped once drained
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from conftest import creates_across_a_restart
+
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -123,28 +125,7 @@ def test_scim2_tester_against_ldap(dir_agent):
 
 
 def test_slapd_restart_in_the_middle_of_traffic(dir_agent, slapd):
-    s, base = requests.Session(), dir_agent.base("dir")
-    statuses, stop = [], threading.Event()
-
-    def traffic():
-        i = 0
-        while not stop.is_set():
-            try:
-                statuses.append(s.post(f"{base}/Users", json={"schemas": [USER], "userName": f"restart{i}"}, timeout=15).status_code)
-            except requests.RequestException as e:
-                statuses.append(str(e))
-            i += 1
-            time.sleep(0.01)
-
-    t = threading.Thread(target=traffic)
-    t.start()
-    time.sleep(0.5)
-    slapd.stop()
-    time.sleep(1.0)
-    slapd.start()
-    time.sleep(1.5)
-    stop.set()
-    t.join()
+    statuses = creates_across_a_restart(dir_agent.base("dir"), slapd)
     assert set(statuses) <= {201, 503}, set(statuses)
     assert 503 in statuses and statuses[-1] == 201
     # Every acknowledged create is there. One request may have been cut mid-way (written, but

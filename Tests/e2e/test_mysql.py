@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import session_for
+from conftest import creates_across_a_restart, session_for
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -169,29 +169,7 @@ def test_scim2_tester_against_mysql(db_agent):
 
 
 def test_mariadb_restart_in_the_middle_of_traffic(db_agent, mariadb):
-    s, base = requests.Session(), db_agent.base("db")
-    statuses, stop = [], threading.Event()
-
-    def traffic():
-        i = 0
-        while not stop.is_set():
-            try:
-                r = s.post(f"{base}/Users", json={"schemas": [USER], "userName": f"restart{i}@example.com"}, timeout=15)
-                statuses.append(r.status_code)
-            except requests.RequestException as e:
-                statuses.append(str(e))
-            i += 1
-            time.sleep(0.01)
-
-    t = threading.Thread(target=traffic)
-    t.start()
-    time.sleep(0.5)
-    mariadb.stop()
-    time.sleep(1.0)
-    mariadb.start()
-    time.sleep(1.5)
-    stop.set()
-    t.join()
+    statuses = creates_across_a_restart(db_agent.base("db"), mariadb, "@example.com")
     assert set(statuses) <= {201, 503}, set(statuses)
     assert 503 in statuses and statuses[-1] == 201  # failed in the gap, recovered by itself
     # Every acknowledged create is there. One request may have been cut mid-way (written, but

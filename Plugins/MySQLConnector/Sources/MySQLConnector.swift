@@ -137,13 +137,19 @@ public final class MySQLConnector: Connector, UserCreating, UserReading, UserRep
         return (t, RowCodec(table: t, kind: kind))
     }
 
+    /// Exact (case-sensitive) match on a key column that can still use its index.
+    static func exact(_ column: String) -> String {
+        let c = Mapping.quote(column)
+        return "\(c) = ? AND BINARY \(c) = ?"
+    }
+
     func selectSQL(_ t: Mapping.Table) -> String {
         "SELECT " + t.selectColumns.map(Mapping.quote).joined(separator: ", ") + " FROM " + Mapping.quote(t.table)
     }
 
     func fetch(_ c: MariaDBConnection, _ kind: Capabilities.ResourceKind, _ id: String) throws -> JSON {
         let (t, codec) = codec(kind)
-        guard let row = try c.execute(selectSQL(t) + " WHERE BINARY \(Mapping.quote(t.key)) = ?", [.string(id)]).rows.first else {
+        guard let row = try c.execute(selectSQL(t) + " WHERE \(Self.exact(t.key))", [.string(id), .string(id)]).rows.first else {
             throw SCIMError.notFound("\(kind.rawValue) \(id) not found")
         }
         var r = codec.resource(row)
@@ -159,7 +165,7 @@ public final class MySQLConnector: Connector, UserCreating, UserReading, UserRep
         if let m = t.lastModified { values.append((m, .string(now))) }
         if let id {
             let sets = values.map { Mapping.quote($0.0) + " = ?" }.joined(separator: ", ")
-            let r = try c.execute("UPDATE \(Mapping.quote(t.table)) SET \(sets) WHERE BINARY \(Mapping.quote(t.key)) = ?", values.map(\.1) + [.string(id)])
+            let r = try c.execute("UPDATE \(Mapping.quote(t.table)) SET \(sets) WHERE \(Self.exact(t.key))", values.map(\.1) + [.string(id), .string(id)])
             if r.affectedRows == 0 { throw SCIMError.notFound("\(kind.rawValue) \(id) not found") }
             return id
         }
@@ -191,9 +197,9 @@ public final class MySQLConnector: Connector, UserCreating, UserReading, UserRep
         try db { c in
             try c.transaction {
                 if let m = mapping.groups?.members {
-                    try c.execute("DELETE FROM \(Mapping.quote(m.table)) WHERE BINARY \(Mapping.quote(m.memberColumn)) = ?", [.string(id)])
+                    try c.execute("DELETE FROM \(Mapping.quote(m.table)) WHERE \(Self.exact(m.memberColumn))", [.string(id), .string(id)])
                 }
-                let r = try c.execute("DELETE FROM \(Mapping.quote(mapping.users.table)) WHERE BINARY \(Mapping.quote(mapping.users.key)) = ?", [.string(id)])
+                let r = try c.execute("DELETE FROM \(Mapping.quote(mapping.users.table)) WHERE \(Self.exact(mapping.users.key))", [.string(id), .string(id)])
                 if r.affectedRows == 0 { throw SCIMError.notFound("User \(id) not found") }
             }
         }
@@ -237,15 +243,15 @@ public final class MySQLConnector: Connector, UserCreating, UserReading, UserRep
         guard let m = mapping.groups?.members else { return [] }
         let typeColumn = m.typeColumn.map { ", " + Mapping.quote($0) } ?? ""
         let rows = try c.execute(
-            "SELECT \(Mapping.quote(m.memberColumn))\(typeColumn) FROM \(Mapping.quote(m.table)) WHERE BINARY \(Mapping.quote(m.groupColumn)) = ? ORDER BY \(Mapping.quote(m.memberColumn))",
-            [.string(groupID)]).rows
+            "SELECT \(Mapping.quote(m.memberColumn))\(typeColumn) FROM \(Mapping.quote(m.table)) WHERE \(Self.exact(m.groupColumn)) ORDER BY \(Mapping.quote(m.memberColumn))",
+            [.string(groupID), .string(groupID)]).rows
         return rows.map { row in ["value": .string(row[0] ?? ""), "type": .string(row.count > 1 ? (row[1] ?? "User") : "User")] }
     }
 
     func memberType(_ c: MariaDBConnection, _ id: String) throws -> String? {
         let u = mapping.users
-        if try !c.execute("SELECT 1 FROM \(Mapping.quote(u.table)) WHERE BINARY \(Mapping.quote(u.key)) = ?", [.string(id)]).rows.isEmpty { return "User" }
-        if let g = mapping.groups, try !c.execute("SELECT 1 FROM \(Mapping.quote(g.table)) WHERE BINARY \(Mapping.quote(g.key)) = ?", [.string(id)]).rows.isEmpty {
+        if try !c.execute("SELECT 1 FROM \(Mapping.quote(u.table)) WHERE \(Self.exact(u.key))", [.string(id), .string(id)]).rows.isEmpty { return "User" }
+        if let g = mapping.groups, try !c.execute("SELECT 1 FROM \(Mapping.quote(g.table)) WHERE \(Self.exact(g.key))", [.string(id), .string(id)]).rows.isEmpty {
             return "Group"
         }
         return nil
@@ -269,9 +275,9 @@ public final class MySQLConnector: Connector, UserCreating, UserReading, UserRep
         guard let g = mapping.groups else { return }
         let r: MariaDBConnection.Result
         if let lm = g.lastModified {
-            r = try c.execute("UPDATE \(Mapping.quote(g.table)) SET \(Mapping.quote(lm)) = ? WHERE BINARY \(Mapping.quote(g.key)) = ?", [.string(RowCodec.now()), .string(groupID)])
+            r = try c.execute("UPDATE \(Mapping.quote(g.table)) SET \(Mapping.quote(lm)) = ? WHERE \(Self.exact(g.key))", [.string(RowCodec.now()), .string(groupID), .string(groupID)])
         } else {
-            r = try c.execute("SELECT 1 FROM \(Mapping.quote(g.table)) WHERE BINARY \(Mapping.quote(g.key)) = ?", [.string(groupID)])
+            r = try c.execute("SELECT 1 FROM \(Mapping.quote(g.table)) WHERE \(Self.exact(g.key))", [.string(groupID), .string(groupID)])
             if r.rows.isEmpty { throw SCIMError.notFound("Group \(groupID) not found") }
             return
         }
@@ -303,7 +309,7 @@ public final class MySQLConnector: Connector, UserCreating, UserReading, UserRep
             try c.transaction {
                 _ = try write(c, .group, resource, id: id)
                 if let m = mapping.groups?.members {
-                    try c.execute("DELETE FROM \(Mapping.quote(m.table)) WHERE BINARY \(Mapping.quote(m.groupColumn)) = ?", [.string(id)])
+                    try c.execute("DELETE FROM \(Mapping.quote(m.table)) WHERE \(Self.exact(m.groupColumn))", [.string(id), .string(id)])
                 }
                 try addMembers(c, id, Self.memberIDs(resource))
             }
@@ -316,9 +322,9 @@ public final class MySQLConnector: Connector, UserCreating, UserReading, UserRep
             try c.transaction {
                 guard let g = mapping.groups else { return }
                 if let m = g.members {
-                    try c.execute("DELETE FROM \(Mapping.quote(m.table)) WHERE BINARY \(Mapping.quote(m.groupColumn)) = ?", [.string(id)])
+                    try c.execute("DELETE FROM \(Mapping.quote(m.table)) WHERE \(Self.exact(m.groupColumn))", [.string(id), .string(id)])
                 }
-                let r = try c.execute("DELETE FROM \(Mapping.quote(g.table)) WHERE BINARY \(Mapping.quote(g.key)) = ?", [.string(id)])
+                let r = try c.execute("DELETE FROM \(Mapping.quote(g.table)) WHERE \(Self.exact(g.key))", [.string(id), .string(id)])
                 if r.affectedRows == 0 { throw SCIMError.notFound("Group \(id) not found") }
             }
         }
@@ -343,8 +349,8 @@ public final class MySQLConnector: Connector, UserCreating, UserReading, UserRep
             try c.transaction {
                 try touch(c, groupID)
                 for id in memberIDs {
-                    try c.execute("DELETE FROM \(Mapping.quote(m.table)) WHERE BINARY \(Mapping.quote(m.groupColumn)) = ? AND BINARY \(Mapping.quote(m.memberColumn)) = ?",
-                                  [.string(groupID), .string(id)])
+                    try c.execute("DELETE FROM \(Mapping.quote(m.table)) WHERE \(Self.exact(m.groupColumn)) AND \(Self.exact(m.memberColumn))",
+                                  [.string(groupID), .string(groupID), .string(id), .string(id)])
                 }
             }
         }

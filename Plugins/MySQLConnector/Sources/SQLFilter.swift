@@ -77,6 +77,9 @@ struct SQLFilter {
         let caseExact = definition?.caseExact ?? false || col == table.key
         let lhs = caseExact ? "BINARY \(c)" : c
         switch op {
+        case .eq where caseExact:
+            // The plain comparison lets MariaDB use the column's index; BINARY makes it exact.
+            return Clause(sql: "(\(c) = ? AND \(lhs) = ?)", params: [param, param], exact: true)
         case .eq: return Clause(sql: "\(lhs) = ?", params: [param], exact: true)
         case .ne: return Clause(sql: "(\(lhs) <> ? OR \(c) IS NULL)", params: [param], exact: true)
         case .gt: return Clause(sql: "\(lhs) > ?", params: [param], exact: true)
