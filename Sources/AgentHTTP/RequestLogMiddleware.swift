@@ -1,4 +1,3 @@
-import Foundation
 import Hummingbird
 import Logging
 import NIOCore
@@ -41,13 +40,14 @@ struct RequestLogMiddleware: RouterMiddleware {
     }
 
     func log(_ request: Request, _ context: Context, _ status: Int, _ start: ContinuousClock.Instant) {
+        guard context.logger.logLevel <= .info else { return }  // nothing to build when it would be dropped
         let elapsed = ContinuousClock.now - start
-        let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+        let micros = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
         var metadata: Logger.Metadata = [
             "http.method": .string(request.method.rawValue),
             "http.path": .string(request.uri.path),
             "http.status": .stringConvertible(status),
-            "duration.ms": .string(String(format: "%.2f", ms)),
+            "duration.ms": .string("\(micros / 1000).\(String(micros % 1000 + 1000).dropFirst())"),
         ]
         if let app = AuthenticationMiddleware.appName(request.uri.path) { metadata["app"] = .string(app) }
         context.logger.info("request", metadata: metadata)

@@ -48,6 +48,9 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let config = try options.load()
         let logger = makeLogger("provisioning-agent")
+        // One malloc arena per core rather than per thread: the worker pool and event loops
+        // otherwise each keep an arena's worth of resident memory.
+        _ = glibcMallopt(-8 /* M_ARENA_MAX, <malloc.h> */, Int32(max(2, ProcessInfo.processInfo.activeProcessorCount)))
         let httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(timeout: .init(connect: .seconds(3))))
         let registry = try ConnectorRegistry(config: config, logger: logger, httpClient: httpClient)
         registry.loadAll()
@@ -180,3 +183,7 @@ struct Version: ParsableCommand {
         print("provisioning-agent \(ProvisioningAgent.version) (\(SwiftToolchain.current), connector ABI \(1).\(0))")
     }
 }
+
+/// glibc's mallopt(3); <malloc.h> is not part of the Glibc module.
+@_silgen_name("mallopt")
+func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
