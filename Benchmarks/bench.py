@@ -89,10 +89,10 @@ def preload(base, count, tag):
     return ids, names
 
 
-def wrk(base, scenario, connections, listfile, seconds=DURATION):
+def wrk(base, scenario, connections, listfile, seconds=DURATION, threads=2):
     script = WORK / f"{scenario}.lua"
     script.write_text((WRK / "prelude.lua").read_text() + (WRK / f"{scenario}.lua").read_text() + (WRK / "report.lua").read_text())
-    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script), base, "--", str(listfile)]
+    cmd = ["wrk", f"-t{min(threads, connections)}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script), base, "--", str(listfile)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
     line = next(l for l in out.splitlines() if l.startswith("RESULT "))
     r = json.loads(line[7:])
@@ -147,8 +147,9 @@ def main():
     idle_agent.send_signal(signal.SIGTERM)
     idle_agent.wait(timeout=30)
 
-    agent, agent_port, _ = start_agent(apps)
     peer_port = free_port()
+    apps["remote"] = {"remote": {"url": f"http://127.0.0.1:{peer_port}/v2"}, "auth": {"type": "none"}}
+    agent, agent_port, _ = start_agent(apps)
     peer = start([str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "Benchmarks" / "scim2_server_asgi.py"), str(peer_port)])
     wait_port(peer_port, process=peer)
     bare_port = free_port()
@@ -185,6 +186,17 @@ def main():
         r["peak_rss_mib"] = rss_kib(bare.pid, "VmHWM") / 1024
         results[("bare Hummingbird", "get_by_id", c)] = r
         log(f"bare Hummingbird   get_by_id  c={c:<3} {r['rps']:9.0f} req/s")
+
+    # The agent's added latency in front of a remote SCIM server, unloaded (one connection).
+    peer_ids = lists["scim2-server"][0]
+    direct = wrk(f"http://127.0.0.1:{peer_port}/v2", "get_by_id", 1, peer_ids, threads=1)
+    via = wrk(f"http://127.0.0.1:{agent_port}/apps/remote/scim/v2", "get_by_id", 1, peer_ids, threads=1)
+    log(f"remote GET by id: direct p50 {direct['p50_us']} us p99 {direct['p99_us']} us; through the agent p50 {via['p50_us']} us p99 {via['p99_us']} us")
+    remote_report = (f"\n## Remote SCIM target: the agent's added latency\n\nGET /Users/{{id}}, one connection, {DURATION} s each, "
+                     f"scim2-server directly vs. through a `remote` app of the agent.\n\n| | p50 ms | p99 ms | req/s | errors |\n|---|---|---|---|---|\n"
+                     f"| scim2-server directly | {direct['p50_us']/1000:.2f} | {direct['p99_us']/1000:.2f} | {direct['rps']:.0f} | {direct['errors']} |\n"
+                     f"| through the agent | {via['p50_us']/1000:.2f} | {via['p99_us']/1000:.2f} | {via['rps']:.0f} | {via['errors']} |\n"
+                     f"| added by the agent | {(via['p50_us'] - direct['p50_us'])/1000:.2f} | {(via['p99_us'] - direct['p99_us'])/1000:.2f} | | |")
 
     report.append("## Throughput and latency\n\n| target | scenario | conns | req/s | p50 ms | p99 ms | errors | peak RSS MiB |\n|---|---|---|---|---|---|---|---|")
     for (name, scenario, c), r in results.items():
@@ -271,6 +283,7 @@ def main():
         except subprocess.TimeoutExpired:
             p.kill()
 
+    report.append(remote_report)
     report.append(reload_bench())
     if mariadb:
         mariadb.destroy()
