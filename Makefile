@@ -49,8 +49,12 @@ run: build plugins
 deps:
 	@bash scripts/install-deps.sh
 
-python-deps: deps
-	@test -x $(VENV)/bin/scim2 || { python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -r Tests/e2e/requirements.txt; }
+python-deps: deps $(VENV)/.installed
+
+$(VENV)/.installed: Tests/e2e/requirements.txt
+	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r Tests/e2e/requirements.txt
+	@touch $@
 
 test: python-deps build plugins plugins-alt
 	$(SWIFT) build --build-tests
