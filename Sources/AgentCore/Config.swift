@@ -111,13 +111,14 @@ struct ConfigReader {
         return m
     }
 
-    mutating func string(_ m: [String: Any]?, _ k: String, _ key: String, required: Bool = true, secret: Bool = false) -> String? {
+    /// A string value; `${NAME}` in it reads the environment.
+    mutating func string(_ m: [String: Any]?, _ k: String, _ key: String, required: Bool = true) -> String? {
         guard let v = m?[k] else {
             if required { problem("\(key).\(k)", "is required") }
             return nil
         }
         guard let s = (v as? String) ?? (v as? Int).map(String.init) else { problem("\(key).\(k)", "must be a string"); return nil }
-        return secret || true ? expand(s, "\(key).\(k)") : s
+        return expand(s, "\(key).\(k)")
     }
 
     /// `${NAME}` reads the environment, so secrets stay out of the file.
@@ -215,10 +216,10 @@ struct ConfigReader {
         switch string(m, "type", key) {
         case "none": return AgentConfig.Auth.none
         case "basic":
-            guard let u = string(m, "username", key), let p = string(m, "password", key, secret: true) else { return nil }
+            guard let u = string(m, "username", key), let p = string(m, "password", key) else { return nil }
             return .basic(username: u, password: p)
         case "header":
-            guard let n = string(m, "name", key), let v = string(m, "value", key, secret: true) else { return nil }
+            guard let n = string(m, "name", key), let v = string(m, "value", key) else { return nil }
             return .header(name: n, value: v)
         case let t?:
             problem("\(key).type", "\"\(t)\" is not one of basic, header, none")

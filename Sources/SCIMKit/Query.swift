@@ -91,7 +91,7 @@ public struct Projection: Sendable, Equatable {
         var out = JSONObject()
         for m in o {
             if m.key.caselessEquals("schemas") { out[m.key] = m.value; continue }
-            if let ext = schema.schema(withID: m.key), ext.id != schema.core.id || true, schema.extensions.contains(where: { $0.id == ext.id }) {
+            if let ext = schema.extensions.first(where: { $0.id.caselessEquals(m.key) }) {
                 guard case .object(let extMembers) = m.value else { continue }
                 var e = JSONObject()
                 for em in extMembers {
@@ -126,7 +126,7 @@ public struct Projection: Sendable, Equatable {
     private func matchesTop(_ requested: AttributePath, _ path: AttributePath) -> Bool {
         guard requested.name.caselessEquals(path.name) else {
             // `attributes=urn:...:enterprise:2.0:User` asks for the whole extension.
-            if let urn = path.schema, requested.schema == nil { return false || requested.description.caselessEquals(urn) }
+            if let urn = path.schema, requested.schema == nil { return requested.description.caselessEquals(urn) }
             if let urn = path.schema, let rs = requested.schema, "\(rs):\(requested.name)".caselessEquals(urn) { return true }
             return false
         }
