@@ -29,7 +29,7 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
         ("emails.value", "mail"), ("phoneNumbers.value", "telephoneNumber"), ("title", "title"), ("externalId", "employeeNumber"),
     ]
 
-    let pool: LDAPPool
+    let pool: ConnectionPool<LDAPConnection>
     let usersDN: String
     let groupsDN: String?
     let userClasses: [String]
@@ -83,11 +83,10 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
         if let userNameAttr = mapping.first(where: { $0.path.name == "userName" })?.attribute, userNameAttr.lowercased() != rdnAttribute.lowercased() {
             throw SCIMError.invalidValue("settings: userName must map to the RDN attribute \(rdnAttribute)")
         }
-        pool = LDAPPool(
-            settings: LDAPSettings(
-                url: url, startTLS: settings["startTLS"]?.boolValue ?? false, caFile: settings["caFile"]?.stringValue, bindDN: bindDN,
-                bindPassword: settings["bindPassword"]?.stringValue ?? "", timeout: settings["timeout"]?.intValue ?? 5),
-            size: settings["poolSize"]?.intValue ?? 4)
+        let connection = LDAPSettings(
+            url: url, startTLS: settings["startTLS"]?.boolValue ?? false, caFile: settings["caFile"]?.stringValue, bindDN: bindDN,
+            bindPassword: settings["bindPassword"]?.stringValue ?? "", timeout: settings["timeout"]?.intValue ?? 5)
+        pool = ConnectionPool(size: settings["poolSize"]?.intValue ?? 4, connect: { try LDAPConnection(connection) }, isBroken: { $0.broken })
     }
 
     public func close() { pool.closeAll() }

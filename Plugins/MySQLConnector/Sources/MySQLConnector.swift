@@ -16,7 +16,7 @@ public final class MySQLConnector: Connector, UserCreating, UserReading, UserRep
     public static let version = "1.0.0"
     public static let isConcurrent = true
 
-    let pool: ConnectionPool
+    let pool: ConnectionPool<MariaDBConnection>
     let mapping: Mapping
     let createSchema: Bool
     let host: ConnectorHost
@@ -52,7 +52,7 @@ public final class MySQLConnector: Connector, UserCreating, UserReading, UserRep
         } else {
             throw SCIMError.invalidValue("settings: give createSchema: true to use the default tables, or a mapping of your tables")
         }
-        pool = ConnectionPool(settings: connection, size: settings["poolSize"]?.intValue ?? 8)
+        pool = ConnectionPool(size: settings["poolSize"]?.intValue ?? 8, connect: { try MariaDBConnection(connection) }, isBroken: { $0.broken })
         do { try ensureSchema() } catch {
             host.log(.warning, "MariaDB not reachable yet (\(error)); will retry on the first request")
         }
