@@ -44,8 +44,10 @@ public enum DateTime {
 
     /// RFC 3339 text in UTC with millisecond precision.
     public static func format(_ seconds: Double) -> String {
-        let whole = Int(seconds.rounded(.down))
-        let millis = Int(((seconds - Double(whole)) * 1000).rounded(.down))
+        // Whole milliseconds, rounded: 0.123 parsed as 0.12299999… must print as .123 again.
+        let total = Int((seconds * 1000).rounded())
+        let whole = total >= 0 ? total / 1000 : (total - 999) / 1000
+        let millis = total - whole * 1000
         let days = whole >= 0 ? whole / 86400 : (whole - 86399) / 86400
         let secs = whole - days * 86400
         let (y, m, d) = civilFromDays(days)

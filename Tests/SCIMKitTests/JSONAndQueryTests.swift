@@ -81,3 +81,12 @@ import Testing
         #expect(e.json == ["schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "409", "scimType": "uniqueness", "detail": "taken"])
     }
 }
+
+@Suite struct DateTimeTests {
+    @Test func millisecondsSurviveParseAndFormat() {
+        for text in ["2026-11-29T07:05:12.123Z", "2011-05-13T04:42:34.001Z", "1999-12-31T23:59:59.999Z"] {
+            #expect(DateTime.format(DateTime.parse(text)!) == text)
+        }
+        #expect(DateTime.format(DateTime.parse("2026-11-29T07:05:12.123000Z")!) == "2026-11-29T07:05:12.123Z")
+    }
+}
