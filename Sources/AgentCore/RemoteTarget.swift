@@ -183,14 +183,18 @@ public final class RemoteTarget: Target, @unchecked Sendable {
         let reply: Reply
         do {
             reply = try send("POST", kind.endpoint, resource, idempotent: false)
-        } catch where error.status == 502 && error.detail.contains("closed before the answer") {
-            // The create may have happened: look before deciding (never a blind retry).
+        } catch where error.status == 502 {
+            // The request may have reached the server (the connection closed or was reset
+            // after sending): look before deciding, never a blind retry.
             let key = kind == .user ? "userName" : "displayName"
-            if let value = resource[key]?.stringValue,
-                let found = try? search(kind, Query(filter: .compare(AttributePath(name: key), .eq, .string(value)), count: 2)).resources,
-                found.count == 1
-            {
-                return found[0]
+            guard let value = resource[key]?.stringValue else { throw error }
+            let query = Query(filter: .compare(AttributePath(name: key), .eq, .string(value)), count: 2)
+            for attempt in 0..<3 {
+                if attempt > 0 { usleep(200_000) }
+                if let found = try? search(kind, query).resources {
+                    if found.count == 1 { return found[0] }
+                    break  // answered: the create did not happen (or is ambiguous)
+                }
             }
             throw error
         }
