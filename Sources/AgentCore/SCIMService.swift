@@ -1,6 +1,5 @@
 import Foundation
 import Logging
-import NIOPosix
 import SCIMKit
 
 /// A SCIM answer, independent of HTTP.
@@ -23,23 +22,23 @@ public struct SCIMResult: Sendable {
 /// (meta, ETag, projection, filtering/sorting/paging the connector left to the agent).
 public final class SCIMService: Sendable {
     public let registry: ConnectorRegistry
-    let pool: NIOThreadPool
+    let calls: BlockingCallPool
     let logger: Logger
 
-    public init(registry: ConnectorRegistry, pool: NIOThreadPool, logger: Logger) {
+    public init(registry: ConnectorRegistry, calls: BlockingCallPool, logger: Logger) {
         self.registry = registry
-        self.pool = pool
+        self.calls = calls
         self.logger = logger
     }
 
     public typealias Kind = Capabilities.ResourceKind
 
-    /// Runs blocking connector work off the event loops, holding a lease for its duration.
+    /// Runs blocking connector work on the call pool, holding a lease for its duration.
     func withTarget<T: Sendable>(_ app: String, _ body: @escaping @Sendable (Lease) throws(SCIMError) -> T) async throws(SCIMError) -> T {
         let lease = try registry.lease(app: app)
         defer { lease.release() }
         do {
-            return try await pool.runIfActive {
+            return try await calls.run(app: app) {
                 do { return try body(lease) } catch { throw error }
             }
         } catch let error as SCIMError {

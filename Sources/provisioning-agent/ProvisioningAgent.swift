@@ -55,9 +55,8 @@ struct Serve: AsyncParsableCommand {
         let registry = try ConnectorRegistry(config: config, logger: logger, httpClient: httpClient)
         registry.loadAll()
         registry.discoverRemotes()
-        let pool = NIOThreadPool(numberOfThreads: max(4, ProcessInfo.processInfo.activeProcessorCount * 2))
-        pool.start()
-        let service = SCIMService(registry: registry, pool: pool, logger: logger)
+        let calls = BlockingCallPool()
+        let service = SCIMService(registry: registry, calls: calls, logger: logger)
         let status = StatusFileService(registry: registry, logger: logger)
         let reloads = HotReloadService(registry: registry, logger: logger)
         let app = try AgentServer.application(
@@ -72,13 +71,13 @@ struct Serve: AsyncParsableCommand {
             try await app.runService()
         } catch {
             logger.error("server stopped", metadata: ["error": .string("\(error)")])
+            calls.shutdown()
             registry.shutdown()
-            try? await pool.shutdownGracefully()
             try? await httpClient.shutdown()
             throw ExitCode(1)
         }
+        calls.shutdown()
         registry.shutdown()
-        try await pool.shutdownGracefully()
         try await httpClient.shutdown()
     }
 }
@@ -140,9 +139,8 @@ struct Check: AsyncParsableCommand {
         let httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(timeout: .init(connect: .seconds(3))))
         let registry = try ConnectorRegistry(config: config, logger: logger, httpClient: httpClient)
         registry.loadAll()
-        let pool = NIOThreadPool(numberOfThreads: 2)
-        pool.start()
-        let service = SCIMService(registry: registry, pool: pool, logger: logger)
+        let calls = BlockingCallPool()
+        let service = SCIMService(registry: registry, calls: calls, logger: logger)
         var failed = false
         var reports: [JSON] = []
         for name in names {
@@ -165,8 +163,8 @@ struct Check: AsyncParsableCommand {
             }
             reports.append(.object(report))
         }
+        calls.shutdown()
         registry.shutdown()
-        try await pool.shutdownGracefully()
         try await httpClient.shutdown()
         if json {
             print(JSON.object(["ok": .bool(!failed), "apps": .array(reports)]).serialized())

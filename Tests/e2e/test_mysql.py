@@ -176,3 +176,78 @@ def test_mariadb_restart_in_the_middle_of_traffic(db_agent, mariadb):
     # the server went away before the reply): the client saw 503 and a retry would get 409.
     stored = mariadb.query("SELECT COUNT(*) FROM users WHERE userName LIKE 'restart%%'")[0][0]
     assert statuses.count(201) <= stored <= statuses.count(201) + 1
+
+
+def burst(base, mariadb, names):
+    """POSTs one user per name, all at once, while the users table is locked, so that the
+    creates pile up behind the first ones as under load; returns the answers and how many
+    INSERT statements MariaDB ran for them."""
+    results = [None] * len(names)
+
+    def create(i):
+        r = requests.post(f"{base}/Users", json={"schemas": [USER], "userName": names[i], "name": {"givenName": f"G{i}", "familyName": "Burst"},
+                                                 "title": f"title {i}", "active": i % 2 == 0})
+        results[i] = (r.status_code, r.json())
+
+    def inserts():
+        return int(mariadb.query("SHOW GLOBAL STATUS LIKE 'Com_insert'")[0][1])
+
+    before = inserts()
+    lock = mariadb.connect()
+    lock.cursor().execute("LOCK TABLES users WRITE")
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(len(names))]
+    for t in threads:
+        t.start()
+    time.sleep(1.5)
+    lock.cursor().execute("UNLOCK TABLES")
+    lock.close()
+    for t in threads:
+        t.join()
+    return results, inserts() - before
+
+
+def check_created(base, mariadb, i, name, status, body):
+    assert status == 201, body
+    assert body["userName"] == name and body["title"] == f"title {i}" and body["active"] == (i % 2 == 0)
+    assert body["name"]["givenName"] == f"G{i}"
+    row = mariadb.query("SELECT userName, givenName, title, active FROM users WHERE id = %s", body["id"])
+    assert row == ((name, f"G{i}", f"title {i}", 1 if i % 2 == 0 else 0),)
+    got = requests.get(f"{base}/Users/{body['id']}").json()
+    assert got["meta"]["created"] == body["meta"]["created"] and got["meta"]["version"] == body["meta"]["version"]
+
+
+def test_concurrent_creates_share_inserts(db_agent, mariadb):
+    """Creates that arrive together are written together (multi-row INSERTs): each client
+    still gets its own user back, as stored."""
+    base = db_agent.base("db")
+    names = [f"burst{i:03}@example.com" for i in range(60)]
+    results, statements = burst(base, mariadb, names)
+    assert statements < len(names) / 2, f"{len(names)} creates took {statements} INSERT statements: they were not batched"
+    for i, (status, body) in enumerate(results):
+        check_created(base, mariadb, i, names[i], status, body)
+    assert len({body["id"] for _, body in results}) == len(names)
+    assert mariadb.query("SELECT COUNT(*) FROM users")[0][0] == len(names)
+
+
+def test_a_bad_create_in_a_batch_fails_alone(db_agent, mariadb):
+    """In a batch, a taken userName fails only its own request with 409, two requests for the
+    same new userName get one 201 and one 409, and a value the column cannot hold fails only
+    its own request with 400; the others are created."""
+    base = db_agent.base("db")
+    requests.post(f"{base}/Users", json={"schemas": [USER], "userName": "taken@example.com"}).raise_for_status()
+    names = [f"burst{i:03}@example.com" for i in range(60)]
+    names[10] = names[20] = names[30] = "taken@example.com"
+    names[40] = names[41] = "twice@example.com"
+    names[50] = "x" * 300 + "@example.com"  # userName is VARCHAR(255)
+    results, _ = burst(base, mariadb, names)
+    for i, (status, body) in enumerate(results):
+        if names[i] == "taken@example.com":
+            assert status == 409 and body["scimType"] == "uniqueness", body
+        elif i == 50:
+            assert status == 400, body
+        elif names[i] != "twice@example.com":
+            check_created(base, mariadb, i, names[i], status, body)
+    assert sorted(results[i][0] for i in (40, 41)) == [201, 409]
+    ids = [body["id"] for status, body in results if status == 201]
+    assert len(set(ids)) == len(ids) == 60 - 3 - 1 - 1
+    assert mariadb.query("SELECT COUNT(*) FROM users")[0][0] == len(ids) + 1

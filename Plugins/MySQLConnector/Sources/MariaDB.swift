@@ -29,6 +29,12 @@ final class MariaDBConnection {
     let handle: UnsafeMutablePointer<MYSQL>
     private var statements: [String: UnsafeMutablePointer<MYSQL_STMT>] = [:]
     private(set) var broken = false
+    /// MariaDB 10.5 and later answer `INSERT … RETURNING` with the stored rows; MySQL does not.
+    private(set) var supportsReturning = false
+
+    /// Prepared statements kept per connection; multi-row INSERTs of many sizes would
+    /// otherwise pile up on the server.
+    static let statementCacheSize = 128
 
     init(_ s: ConnectionSettings) throws(SCIMError) {
         guard let h = mysql_init(nil) else { throw SCIMError(status: 503, detail: "MariaDB: out of memory") }
@@ -54,6 +60,8 @@ final class MariaDBConnection {
             // deinit closes the handle.
             throw SCIMError(status: 503, detail: "cannot connect to MariaDB: \(message)")
         }
+        let serverInfo = String(cString: mysql_get_server_info(h))
+        supportsReturning = serverInfo.contains("MariaDB") && mysql_get_server_version(h) >= 100500
     }
 
     deinit {
@@ -88,8 +96,16 @@ final class MariaDBConnection {
             mysql_stmt_close(stmt)
             throw e
         }
+        if statements.count >= Self.statementCacheSize, let evicted = statements.first {
+            mysql_stmt_close(evicted.value)
+            statements.removeValue(forKey: evicted.key)
+        }
         statements[sql] = stmt
         return stmt
+    }
+
+    private func forget(_ sql: String) {
+        if let stmt = statements.removeValue(forKey: sql) { mysql_stmt_close(stmt) }
     }
 
     struct Result {
@@ -139,12 +155,19 @@ final class MariaDBConnection {
                 return bound == 0 && mysql_stmt_execute(stmt) == 0
             }
         }
-        guard ok else { throw error(mysql_stmt_errno(stmt), String(cString: mysql_stmt_error(stmt))) }
+        guard ok else {
+            let e = error(mysql_stmt_errno(stmt), String(cString: mysql_stmt_error(stmt)))
+            // A statement whose execution failed (an INSERT … RETURNING hitting a duplicate,
+            // say) is not reused: libmariadb may still expect its result packets.
+            forget(sql)
+            throw e
+        }
         result.affectedRows = Int(truncatingIfNeeded: mysql_stmt_affected_rows(stmt))
         result.insertID = mysql_stmt_insert_id(stmt)
         let columns = Int(mysql_stmt_field_count(stmt))
         guard columns > 0 else { return result }
-        defer { mysql_stmt_free_result(stmt) }
+        var failed = false
+        defer { if failed { forget(sql) } else { mysql_stmt_free_result(stmt) } }
         let initial = 256
         var outBinds = [MYSQL_BIND](repeating: MYSQL_BIND(), count: columns)
         var outLengths = [UInt](repeating: 0, count: columns)
@@ -165,12 +188,19 @@ final class MariaDBConnection {
                     }
                     let bound = outBinds.withUnsafeMutableBufferPointer { mysql_stmt_bind_result(stmt, $0.baseAddress) }
                     guard bound == 0, mysql_stmt_store_result(stmt) == 0 else {
-                        throw error(mysql_stmt_errno(stmt), String(cString: mysql_stmt_error(stmt)))
+                        // INSERT … RETURNING reports a duplicate here, not from execute.
+                        let e = error(mysql_stmt_errno(stmt), String(cString: mysql_stmt_error(stmt)))
+                        failed = true
+                        throw e
                     }
                     while true {
                         let rc = mysql_stmt_fetch(stmt)
                         if rc == MYSQL_NO_DATA { break }
-                        if rc == 1 { throw error(mysql_stmt_errno(stmt), String(cString: mysql_stmt_error(stmt))) }
+                        if rc == 1 {
+                            let e = error(mysql_stmt_errno(stmt), String(cString: mysql_stmt_error(stmt)))
+                            failed = true
+                            throw e
+                        }
                         var row: [String?] = []
                         row.reserveCapacity(columns)
                         for i in 0..<columns {

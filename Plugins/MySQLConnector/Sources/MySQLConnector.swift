@@ -11,7 +11,7 @@ func currentTime() -> Double { Date().timeIntervalSince1970 }
 public final class MySQLConnector: Connector, UserCreating, UserReading, UserReplacing, UserDeleting, UserSearching,
     GroupCreating, GroupReading, GroupReplacing, GroupDeleting, GroupSearching, GroupMembership, @unchecked Sendable
 {
-    // @unchecked: `pool` synchronises itself; `schemaReady` is guarded by `schemaLock`.
+    // @unchecked: `pool` and `userCreates` synchronise themselves; `schemaReady` is guarded by `schemaLock`.
     public static let name = "mysql"
     public static let version = "1.0.0"
     public static let isConcurrent = true
@@ -21,6 +21,8 @@ public final class MySQLConnector: Connector, UserCreating, UserReading, UserRep
     let createSchema: Bool
     let host: ConnectorHost
     private var schemaReady = false
+    /// Set once at the end of init (it calls back into self).
+    private var userCreates: GroupCommit<Row, JSON>!
     private let schemaLock = NSLock()
 
     public init(settings: JSON, host: ConnectorHost) throws {
@@ -53,6 +55,7 @@ public final class MySQLConnector: Connector, UserCreating, UserReading, UserRep
             throw SCIMError.invalidValue("settings: give createSchema: true to use the default tables, or a mapping of your tables")
         }
         pool = ConnectionPool(size: settings["poolSize"]?.intValue ?? 8, connect: { try MariaDBConnection(connection) }, isBroken: { $0.broken })
+        userCreates = GroupCommit(maxBatch: 100, maxConcurrent: 2) { [unowned self] rows in self.createUsers(rows) }
         do { try ensureSchema() } catch {
             host.log(.warning, "MariaDB not reachable yet (\(error)); will retry on the first request")
         }
@@ -157,32 +160,128 @@ public final class MySQLConnector: Connector, UserCreating, UserReading, UserRep
         return r
     }
 
-    func write(_ c: MariaDBConnection, _ kind: Capabilities.ResourceKind, _ resource: JSON, id: String?) throws -> String {
+    typealias Row = [(column: String, value: SQLValue)]
+
+    /// The columns a resource writes: mapped attributes, active, the hashed password and the
+    /// modification time.
+    func changedColumns(_ kind: Capabilities.ResourceKind, _ resource: JSON) throws -> Row {
         let (t, codec) = codec(kind)
-        var values = try codec.columnValues(resource)
+        var values: Row = try codec.columnValues(resource).map { ($0.0, $0.1) }
         if let p = t.password, case .string(let pw)? = resource["password"] { values.append((p.column, .string(try p.scheme.hash(pw)))) }
-        let now = RowCodec.now()
-        if let m = t.lastModified { values.append((m, .string(now))) }
-        if let id {
-            let sets = values.map { Mapping.quote($0.0) + " = ?" }.joined(separator: ", ")
-            let r = try c.execute("UPDATE \(Mapping.quote(t.table)) SET \(sets) WHERE \(Self.exact(t.key))", values.map(\.1) + [.string(id), .string(id)])
-            if r.affectedRows == 0 { throw SCIMError.notFound("\(kind.rawValue) \(id) not found") }
-            return id
+        if let m = t.lastModified { values.append((m, .string(RowCodec.now()))) }
+        return values
+    }
+
+    /// A random (version 4) UUID, lowercase. Foundation's UUID() opens /dev/urandom on every
+    /// call here; the system generator is one getrandom(2).
+    static func newUUID() -> String {
+        var g = SystemRandomNumberGenerator()
+        var bytes = withUnsafeBytes(of: (g.next() as UInt64, g.next() as UInt64)) { Array($0) }
+        bytes[6] = bytes[6] & 0x0F | 0x40
+        bytes[8] = bytes[8] & 0x3F | 0x80
+        let hex = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(36)
+        for (i, b) in bytes.enumerated() {
+            if i == 4 || i == 6 || i == 8 || i == 10 { out.append(UInt8(ascii: "-")) }
+            out.append(hex[Int(b >> 4)])
+            out.append(hex[Int(b & 0x0F)])
         }
-        if let cr = t.created { values.append((cr, .string(now))) }
-        var newID: String?
-        if t.keyGeneration == .uuid {
-            newID = UUID().uuidString.lowercased()
-            values.insert((t.key, .string(newID!)), at: 0)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// A new row: the changed columns, the creation time and, for uuid keys, the new id first.
+    func newRow(_ kind: Capabilities.ResourceKind, _ resource: JSON) throws -> Row {
+        let t = codec(kind).0
+        var values = try changedColumns(kind, resource)
+        if let cr = t.created, let m = t.lastModified, let now = values.first(where: { $0.column == m })?.value {
+            values.append((cr, now))
+        } else if let cr = t.created {
+            values.append((cr, .string(RowCodec.now())))
         }
-        let sql = "INSERT INTO \(Mapping.quote(t.table)) (" + values.map { Mapping.quote($0.0) }.joined(separator: ", ")
-            + ") VALUES (" + values.map { _ in "?" }.joined(separator: ", ") + ")"
-        let r = try c.execute(sql, values.map(\.1))
-        return newID ?? String(r.insertID)
+        if t.keyGeneration == .uuid { values.insert((t.key, .string(Self.newUUID())), at: 0) }
+        return values
+    }
+
+    func update(_ c: MariaDBConnection, _ kind: Capabilities.ResourceKind, _ resource: JSON, id: String) throws {
+        let t = codec(kind).0
+        let values = try changedColumns(kind, resource)
+        let sets = values.map { Mapping.quote($0.column) + " = ?" }.joined(separator: ", ")
+        let r = try c.execute("UPDATE \(Mapping.quote(t.table)) SET \(sets) WHERE \(Self.exact(t.key))", values.map(\.value) + [.string(id), .string(id)])
+        if r.affectedRows == 0 { throw SCIMError.notFound("\(kind.rawValue) \(id) not found") }
+    }
+
+    /// `INSERT INTO t (columns) VALUES (?, …), …` for `rows` rows of these columns.
+    func insertSQL(_ t: Mapping.Table, columns: [String], rows: Int) -> String {
+        let tuple = "(" + Array(repeating: "?", count: columns.count).joined(separator: ", ") + ")"
+        return "INSERT INTO \(Mapping.quote(t.table)) (" + columns.map(Mapping.quote).joined(separator: ", ") + ") VALUES "
+            + Array(repeating: tuple, count: rows).joined(separator: ", ")
+    }
+
+    /// Inserts one row and returns the new key.
+    func insert(_ c: MariaDBConnection, _ kind: Capabilities.ResourceKind, _ row: Row) throws -> String {
+        let t = codec(kind).0
+        let r = try c.execute(insertSQL(t, columns: row.map(\.column), rows: 1), row.map(\.value))
+        if t.keyGeneration == .uuid, let id = row.first?.value, case .string(let s) = id { return s }
+        return String(r.insertID)
+    }
+
+    /// Inserts rows that have the same columns in one statement (atomic: all or none) and
+    /// returns the stored rows, in order, as `selectColumns` reads them. MariaDB 10.5+.
+    func insertReturning(_ c: MariaDBConnection, _ kind: Capabilities.ResourceKind, _ rows: [Row]) throws -> [[String?]] {
+        let t = codec(kind).0
+        let sql = insertSQL(t, columns: rows[0].map(\.column), rows: rows.count)
+            + " RETURNING " + t.selectColumns.map(Mapping.quote).joined(separator: ", ")
+        let stored = try c.execute(sql, rows.flatMap { $0.map(\.value) }).rows
+        guard stored.count == rows.count else {
+            throw SCIMError(status: 500, detail: "MariaDB returned \(stored.count) rows for \(rows.count) inserted")
+        }
+        return stored
+    }
+
+    /// Creates one user on `c` and reads back what was stored: in the same round trip where
+    /// the server can, else with a SELECT.
+    func createUser(_ c: MariaDBConnection, _ row: Row) throws -> JSON {
+        if c.supportsReturning { return codec(.user).1.resource(try insertReturning(c, .user, [row])[0]) }
+        return try fetch(c, .user, try insert(c, .user, row))
+    }
+
+    /// Concurrent creates share one multi-row `INSERT … RETURNING` (group commit): one round
+    /// trip and one commit for every user waiting at that moment. If the statement fails (a
+    /// taken userName, a bad value), each row is inserted alone, so only the bad one fails.
+    /// A lost connection fails the whole batch with 503.
+    func createUsers(_ rows: [Row]) -> [Result<JSON, any Error>] {
+        do {
+            return try db { c in
+                let codec = codec(.user).1
+                if rows.count > 1 && c.supportsReturning {
+                    // Rows with the same columns (the usual case) go into one statement.
+                    var byColumns: [[String]: [Int]] = [:]
+                    for (i, row) in rows.enumerated() { byColumns[row.map(\.column), default: []].append(i) }
+                    var results = [Result<JSON, any Error>?](repeating: nil, count: rows.count)
+                    for indices in byColumns.values where indices.count > 1 {
+                        do {
+                            let stored = try insertReturning(c, .user, indices.map { rows[$0] })
+                            for (i, row) in zip(indices, stored) { results[i] = .success(codec.resource(row)) }
+                        } catch {
+                            if c.broken { throw error }
+                        }
+                    }
+                    return try rows.indices.map { i in
+                        if let done = results[i] { return done }
+                        if c.broken { throw SCIMError(status: 503, detail: "MariaDB is unavailable; retry later") }
+                        return Result { try createUser(c, rows[i]) }
+                    }
+                }
+                return rows.map { row in Result { try createUser(c, row) } }
+            }
+        } catch {
+            return Array(repeating: .failure(error), count: rows.count)
+        }
     }
 
     public func createUser(_ resource: JSON) throws -> JSON {
-        try db { c in try fetch(c, .user, try write(c, .user, resource, id: nil)) }
+        try userCreates.submit(try newRow(.user, resource))
     }
 
     public func getUser(id: String) throws -> JSON {
@@ -190,7 +289,10 @@ public final class MySQLConnector: Connector, UserCreating, UserReading, UserRep
     }
 
     public func replaceUser(id: String, with resource: JSON) throws -> JSON {
-        try db { c in try fetch(c, .user, try write(c, .user, resource, id: id)) }
+        try db { c in
+            try update(c, .user, resource, id: id)
+            return try fetch(c, .user, id)
+        }
     }
 
     public func deleteUser(id: String) throws {
@@ -292,7 +394,7 @@ public final class MySQLConnector: Connector, UserCreating, UserReading, UserRep
     public func createGroup(_ resource: JSON) throws -> JSON {
         try db { c in
             let id = try c.transaction { () throws -> String in
-                let id = try write(c, .group, resource, id: nil)
+                let id = try insert(c, .group, try newRow(.group, resource))
                 try addMembers(c, id, Self.memberIDs(resource))
                 return id
             }
@@ -307,7 +409,7 @@ public final class MySQLConnector: Connector, UserCreating, UserReading, UserRep
     public func replaceGroup(id: String, with resource: JSON) throws -> JSON {
         try db { c in
             try c.transaction {
-                _ = try write(c, .group, resource, id: id)
+                try update(c, .group, resource, id: id)
                 if let m = mapping.groups?.members {
                     try c.execute("DELETE FROM \(Mapping.quote(m.table)) WHERE \(Self.exact(m.groupColumn))", [.string(id), .string(id)])
                 }

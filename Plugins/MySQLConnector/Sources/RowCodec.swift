@@ -153,12 +153,13 @@ struct RowCodec {
 
     /// An RFC 3339 instant as a DATETIME(3) literal value in UTC, or nil.
     static func sqlDateTime(_ text: String) -> String? {
-        guard let seconds = DateTime.parse(text) else { return nil }
+        DateTime.parse(text).map(sqlDateTime(seconds:))
+    }
+
+    static func sqlDateTime(seconds: Double) -> String {
         let iso = DateTime.format(seconds)  // 2026-11-29T04:45:24.576Z
         return String(iso.prefix(10)) + " " + String(iso.dropFirst(11).dropLast())
     }
 
-    static func now() -> String {
-        sqlDateTime(DateTime.format(currentTime()))!
-    }
+    static func now() -> String { sqlDateTime(seconds: currentTime()) }
 }

@@ -1,0 +1,68 @@
+import Foundation
+import Testing
+@testable import AgentCore
+
+/// Blocks callers until opened.
+final class Gate: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var isOpen = false
+    func wait() {
+        condition.lock()
+        while !isOpen { condition.wait() }
+        condition.unlock()
+    }
+    func open() {
+        condition.lock()
+        isOpen = true
+        condition.broadcast()
+        condition.unlock()
+    }
+}
+
+@Suite struct BlockingCallPoolTests {
+    /// An app whose calls all block cannot take the threads another app needs.
+    @Test func aSlowAppLeavesRoomForTheOthers() async throws {
+        let pool = BlockingCallPool(maxThreads: 8, maxPerApp: 4, idleTimeout: 1)
+        let gate = Gate()
+        let slow = Task {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<20 {
+                    group.addTask {
+                        try await pool.run(app: "slow") { gate.wait() }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        // 20 blocked calls of "slow", yet "fast" is served.
+        let answer = try await pool.run(app: "fast") { 42 }
+        #expect(answer == 42)
+        #expect(pool.threadCount <= 5)
+        gate.open()
+        try await slow.value
+    }
+
+    @Test func errorsReachTheCaller() async {
+        let pool = BlockingCallPool(maxThreads: 2, maxPerApp: 2, idleTimeout: 1)
+        await #expect(throws: CancellationError.self) {
+            try await pool.run(app: "a") { () throws -> Int in throw CancellationError() }
+        }
+    }
+
+    /// Idle threads leave; the pool starts new ones when work comes back.
+    @Test func idleThreadsLeaveAndComeBack() async throws {
+        let pool = BlockingCallPool(maxThreads: 4, maxPerApp: 4, idleTimeout: 0.2)
+        #expect(try await pool.run(app: "a") { 1 } == 1)
+        #expect(pool.threadCount >= 1)
+        try await Task.sleep(for: .milliseconds(600))
+        #expect(pool.threadCount == 0)
+        #expect(try await pool.run(app: "a") { 2 } == 2)
+    }
+
+    @Test func afterShutdownCallsAreRefused() async {
+        let pool = BlockingCallPool(maxThreads: 2, maxPerApp: 2, idleTimeout: 1)
+        pool.shutdown()
+        await #expect(throws: CancellationError.self) { try await pool.run(app: "a") { 1 } }
+    }
+}
