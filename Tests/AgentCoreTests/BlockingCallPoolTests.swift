@@ -52,10 +52,10 @@ final class Gate: @unchecked Sendable {
 
     /// Idle threads leave; the pool starts new ones when work comes back.
     @Test func idleThreadsLeaveAndComeBack() async throws {
-        let pool = BlockingCallPool(maxThreads: 4, maxPerApp: 4, idleTimeout: 0.2)
+        let pool = BlockingCallPool(maxThreads: 4, maxPerApp: 4, idleTimeout: 2)
         #expect(try await pool.run(app: "a") { 1 } == 1)
         #expect(pool.threadCount >= 1)
-        try await Task.sleep(for: .milliseconds(600))
+        try await Task.sleep(for: .seconds(4))
         #expect(pool.threadCount == 0)
         #expect(try await pool.run(app: "a") { 2 } == 2)
     }
