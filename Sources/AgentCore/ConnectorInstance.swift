@@ -91,13 +91,17 @@ public final class ConnectorInstance: Target, @unchecked Sendable {
         return s.withUTF8 { b in b.withMemoryRebound(to: CChar.self) { body(scimc_buf(ptr: $0.baseAddress, len: $0.count)) } }
     }
 
+    static func buf<R>(_ json: JSON, _ body: (scimc_buf) -> R) -> R {
+        json.serializedBytes().withUnsafeBufferPointer { b in b.withMemoryRebound(to: CChar.self) { body(scimc_buf(ptr: $0.baseAddress, len: $0.count)) } }
+    }
+
     func ops(_ kind: Capabilities.ResourceKind) -> scimc_resource_ops? { kind == .user ? library.users : library.groups }
 
     func notImplemented(_ what: String) -> SCIMError { .notImplemented("connector \(library.name) does not implement \(what)") }
 
     public func create(_ kind: Capabilities.ResourceKind, _ resource: JSON) throws(SCIMError) -> JSON {
         guard let fn = ops(kind)?.create else { throw notImplemented("creating \(kind.rawValue)s") }
-        return try required(invoke { i, c in Self.buf(resource.serialized()) { fn(i, c, $0) } }, "create")
+        return try required(invoke { i, c in Self.buf(resource) { fn(i, c, $0) } }, "create")
     }
 
     public func get(_ kind: Capabilities.ResourceKind, _ id: String) throws(SCIMError) -> JSON {
@@ -111,12 +115,12 @@ public final class ConnectorInstance: Target, @unchecked Sendable {
 
     public func replace(_ kind: Capabilities.ResourceKind, _ id: String, _ resource: JSON) throws(SCIMError) -> JSON {
         guard let fn = ops(kind)?.replace else { throw notImplemented("replacing \(kind.rawValue)s") }
-        return try required(invoke { i, c in Self.buf(id) { idb in Self.buf(resource.serialized()) { fn(i, c, idb, $0) } } }, "replace")
+        return try required(invoke { i, c in Self.buf(id) { idb in Self.buf(resource) { fn(i, c, idb, $0) } } }, "replace")
     }
 
     public func patch(_ kind: Capabilities.ResourceKind, _ id: String, _ patch: PatchRequest) throws(SCIMError) -> JSON {
         guard let fn = ops(kind)?.patch else { throw notImplemented("patching \(kind.rawValue)s") }
-        return try required(invoke { i, c in Self.buf(id) { idb in Self.buf(patch.json.serialized()) { fn(i, c, idb, $0) } } }, "patch")
+        return try required(invoke { i, c in Self.buf(id) { idb in Self.buf(patch.json) { fn(i, c, idb, $0) } } }, "patch")
     }
 
     public func delete(_ kind: Capabilities.ResourceKind, _ id: String) throws(SCIMError) {
@@ -130,7 +134,7 @@ public final class ConnectorInstance: Target, @unchecked Sendable {
 
     public func search(_ kind: Capabilities.ResourceKind, _ query: Query) throws(SCIMError) -> SearchReply {
         guard let fn = ops(kind)?.search else { throw notImplemented("listing \(kind.rawValue)s") }
-        let reply = try required(invoke { i, c in Self.buf(query.json.serialized()) { fn(i, c, $0) } }, "search")
+        let reply = try required(invoke { i, c in Self.buf(query.json) { fn(i, c, $0) } }, "search")
         return try SearchReply(json: reply, connector: library.name)
     }
 

@@ -20,8 +20,7 @@ enum SCIMResponse {
     static func json(_ body: JSON, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
         var headers = headers
         headers[.contentType] = contentType
-        var text = body.serialized()
-        let buffer = text.withUTF8 { ByteBuffer(bytes: $0) }
+        let buffer = ByteBuffer(bytes: body.serializedBytes())
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: buffer))
     }
 }

@@ -54,8 +54,7 @@ enum Export {
     }
 
     static func emit(_ host: UnsafePointer<scimc_host>, _ call: OpaquePointer, _ value: JSON) {
-        var text = value.serialized()
-        text.withUTF8 { buf in
+        value.serializedBytes().withUnsafeBufferPointer { buf in
             buf.withMemoryRebound(to: CChar.self) { host.pointee.emit(call, $0.baseAddress!, $0.count) }
         }
     }

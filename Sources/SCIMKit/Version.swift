@@ -5,7 +5,7 @@ public enum ResourceVersion {
         var r = resource
         r["meta"] = nil
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in r.serialized().utf8 {
+        for b in r.serializedBytes() {
             hash ^= UInt64(b)
             hash = hash &* 0x0000_0100_0000_01B3
         }

@@ -9,6 +9,12 @@ import Testing
         #expect(v["A"]?.arrayValue?.count == 7)  // member names ignore case
     }
 
+    @Test func writerEscapesExactlyWhatJSONRequires() {
+        let v: JSON = ["k\"ey": .string("a\"b\\c\nd\re\tf\u{01}g\u{1F}h/é😀"), "n": .number(-2.5), "i": .number(42), "l": [.null, true, false]]
+        #expect(v.serialized() == #"{"k\"ey":"a\"b\\c\nd\re\tf\u0001g\u001fh/é😀","n":-2.5,"i":42,"l":[null,true,false]}"#)
+        #expect(v.serializedBytes() == Array(v.serialized().utf8))
+    }
+
     @Test(arguments: [
         "", "{", "[1,]", #"{"a":1,}"#, "01", "1e999", #""\ud800""#, "tru", #"{"a" 1}"#, #"{"a":1,"a":2}"#, "[1] x",
     ])
