@@ -81,9 +81,10 @@ public final class BlockingCallPool: @unchecked Sendable {
             lock.signal()
         } else if threads < maxThreads {
             threads += 1
-            let thread = Thread { [unowned self] in self.serve() }
-            thread.name = "connector-call"
-            thread.start()
+            Thread.detachNewThread { [unowned self] in
+                Thread.current.name = "connector-call"  // as top -H and ps -L show it
+                self.serve()
+            }
         }
     }
 
