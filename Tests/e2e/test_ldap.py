@@ -132,3 +132,27 @@ def test_slapd_restart_in_the_middle_of_traffic(dir_agent, slapd):
     # the server went away before the reply): the client saw 503 and a retry would get 409.
     stored = len(slapd.search(slapd.PEOPLE, "(uid=restart*)"))
     assert statuses.count(201) <= stored <= statuses.count(201) + 1
+
+
+def test_concurrent_deactivations_of_one_user(dir_agent, slapd):
+    """Okta may send the same deactivation twice at once (a retry racing the original): both
+    moves of the entry into ou=disabled must succeed, not turn into 404 or 409."""
+    base = dir_agent.base("dir")
+    ids = [requests.post(f"{base}/Users", json={"schemas": [USER], "userName": f"racer{i}", "active": True}).json()["id"] for i in range(5)]
+    for active in (False, True, False):
+        statuses = []
+
+        def patch(uid):
+            r = requests.patch(f"{base}/Users/{uid}", json={"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": active}}]})
+            statuses.append((r.status_code, r.text[:200]))
+
+        threads = [threading.Thread(target=patch, args=(uid,)) for uid in ids for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert {s for s, _ in statuses} == {200}, [s for s in statuses if s[0] != 200]
+        for uid in ids:
+            assert requests.get(f"{base}/Users/{uid}").json()["active"] is active
+    disabled = slapd.search(slapd.PEOPLE, "(uid=racer*)")
+    assert sorted(e.entry_dn for e in disabled) == [f"uid=racer{i},ou=disabled,{slapd.PEOPLE}" for i in range(5)]

@@ -241,7 +241,12 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
         guard dn.lowercased() != usersDN.lowercased() else { return }
         if try c.search(base: dn, scope: LDAP_SCOPE_BASE, filter: "(objectClass=*)", attributes: ["objectClass"], pageSize: 0).isEmpty {
             let ou = dn.split(separator: ",").first.map { String($0.drop { $0 != "=" }.dropFirst()) } ?? "disabled"
-            try c.add(dn, [LDAPChange(op: .add, attribute: "objectClass", values: ["organizationalUnit"]), LDAPChange(op: .add, attribute: "ou", values: [ou])])
+            do {
+                try c.add(dn, [LDAPChange(op: .add, attribute: "objectClass", values: ["organizationalUnit"]), LDAPChange(op: .add, attribute: "ou", values: [ou])])
+            } catch {
+                // 409: created meanwhile by a concurrent deactivation, which is what we wanted.
+                guard error.status == 409 else { throw error }
+            }
         }
     }
 
@@ -269,38 +274,54 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
 
     public func replaceUser(id: String, with resource: JSON) throws -> JSON {
         try pool.withConnection { c in
-            var entry = try findUser(c, id)
-            guard let userName = resource["userName"]?.stringValue, !userName.isEmpty else { throw SCIMError.invalidValue("userName is required") }
-            let active = resource["active"]?.boolValue ?? true
-            let oldDN = entry.dn
-            let newParent = container(active: active)
-            let sameName = entry.first(rdnAttribute) == userName
-            var moves = false
-            if case .move = deactivation { moves = isDisabled(entry) == active }
-            if !sameName || moves {
-                // A rename (modrdn), or a move in or out of the disabled container.
-                try ensureContainer(c, newParent)
-                try c.rename(oldDN, newRDN: "\(rdnAttribute)=\(Self.rdnValue(userName))", newSuperior: newParent)
-                let newDN = "\(rdnAttribute)=\(Self.rdnValue(userName)),\(newParent)"
-                try moveMemberships(c, from: oldDN, to: newDN)
-                entry = try reread(c, dn: newDN)
-            }
-            var changes: [LDAPChange] = []
-            for (attr, values) in try attributes(resource) where attr.lowercased() != rdnAttribute.lowercased() {
-                let current = entry.all(attr)
-                if values == current { continue }
-                if values.isEmpty { if !current.isEmpty { changes.append(LDAPChange(op: .delete, attribute: attr, values: [])) } } else {
-                    changes.append(LDAPChange(op: .replace, attribute: attr, values: values))
+            // A concurrent rename or move of the same entry (two deactivations at once) makes
+            // the DN read here stale, and the rename or modify fails with noSuchObject. The
+            // entry is then found again by its entryUUID and the change applied there; a
+            // user that is really gone is a 404 from findUser.
+            var attempt = 0
+            while true {
+                do {
+                    return try replaceUser(c, id, resource)
+                } catch let error as SCIMError where error.status == 404 && attempt < 3 {
+                    attempt += 1
+                    _ = try findUser(c, id)
                 }
             }
-            if case .attribute(let name, let value) = deactivation {
-                if !active && !isDisabled(entry) { changes.append(LDAPChange(op: .replace, attribute: name, values: [value])) }
-                if active && isDisabled(entry) { changes.append(LDAPChange(op: .delete, attribute: name, values: [])) }
-            }
-            try c.modify(entry.dn, changes)
-            if let password = resource["password"]?.stringValue { try c.setPassword(entry.dn, password) }
-            return user(try reread(c, dn: entry.dn))
         }
+    }
+
+    func replaceUser(_ c: LDAPConnection, _ id: String, _ resource: JSON) throws -> JSON {
+        var entry = try findUser(c, id)
+        guard let userName = resource["userName"]?.stringValue, !userName.isEmpty else { throw SCIMError.invalidValue("userName is required") }
+        let active = resource["active"]?.boolValue ?? true
+        let oldDN = entry.dn
+        let newParent = container(active: active)
+        let sameName = entry.first(rdnAttribute) == userName
+        var moves = false
+        if case .move = deactivation { moves = isDisabled(entry) == active }
+        if !sameName || moves {
+            // A rename (modrdn), or a move in or out of the disabled container.
+            try ensureContainer(c, newParent)
+            try c.rename(oldDN, newRDN: "\(rdnAttribute)=\(Self.rdnValue(userName))", newSuperior: newParent)
+            let newDN = "\(rdnAttribute)=\(Self.rdnValue(userName)),\(newParent)"
+            try moveMemberships(c, from: oldDN, to: newDN)
+            entry = try reread(c, dn: newDN)
+        }
+        var changes: [LDAPChange] = []
+        for (attr, values) in try attributes(resource) where attr.lowercased() != rdnAttribute.lowercased() {
+            let current = entry.all(attr)
+            if values == current { continue }
+            if values.isEmpty { if !current.isEmpty { changes.append(LDAPChange(op: .delete, attribute: attr, values: [])) } } else {
+                changes.append(LDAPChange(op: .replace, attribute: attr, values: values))
+            }
+        }
+        if case .attribute(let name, let value) = deactivation {
+            if !active && !isDisabled(entry) { changes.append(LDAPChange(op: .replace, attribute: name, values: [value])) }
+            if active && isDisabled(entry) { changes.append(LDAPChange(op: .delete, attribute: name, values: [])) }
+        }
+        try c.modify(entry.dn, changes)
+        if let password = resource["password"]?.stringValue { try c.setPassword(entry.dn, password) }
+        return user(try reread(c, dn: entry.dn))
     }
 
     /// Group memberships follow a renamed or moved entry.
