@@ -249,31 +249,28 @@ public final class MySQLConnector: Connector, UserCreating, UserReading, UserRep
     /// Concurrent creates share one multi-row `INSERT … RETURNING` (group commit): one round
     /// trip and one commit for every user waiting at that moment. If the statement fails (a
     /// taken userName, a bad value), each row is inserted alone, so only the bad one fails.
-    /// A lost connection fails the whole batch with 503.
+    /// A lost connection fails the rows not yet written with 503.
     func createUsers(_ rows: [Row]) -> [Result<JSON, any Error>] {
         do {
             return try db { c in
                 let codec = codec(.user).1
+                var results = [Result<JSON, any Error>?](repeating: nil, count: rows.count)
                 if rows.count > 1 && c.supportsReturning {
                     // Rows with the same columns (the usual case) go into one statement.
                     var byColumns: [[String]: [Int]] = [:]
                     for (i, row) in rows.enumerated() { byColumns[row.map(\.column), default: []].append(i) }
-                    var results = [Result<JSON, any Error>?](repeating: nil, count: rows.count)
                     for indices in byColumns.values where indices.count > 1 {
                         do {
                             let stored = try insertReturning(c, .user, indices.map { rows[$0] })
                             for (i, row) in zip(indices, stored) { results[i] = .success(codec.resource(row)) }
+                        } catch where c.broken {
+                            for i in indices { results[i] = .failure(error) }
                         } catch {
-                            if c.broken { throw error }
+                            // Left to the row-by-row inserts below.
                         }
                     }
-                    return try rows.indices.map { i in
-                        if let done = results[i] { return done }
-                        if c.broken { throw SCIMError(status: 503, detail: "MariaDB is unavailable; retry later") }
-                        return Result { try createUser(c, rows[i]) }
-                    }
                 }
-                return rows.map { row in Result { try createUser(c, row) } }
+                return rows.indices.map { i in results[i] ?? Result { try createUser(c, rows[i]) } }
             }
         } catch {
             return Array(repeating: .failure(error), count: rows.count)
