@@ -164,11 +164,11 @@ public final class MySQLConnector: Connector, UserCreating, UserReading, UserRep
 
     /// The columns a resource writes: mapped attributes, active, the hashed password and the
     /// modification time.
-    func changedColumns(_ kind: Capabilities.ResourceKind, _ resource: JSON) throws -> Row {
+    func changedColumns(_ kind: Capabilities.ResourceKind, _ resource: JSON, now: String) throws -> Row {
         let (t, codec) = codec(kind)
         var values: Row = try codec.columnValues(resource).map { ($0.0, $0.1) }
         if let p = t.password, case .string(let pw)? = resource["password"] { values.append((p.column, .string(try p.scheme.hash(pw)))) }
-        if let m = t.lastModified { values.append((m, .string(RowCodec.now()))) }
+        if let m = t.lastModified { values.append((m, .string(now))) }
         return values
     }
 
@@ -193,19 +193,16 @@ public final class MySQLConnector: Connector, UserCreating, UserReading, UserRep
     /// A new row: the changed columns, the creation time and, for uuid keys, the new id first.
     func newRow(_ kind: Capabilities.ResourceKind, _ resource: JSON) throws -> Row {
         let t = codec(kind).0
-        var values = try changedColumns(kind, resource)
-        if let cr = t.created, let m = t.lastModified, let now = values.first(where: { $0.column == m })?.value {
-            values.append((cr, now))
-        } else if let cr = t.created {
-            values.append((cr, .string(RowCodec.now())))
-        }
+        let now = RowCodec.now()
+        var values = try changedColumns(kind, resource, now: now)
+        if let cr = t.created { values.append((cr, .string(now))) }
         if t.keyGeneration == .uuid { values.insert((t.key, .string(Self.newUUID())), at: 0) }
         return values
     }
 
     func update(_ c: MariaDBConnection, _ kind: Capabilities.ResourceKind, _ resource: JSON, id: String) throws {
         let t = codec(kind).0
-        let values = try changedColumns(kind, resource)
+        let values = try changedColumns(kind, resource, now: RowCodec.now())
         let sets = values.map { Mapping.quote($0.column) + " = ?" }.joined(separator: ", ")
         let r = try c.execute("UPDATE \(Mapping.quote(t.table)) SET \(sets) WHERE \(Self.exact(t.key))", values.map(\.value) + [.string(id), .string(id)])
         if r.affectedRows == 0 { throw SCIMError.notFound("\(kind.rawValue) \(id) not found") }
