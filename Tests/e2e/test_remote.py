@@ -155,7 +155,15 @@ class DropFirstCreateResponse:
             while data := client.recv(65536):
                 if data.startswith(b"POST /v2/Users ") and not self.dropped:
                     self.dropped = True
-                    upstream.sendall(data)  # the server creates the user...
+                    # The whole request goes through (headers and body may come in separate
+                    # reads), so the server creates the user...
+                    while b"\r\n\r\n" not in data:
+                        data += client.recv(65536)
+                    head, _, body = data.partition(b"\r\n\r\n")
+                    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))
+                    while len(body) < length:
+                        body += client.recv(65536)
+                    upstream.sendall(head + b"\r\n\r\n" + body)
                     time.sleep(0.5)
                     return  # ...and its answer never reaches the agent
                 upstream.sendall(data)
