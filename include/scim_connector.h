@@ -49,7 +49,7 @@ extern "C" {
 #endif
 
 #define SCIMC_ABI_MAJOR 1
-#define SCIMC_ABI_MINOR 0
+#define SCIMC_ABI_MINOR 1   /* 1.1: scimc_resource_ops.create_many */
 
 /* The exported entry point's name, for dlsym. */
 #define SCIMC_ENTRY_SYMBOL "scimc_connector_entry"
@@ -190,7 +190,24 @@ typedef struct scimc_resource_ops {
      * sorted, if sortBy was given); "totalResults" then counts all matches. When paged is
      * false, the host pages and counts. */
     scimc_status (*_Nullable search)(scimc_instance *_Nonnull, scimc_call *_Nonnull, scimc_buf query);
+
+    /* ABI 1.1. Optional: creates several resources in one go (say one multi-row INSERT and one
+     * commit), each on its own: one that fails must not fail the others. `resources` is a JSON
+     * array of resources as `create` takes them. Emit one JSON array with one outcome per
+     * resource, in the same order:
+     *   {"resource": {...the stored resource with its "id"...}}
+     *   {"status": 409, "scimType": "uniqueness", "detail": "userName ... is taken"}
+     * ("status" is 400..599, "scimType" optional). Return SCIMC_OK when the array is emitted;
+     * any other status fails every resource of the call. When this is set, the host sends every
+     * create through it: while one call is running, the creates that arrive meanwhile wait and
+     * go together in the next call (at most SCIMC_CREATE_MANY_MAX per call, and at most two
+     * calls at once per instance), so a batch grows with the load and is a single resource
+     * when the target is idle. `create` may be NULL then. */
+    scimc_status (*_Nullable create_many)(scimc_instance *_Nonnull, scimc_call *_Nonnull, scimc_buf resources);
 } scimc_resource_ops;
+
+/* The most resources the host passes to one create_many call. */
+#define SCIMC_CREATE_MANY_MAX 100
 
 /* ---- The descriptor --------------------------------------------------------------------- */
 typedef struct scimc_connector {

@@ -35,25 +35,31 @@ public final class BlockingCallPool: @unchecked Sendable {
     /// Runs `body` on a pool thread on behalf of `app` and returns its result.
     public func run<T: Sendable>(app: String, _ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-            let work = { [unowned self] in
-                continuation.resume(with: Result { try body() })
-                finished(app)
-            }
-            lock.lock()
-            defer { lock.unlock() }
-            guard !stopped else {
-                continuation.resume(throwing: CancellationError())
-                return
-            }
-            var state = perApp[app] ?? App()
-            if state.running < maxPerApp {
-                state.running += 1
-                makeReady(work)
-            } else {
-                state.waiting.append(work)
-            }
-            perApp[app] = state
+            let accepted = execute(app: app) { continuation.resume(with: Result { try body() }) }
+            if !accepted { continuation.resume(throwing: CancellationError()) }
         }
+    }
+
+    /// Starts `work` on a pool thread on behalf of `app` and returns at once; false (and
+    /// `work` never runs) once the pool is shut down.
+    @discardableResult
+    public func execute(app: String, _ work: @escaping @Sendable () -> Void) -> Bool {
+        let call = { [unowned self] in
+            work()
+            finished(app)
+        }
+        lock.lock()
+        defer { lock.unlock() }
+        guard !stopped else { return false }
+        var state = perApp[app] ?? App()
+        if state.running < maxPerApp {
+            state.running += 1
+            makeReady(call)
+        } else {
+            state.waiting.append(call)
+        }
+        perApp[app] = state
+        return true
     }
 
     /// Refuses new calls; calls already queued still run, then the threads leave.

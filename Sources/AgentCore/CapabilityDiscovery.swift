@@ -9,7 +9,7 @@ enum CapabilityDiscovery {
         func resource(_ ops: scimc_resource_ops?, _ kind: Capabilities.ResourceKind) -> Capabilities.Resource? {
             guard let ops else { return nil }
             var operations: Capabilities.Operations = []
-            if ops.create != nil { operations.insert(.create) }
+            if ops.create != nil || ops.create_many != nil { operations.insert(.create) }
             if ops.get != nil { operations.insert(.get) }
             if ops.replace != nil { operations.insert(.replace) }
             if ops.patch != nil { operations.insert(.patch) }

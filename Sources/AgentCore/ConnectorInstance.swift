@@ -12,6 +12,9 @@ public final class ConnectorInstance: Target, @unchecked Sendable {
     public let app: String
     let pointer: OpaquePointer
     private let serial: NIOLock?
+    /// Per resource type, when the connector has `create_many`: where creates wait for it.
+    let userCreates: CreateBatches?
+    let groupCreates: CreateBatches?
 
     public struct OpenError: Error, CustomStringConvertible {
         public var app: String
@@ -50,6 +53,8 @@ public final class ConnectorInstance: Target, @unchecked Sendable {
         self.app = app
         self.pointer = pointer
         self.serial = library.isConcurrent ? nil : NIOLock()
+        self.userCreates = library.users?.create_many == nil ? nil : CreateBatches()
+        self.groupCreates = library.groups?.create_many == nil ? nil : CreateBatches()
     }
 
     /// Closes the instance: the plugin's close() runs after every call on it has returned.
@@ -100,8 +105,41 @@ public final class ConnectorInstance: Target, @unchecked Sendable {
     func notImplemented(_ what: String) -> SCIMError { .notImplemented("connector \(library.name) does not implement \(what)") }
 
     public func create(_ kind: Capabilities.ResourceKind, _ resource: JSON) throws(SCIMError) -> JSON {
-        guard let fn = ops(kind)?.create else { throw notImplemented("creating \(kind.rawValue)s") }
+        guard let fn = ops(kind)?.create else {
+            guard ops(kind)?.create_many != nil else { throw notImplemented("creating \(kind.rawValue)s") }
+            return try createMany(kind, [resource])[0].get()
+        }
         return try required(invoke { i, c in Self.buf(resource) { fn(i, c, $0) } }, "create")
+    }
+
+    /// Creates that wait for the next `create_many` call, if the connector has one.
+    func batches(_ kind: Capabilities.ResourceKind) -> CreateBatches? { kind == .user ? userCreates : groupCreates }
+
+    /// One `create_many` call: one outcome per resource, in order. If the call itself fails,
+    /// every resource fails with its error.
+    func createMany(_ kind: Capabilities.ResourceKind, _ resources: [JSON]) -> [Result<JSON, SCIMError>] {
+        do throws(SCIMError) {
+            guard let fn = ops(kind)?.create_many else { throw notImplemented("creating \(kind.rawValue)s") }
+            let reply = try invoke { i, c in Self.buf(JSON.array(resources)) { fn(i, c, $0) } }
+            guard let outcomes = reply?.arrayValue, outcomes.count == resources.count else {
+                throw SCIMError(status: 502, detail: "connector \(library.name) replied to create_many with \(reply?.arrayValue?.count ?? 0) outcomes for \(resources.count) resources")
+            }
+            return outcomes.map(outcome)
+        } catch {
+            return Array(repeating: .failure(error), count: resources.count)
+        }
+    }
+
+    /// One item of a `create_many` reply: `{"resource": …}` or `{"status", "scimType", "detail"}`.
+    func outcome(_ o: JSON) -> Result<JSON, SCIMError> {
+        if let resource = o["resource"], case .object = resource { return .success(resource) }
+        guard let status = o["status"]?.intValue, (400...599).contains(status) else {
+            return .failure(SCIMError(status: 502, detail: "connector \(library.name) replied to create_many with an outcome that has neither a resource nor an error status"))
+        }
+        let scimType = o["scimType"]?.stringValue.map(SCIMError.ScimType.init(rawValue:))
+            ?? (status == 409 ? .uniqueness : status == 400 ? .invalidValue : nil)
+        let detail = o["detail"]?.stringValue ?? "connector \(library.name) failed with status \(status)"
+        return .failure(SCIMError(status: status, scimType: scimType, detail: detail))
     }
 
     public func get(_ kind: Capabilities.ResourceKind, _ id: String) throws(SCIMError) -> JSON {

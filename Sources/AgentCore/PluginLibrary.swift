@@ -96,11 +96,11 @@ public final class PluginLibrary: @unchecked Sendable {
 
     /// Reads an ops table honouring its struct_size: fields past it read as NULL.
     static func ops(_ p: UnsafePointer<scimc_resource_ops>) -> scimc_resource_ops {
-        var ops = p.pointee
-        let size = Int(ops.struct_size)
-        if size < MemoryLayout<scimc_resource_ops>.offset(of: \.search)! + 8 { ops.search = nil }
-        if size < MemoryLayout<scimc_resource_ops>.offset(of: \.remove)! + 8 { ops.remove = nil }
-        if size < MemoryLayout<scimc_resource_ops>.offset(of: \.patch)! + 8 { ops.patch = nil }
+        var ops = scimc_resource_ops()
+        let size = Int(p.pointee.struct_size)
+        withUnsafeMutableBytes(of: &ops) { ops in
+            ops.copyMemory(from: UnsafeRawBufferPointer(start: p, count: min(size, ops.count)))
+        }
         return ops
     }
 }

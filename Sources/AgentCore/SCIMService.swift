@@ -37,9 +37,13 @@ public final class SCIMService: Sendable {
     func withTarget<T: Sendable>(_ app: String, _ body: @escaping @Sendable (Lease) throws(SCIMError) -> T) async throws(SCIMError) -> T {
         let lease = try registry.lease(app: app)
         defer { lease.release() }
+        return try await onPool(app) { () throws(SCIMError) in try body(lease) }
+    }
+
+    func onPool<T: Sendable>(_ app: String, _ body: @escaping @Sendable () throws(SCIMError) -> T) async throws(SCIMError) -> T {
         do {
             return try await calls.run(app: app) {
-                do { return try body(lease) } catch { throw error }
+                do { return try body() } catch { throw error }
             }
         } catch let error as SCIMError {
             throw error
@@ -118,13 +122,20 @@ public final class SCIMService: Sendable {
     // MARK: - Operations
 
     public func create(app: String, kind: Kind, body: JSON, baseURL: String, projection: Projection = .default) async throws(SCIMError) -> SCIMResult {
-        try await withTarget(app) { lease throws(SCIMError) in
-            let r = try Self.resource(lease, kind)
-            try Self.require(r, .create, "create \(kind.rawValue)s", lease)
-            let stored = try lease.target.create(kind, try Self.prepare(body, r, kind))
-            let (out, etag) = Self.present(stored, kind, r.schema, baseURL: baseURL, projection: projection)
-            return SCIMResult(status: 201, body: out, etag: etag, location: out["meta"]?["location"]?.stringValue)
+        let lease = try registry.lease(app: app)
+        defer { lease.release() }
+        let r = try Self.resource(lease, kind)
+        try Self.require(r, .create, "create \(kind.rawValue)s", lease)
+        let resource = try Self.prepare(body, r, kind)
+        let stored: JSON
+        if let instance = lease.target as? ConnectorInstance, let batches = instance.batches(kind) {
+            // Group commit: the create waits, holding no thread, for the connector's next create_many.
+            stored = try await batches.create(resource, app: app, calls: calls) { instance.createMany(kind, $0) }
+        } else {
+            stored = try await onPool(app) { () throws(SCIMError) in try lease.target.create(kind, resource) }
         }
+        let (out, etag) = Self.present(stored, kind, r.schema, baseURL: baseURL, projection: projection)
+        return SCIMResult(status: 201, body: out, etag: etag, location: out["meta"]?["location"]?.stringValue)
     }
 
     public func get(app: String, kind: Kind, id: String, baseURL: String, projection: Projection = .default) async throws(SCIMError) -> SCIMResult {

@@ -30,6 +30,20 @@ extension Connector {
 }
 
 public protocol UserCreating: Connector { func createUser(_ resource: JSON) throws -> JSON }
+/// Creates several users in one go (one statement, one commit). The agent then sends every
+/// user create here: the creates that arrive while one call runs go together in the next, so a
+/// batch grows with the load. Each user succeeds or fails on its own; return one outcome per
+/// resource, in order. A single `createUser` comes for free.
+public protocol UserBatchCreating: UserCreating {
+    func createUsers(_ resources: [JSON]) -> [Result<JSON, any Error>]
+}
+
+extension UserBatchCreating {
+    public func createUser(_ resource: JSON) throws -> JSON {
+        guard let outcome = createUsers([resource]).first else { throw SCIMError(status: 500, detail: "createUsers returned no outcome") }
+        return try outcome.get()
+    }
+}
 public protocol UserReading: Connector { func getUser(id: String) throws -> JSON }
 public protocol UserReplacing: Connector { func replaceUser(id: String, with resource: JSON) throws -> JSON }
 public protocol UserPatching: Connector { func patchUser(id: String, _ patch: PatchRequest) throws -> JSON }

@@ -91,6 +91,28 @@ enum Export {
         }
     }
 
+    /// create_many's reply: `{"resource": …}` or `{"status", "scimType", "detail"}` per item.
+    static func outcomes(_ results: [Result<JSON, any Error>], count: Int) -> JSON {
+        guard results.count == count else {
+            let bug = SCIMError(status: 500, detail: "the connector returned \(results.count) outcomes for \(count) resources")
+            return .array(Array(repeating: outcome(.failure(bug)), count: count))
+        }
+        return .array(results.map(outcome))
+    }
+
+    static func outcome(_ result: Result<JSON, any Error>) -> JSON {
+        switch result {
+        case .success(let resource):
+            return ["resource": resource]
+        case .failure(let error as SCIMError):
+            var o: JSONObject = ["status": .number(Double(error.status)), "detail": .string(error.detail)]
+            if let t = error.scimType { o["scimType"] = .string(t.rawValue) }
+            return .object(o)
+        case .failure(let error):
+            return ["status": 500, "detail": .string("\(error)")]
+        }
+    }
+
     static func ids(_ b: scimc_buf) throws -> [String] {
         guard let members = try json(b).arrayValue else { throw SCIMError.invalidValue("members must be an array") }
         return members.compactMap { $0["value"]?.stringValue }
@@ -140,7 +162,7 @@ enum Export {
     }
 
     static func allocate(_ ops: scimc_resource_ops) -> UnsafePointer<scimc_resource_ops>? {
-        guard ops.create != nil || ops.get != nil || ops.replace != nil || ops.patch != nil || ops.remove != nil || ops.search != nil else {
+        guard ops.create != nil || ops.create_many != nil || ops.get != nil || ops.replace != nil || ops.patch != nil || ops.remove != nil || ops.search != nil else {
             return nil
         }
         let p = UnsafeMutablePointer<scimc_resource_ops>.allocate(capacity: 1)
@@ -149,10 +171,18 @@ enum Export {
     }
 
     static func userOps<C: Connector>(_ type: C.Type) -> UnsafePointer<scimc_resource_ops>? {
-        var ops = scimc_resource_ops(struct_size: 0, create: nil, get: nil, replace: nil, patch: nil, remove: nil, search: nil)
+        var ops = scimc_resource_ops()
         ops.struct_size = UInt32(MemoryLayout<scimc_resource_ops>.size)
         if type is any UserCreating.Type {
             ops.create = { i, c, r in Export.run(i, c) { try ($0.connector as! any UserCreating).createUser(try Export.json(r)) } }
+        }
+        if type is any UserBatchCreating.Type {
+            ops.create_many = { i, c, r in
+                Export.run(i, c) {
+                    guard let resources = try Export.json(r).arrayValue else { throw SCIMError.invalidValue("create_many takes an array of resources") }
+                    return Export.outcomes(($0.connector as! any UserBatchCreating).createUsers(resources), count: resources.count)
+                }
+            }
         }
         if type is any UserReading.Type {
             ops.get = { i, c, id in Export.run(i, c) { try ($0.connector as! any UserReading).getUser(id: Export.string(id)) } }
@@ -177,7 +207,7 @@ enum Export {
     }
 
     static func groupOps<C: Connector>(_ type: C.Type) -> UnsafePointer<scimc_resource_ops>? {
-        var ops = scimc_resource_ops(struct_size: 0, create: nil, get: nil, replace: nil, patch: nil, remove: nil, search: nil)
+        var ops = scimc_resource_ops()
         ops.struct_size = UInt32(MemoryLayout<scimc_resource_ops>.size)
         if type is any GroupCreating.Type {
             ops.create = { i, c, r in Export.run(i, c) { try ($0.connector as! any GroupCreating).createGroup(try Export.json(r)) } }

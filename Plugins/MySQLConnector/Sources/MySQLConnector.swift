@@ -8,10 +8,10 @@ func currentTime() -> Double { Date().timeIntervalSince1970 }
 
 /// Users and groups in a MySQL/MariaDB application database, over libmariadb, prepared
 /// statements only.
-public final class MySQLConnector: Connector, UserCreating, UserReading, UserReplacing, UserDeleting, UserSearching,
+public final class MySQLConnector: Connector, UserBatchCreating, UserReading, UserReplacing, UserDeleting, UserSearching,
     GroupCreating, GroupReading, GroupReplacing, GroupDeleting, GroupSearching, GroupMembership, @unchecked Sendable
 {
-    // @unchecked: `pool` and `userCreates` synchronise themselves; `schemaReady` is guarded by `schemaLock`.
+    // @unchecked: `pool` synchronises itself; `schemaReady` is guarded by `schemaLock`.
     public static let name = "mysql"
     public static let version = "1.0.0"
     public static let isConcurrent = true
@@ -21,8 +21,6 @@ public final class MySQLConnector: Connector, UserCreating, UserReading, UserRep
     let createSchema: Bool
     let host: ConnectorHost
     private var schemaReady = false
-    /// Set once at the end of init (it calls back into self).
-    private var userCreates: GroupCommit<Row, JSON>!
     private let schemaLock = NSLock()
 
     public init(settings: JSON, host: ConnectorHost) throws {
@@ -55,7 +53,6 @@ public final class MySQLConnector: Connector, UserCreating, UserReading, UserRep
             throw SCIMError.invalidValue("settings: give createSchema: true to use the default tables, or a mapping of your tables")
         }
         pool = ConnectionPool(size: settings["poolSize"]?.intValue ?? 8, connect: { try MariaDBConnection(connection) }, isBroken: { $0.broken })
-        userCreates = GroupCommit(maxBatch: 100, maxConcurrent: 2) { [unowned self] rows in self.createUsers(rows) }
         do { try ensureSchema() } catch {
             host.log(.warning, "MariaDB not reachable yet (\(error)); will retry on the first request")
         }
@@ -191,9 +188,8 @@ public final class MySQLConnector: Connector, UserCreating, UserReading, UserRep
     }
 
     /// A new row: the changed columns, the creation time and, for uuid keys, the new id first.
-    func newRow(_ kind: Capabilities.ResourceKind, _ resource: JSON) throws -> Row {
+    func newRow(_ kind: Capabilities.ResourceKind, _ resource: JSON, now: String = RowCodec.now()) throws -> Row {
         let t = codec(kind).0
-        let now = RowCodec.now()
         var values = try changedColumns(kind, resource, now: now)
         if let cr = t.created { values.append((cr, .string(now))) }
         if t.keyGeneration == .uuid { values.insert((t.key, .string(Self.newUUID())), at: 0) }
@@ -243,11 +239,24 @@ public final class MySQLConnector: Connector, UserCreating, UserReading, UserRep
         return try fetch(c, .user, try insert(c, .user, row))
     }
 
-    /// Concurrent creates share one multi-row `INSERT … RETURNING` (group commit): one round
-    /// trip and one commit for every user waiting at that moment. If the statement fails (a
-    /// taken userName, a bad value), each row is inserted alone, so only the bad one fails.
-    /// A lost connection fails the rows not yet written with 503.
-    func createUsers(_ rows: [Row]) -> [Result<JSON, any Error>] {
+    /// The users the agent batches (group commit) share one multi-row `INSERT … RETURNING`:
+    /// one round trip and one commit for all of them. If the statement fails (a taken userName,
+    /// a bad value), each row is inserted alone, so only the bad one fails. A lost connection
+    /// fails the rows not yet written with 503.
+    public func createUsers(_ resources: [JSON]) -> [Result<JSON, any Error>] {
+        var results = [Result<JSON, any Error>?](repeating: nil, count: resources.count)
+        var rows: [(index: Int, row: Row)] = []
+        let now = RowCodec.now()  // one statement, one commit: one creation time
+        for (i, resource) in resources.enumerated() {
+            do { rows.append((i, try newRow(.user, resource, now: now))) } catch { results[i] = .failure(error) }
+        }
+        if !rows.isEmpty {
+            for (i, outcome) in zip(rows.map(\.index), insertUsers(rows.map(\.row))) { results[i] = outcome }
+        }
+        return results.map { $0! }
+    }
+
+    func insertUsers(_ rows: [Row]) -> [Result<JSON, any Error>] {
         do {
             return try db { c in
                 let codec = codec(.user).1
@@ -272,10 +281,6 @@ public final class MySQLConnector: Connector, UserCreating, UserReading, UserRep
         } catch {
             return Array(repeating: .failure(error), count: rows.count)
         }
-    }
-
-    public func createUser(_ resource: JSON) throws -> JSON {
-        try userCreates.submit(try newRow(.user, resource))
     }
 
     public func getUser(id: String) throws -> JSON {
