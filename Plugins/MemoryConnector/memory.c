@@ -537,10 +537,12 @@ static int mem_describe(scimc_instance *in, scimc_call *call) {
 }
 
 static const scimc_resource_ops user_ops = {
-    sizeof(scimc_resource_ops), user_create, user_get, user_replace, NULL, user_remove, user_search,
+    .struct_size = sizeof(scimc_resource_ops),
+    .create = user_create, .get = user_get, .replace = user_replace, .remove = user_remove, .search = user_search,
 };
 static const scimc_resource_ops group_ops = {
-    sizeof(scimc_resource_ops), group_create, group_get, group_replace, NULL, group_remove, group_search,
+    .struct_size = sizeof(scimc_resource_ops),
+    .create = group_create, .get = group_get, .replace = group_replace, .remove = group_remove, .search = group_search,
 };
 
 #ifndef MEMORY_CONNECTOR_VERSION

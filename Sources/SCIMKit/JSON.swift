@@ -113,6 +113,8 @@ extension String {
     /// ASCII case-insensitive equality without allocating.
     @inlinable
     public func caselessEquals(_ other: String) -> Bool {
+        // ASCII-only folding keeps the byte count: a different count is never equal.
+        guard utf8.count == other.utf8.count else { return false }
         var a = self.utf8.makeIterator()
         var b = other.utf8.makeIterator()
         while true {
