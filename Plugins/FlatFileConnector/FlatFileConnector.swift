@@ -88,7 +88,7 @@ public final class FlatFileConnector: Connector, UserCreating, UserReading, User
 
     public func test() throws -> String {
         try state.withLock { s in
-            try s.refresh()
+            try s.users.files.withFileLock(shared: true) { () throws(SCIMError) in try s.refresh() }
             return "\(directory): \(s.users.count) users, \(s.groups.count) groups"
         }
     }
@@ -111,8 +111,14 @@ public final class FlatFileConnector: Connector, UserCreating, UserReading, User
     private func write<T>(_ body: (inout Store) throws -> T) throws -> T {
         try lockFD.withLock { fd in if fd == nil { fd = try Self.lockDirectory(directory) } }
         let (result, sequence) = try state.withLock { s in
-            try s.users.files.withFileLock { () throws(SCIMError) in try s.refresh() }
-            let r = try body(&s)
+            // Catching up and appending under one exclusive lock: another instance on this
+            // directory never reads half a line, and never appends between the two.
+            let r = try s.users.files.withFileLock { () throws(SCIMError) -> T in
+                try s.refresh()
+                do { return try body(&s) } catch let error as SCIMError { throw error } catch {
+                    throw SCIMError(status: 500, detail: "\(error)")
+                }
+            }
             if s.users.files.journalEntries + s.groups.files.journalEntries >= Self.compactionThreshold { try s.compact() }
             return (r, durability.withLock { d in d.written += 1; return d.written })
         }
@@ -136,7 +142,7 @@ public final class FlatFileConnector: Connector, UserCreating, UserReading, User
 
     private func read<T>(_ body: (inout Store) throws -> T) throws -> T {
         try state.withLock { s in
-            try s.refresh()
+            try s.users.files.withFileLock(shared: true) { () throws(SCIMError) in try s.refresh() }
             return try body(&s)
         }
     }

@@ -76,6 +76,7 @@ final class TableFiles {
     }
 
     /// Journal lines after what was applied; a torn last line (a crash mid-append) is cut off.
+    /// Call it holding the file lock (`withFileLock`).
     func readJournalTail() throws(SCIMError) -> [JSON] {
         var st = stat()
         fstat(journalFD, &st)
@@ -145,8 +146,13 @@ final class TableFiles {
     }
 
     /// Exclusive across instances and processes for the duration of `body`.
-    func withFileLock<T>(_ body: () throws(SCIMError) -> T) throws(SCIMError) -> T {
-        while flock(journalFD, LOCK_EX) != 0 && errno == EINTR {}
+    /// Holds the directory's lock (on this table's journal) while `body` runs: exclusive to
+    /// append or compact, shared to catch up with the files. Another instance on the same
+    /// directory (the previous plugin generation, still draining) appends only under the
+    /// exclusive lock, so whoever holds either lock never sees half of a line being appended,
+    /// and a line without its newline is a crash's leftover.
+    func withFileLock<T>(shared: Bool = false, _ body: () throws(SCIMError) -> T) throws(SCIMError) -> T {
+        while flock(journalFD, shared ? LOCK_SH : LOCK_EX) != 0 && errno == EINTR {}
         defer { flock(journalFD, LOCK_UN) }
         return try body()
     }

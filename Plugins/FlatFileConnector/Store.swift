@@ -21,7 +21,8 @@ struct Store {
     }
 
     /// Picks up what changed on disk: an admin's edit of a CSV, or journal lines another
-    /// instance (a previous plugin generation still draining) appended.
+    /// instance (a previous plugin generation still draining) appended. Call it holding the
+    /// file lock (`TableFiles.withFileLock`).
     mutating func refresh() throws(SCIMError) {
         for kind in [Capabilities.ResourceKind.user, .group] {
             switch (kind == .user ? users : groups).files.detectChange() {

@@ -87,3 +87,51 @@ def test_a_second_agent_cannot_write_the_same_directory(make_agent):
     b.start()
     r = session_for("files").post(b.base("files") + "/Users", json={"schemas": [USER], "userName": "two@example.com"})
     assert r.status_code == 503 and "in use by another agent" in r.json()["detail"]
+
+
+def test_two_instances_on_one_directory_lose_no_acknowledged_write(make_agent):
+    """Two flatfile instances in one process share a directory, as two plugin generations do
+    during a hot reload: one appends while the other reads. A reader must never take a line
+    being appended for a crash's torn line (and cut it off), nor miss it."""
+    apps = {name: {"connector": "flatfile", "settings": {"directory": "data/shared"}, "auth": {"type": "none"}} for name in ("a", "b")}
+    agent = make_agent(apps).start()
+    stop, lock = threading.Event(), threading.Lock()
+    acknowledged, failures = set(), []
+    title = "x" * 1500  # long journal lines: an append often spans two pages
+
+    def write(worker):
+        s, n = requests.Session(), 0
+        deadline = time.time() + 8
+        while time.time() < deadline and not stop.is_set():
+            name = f"w{worker}-{n}@example.com"
+            r = s.post(agent.base("a") + "/Users", json={"schemas": [USER], "userName": name, "title": title}, timeout=10)
+            if r.status_code == 201:
+                uid = r.json()["id"]
+                with lock:
+                    acknowledged.add(name)
+                seen = s.get(agent.base("b") + f"/Users/{uid}", timeout=10)  # the other instance, at once
+                if seen.status_code != 200:
+                    with lock:
+                        failures.append(f"{name}: created by a, {seen.status_code} from b")
+            else:
+                with lock:
+                    failures.append(f"{name}: {r.status_code} {r.text[:200]}")
+            n += 1
+
+    def read():
+        s = requests.Session()
+        while not stop.is_set():
+            s.get(agent.base("b") + "/Users", params={"filter": 'userName sw "w"', "count": "1"}, timeout=10)
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(4)] + [threading.Thread(target=read) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads[:4]:
+        t.join()
+    stop.set()
+    for t in threads[4:]:
+        t.join()
+    assert len(acknowledged) > 200
+    assert failures == [], failures[:5]
+    for app in ("a", "b"):
+        assert acknowledged <= all_user_names(requests.Session(), agent.base(app))
