@@ -145,7 +145,6 @@ final class TableFiles {
         csvIdentity = Self.identity(csvPath)
     }
 
-    /// Exclusive across instances and processes for the duration of `body`.
     /// Holds the directory's lock (on this table's journal) while `body` runs: exclusive to
     /// append or compact, shared to catch up with the files. Another instance on the same
     /// directory (the previous plugin generation, still draining) appends only under the

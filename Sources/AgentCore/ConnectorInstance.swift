@@ -83,10 +83,13 @@ public final class ConnectorInstance: Target, @unchecked Sendable {
         guard (400...599).contains(status) else {
             return SCIMError(status: 502, detail: "connector \(name) returned the invalid status \(status)")
         }
-        let scimType = record.scimType.map(SCIMError.ScimType.init(rawValue:))
-            ?? (status == 409 ? .uniqueness : status == 400 ? .invalidValue : nil)
-        let detail = record.detail ?? "connector \(name) failed with status \(status)"
-        return SCIMError(status: Int(status), scimType: scimType, detail: detail)
+        return failure(Int(status), scimType: record.scimType, detail: record.detail, name)
+    }
+
+    /// A connector's error status (400...599) with its scimType and detail, or their defaults.
+    static func failure(_ status: Int, scimType: String?, detail: String?, _ name: String) -> SCIMError {
+        let type = scimType.map(SCIMError.ScimType.init(rawValue:)) ?? (status == 409 ? .uniqueness : status == 400 ? .invalidValue : nil)
+        return SCIMError(status: status, scimType: type, detail: detail ?? "connector \(name) failed with status \(status)")
     }
 
     // MARK: - Typed calls
@@ -136,10 +139,7 @@ public final class ConnectorInstance: Target, @unchecked Sendable {
         guard let status = o["status"]?.intValue, (400...599).contains(status) else {
             return .failure(SCIMError(status: 502, detail: "connector \(library.name) replied to create_many with an outcome that has neither a resource nor an error status"))
         }
-        let scimType = o["scimType"]?.stringValue.map(SCIMError.ScimType.init(rawValue:))
-            ?? (status == 409 ? .uniqueness : status == 400 ? .invalidValue : nil)
-        let detail = o["detail"]?.stringValue ?? "connector \(library.name) failed with status \(status)"
-        return .failure(SCIMError(status: status, scimType: scimType, detail: detail))
+        return .failure(Self.failure(status, scimType: o["scimType"]?.stringValue, detail: o["detail"]?.stringValue, library.name))
     }
 
     public func get(_ kind: Capabilities.ResourceKind, _ id: String) throws(SCIMError) -> JSON {
