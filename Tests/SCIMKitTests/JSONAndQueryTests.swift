@@ -22,8 +22,16 @@ import Testing
         #expect { try JSON.parse(text) } throws: { ($0 as? SCIMError)?.status == 400 }
     }
 
-    @Test func invalidUTF8() {
+    @Test func invalidUTF8() throws {
         #expect(throws: SCIMError.self) { try JSON.parse([0x22, 0xFF, 0xFE, 0x22]) }
+        // After ASCII, with and without escapes: a lone lead byte, a lone continuation byte.
+        let ascii: [UInt8] = [0x22, 0x61, 0x62, 0x63]  // "abc
+        let escaped: [UInt8] = [0x22, 0x61, 0x5C, 0x6E, 0x62]  // "a\nb
+        #expect(throws: SCIMError.self) { try JSON.parse(ascii + [0xC3, 0x22]) }
+        #expect(throws: SCIMError.self) { try JSON.parse(escaped + [0x80, 0x22]) }
+        // Valid UTF-8 without escapes is kept as it is; pure ASCII too.
+        let valid: [UInt8] = Array("[\"jos".utf8) + [0xC3, 0xA9] + Array("\",\"plain\"]".utf8)
+        #expect(try JSON.parse(valid) == ["josé", "plain"])
     }
 
     @Test func nestingIsBounded() {
