@@ -16,8 +16,7 @@ struct AuthenticationMiddleware: RouterMiddleware {
             throw SCIMErrorResponse(error: .notFound("no app named \(app)"))
         }
         var context = context
-        context.app = app
-        context.logger[metadataKey: "app"] = .string(app)
+        context.app = app  // request log lines name the app themselves (RequestLogMiddleware)
         switch config.auth {
         case .none:
             break

@@ -32,7 +32,9 @@ struct RequestLogMiddleware: RouterMiddleware {
         } catch {
             status = 500
             log(request, context, status, start)
-            context.logger.error("request failed", metadata: ["error": .string("\(error)")])
+            var metadata: Logger.Metadata = ["error": .string("\(error)")]
+            if let app = AuthenticationMiddleware.appName(request.uri.path) { metadata["app"] = .string(app) }
+            context.logger.error("request failed", metadata: metadata)
             throw SCIMErrorResponse(error: SCIMError(status: 500, detail: "internal error"))
         }
         log(request, context, status, start)
