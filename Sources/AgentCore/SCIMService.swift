@@ -72,11 +72,14 @@ public final class SCIMService: Sendable {
         guard case .object(var o) = resource else { return (resource, "") }
         o["password"] = nil
         o.moveToFront(["schemas", "id", "externalId"])
-        if o["schemas"] == nil {
-            var schemas: [JSON] = [.string(schema.core.id)]
-            for ext in schema.extensions where o[ext.id] != nil { schemas.append(.string(ext.id)) }
-            o["schemas"] = .array(schemas)
+        // Every extension the resource holds is listed (RFC 7643 §3), whatever the connector
+        // stored: a database row keeps an extension's values but not always its URN.
+        var schemas = o["schemas"]?.arrayValue ?? [.string(schema.core.id)]
+        let count = schemas.count
+        for ext in schema.extensions where o[ext.id] != nil && !schemas.contains(where: { $0.stringValue?.caselessEquals(ext.id) == true }) {
+            schemas.append(.string(ext.id))
         }
+        if count != schemas.count || o["schemas"] == nil { o["schemas"] = .array(schemas) }
         var meta = o["meta"]?.objectValue ?? JSONObject()
         meta["resourceType"] = .string(kind.rawValue)
         if let id = o["id"]?.stringValue { meta["location"] = .string(baseURL + kind.endpoint + "/" + id) }
