@@ -14,8 +14,9 @@ public enum AgentServer {
         router.add(middleware: RequestLogMiddleware())
         router.add(middleware: AuthenticationMiddleware(registry: service.registry))
         router.get("healthz") { _, _ in SCIMResponse.json(health(service)) }
-        SCIMRoutes(service: service, maxBodySize: config.server.maxBodySize, scheme: config.server.tls == nil ? "http" : "https")
-            .register(on: router)
+        let routes = SCIMRoutes(service: service, maxBodySize: config.server.maxBodySize, scheme: config.server.tls == nil ? "http" : "https")
+        routes.register(on: router)
+        SCIM11Routes(routes: routes).register(on: router)
         return router
     }
 

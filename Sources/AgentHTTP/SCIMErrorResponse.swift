@@ -9,8 +9,10 @@ struct SCIMErrorResponse: HTTPResponseError {
     var status: HTTPResponse.Status { .init(code: error.status) }
     var headers: HTTPFields { extraHeaders }
 
+    /// In the dialect of the URL: SCIM 1.1 errors under `/scim/v1/`, SCIM 2.0 ones elsewhere.
     func response(from request: Request, context: some RequestContext) throws -> Response {
-        SCIMResponse.json(error.json, status: status, headers: extraHeaders)
+        let body = SCIM11Routes.isSCIM11(request.uri.path) ? SCIM11.error(error) : error.json
+        return SCIMResponse.json(body, status: status, headers: extraHeaders)
     }
 }
 

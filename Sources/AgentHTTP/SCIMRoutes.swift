@@ -73,11 +73,6 @@ struct SCIMRoutes {
                 }
             }
         }
-        // SCIM 1.1 clients (Okta's on-premises agent) read Okta's capability list here.
-        router.get("apps/:app/scim/v1/ServiceProviderConfigs") { request, context in
-            let app = try appName(context)
-            return SCIMResponse.json(try service.discovery(app: app, baseURL: baseURL(request, app)).oktaSCIM11ServiceProviderConfig)
-        }
     }
 
     // MARK: - Resource endpoints

@@ -1,0 +1,100 @@
+"""The SCIM 1.1 dialect under /apps/{app}/scim/v1, as Okta's on-premises agent speaks it by
+default: the provisioning flow on a memory, a flatfile and a mysql app, what 1.1 clients read
+(schemas, ListResponse, Errors) and that both dialects see the same resources."""
+import pytest
+import requests
+
+from conftest import session_for
+
+CORE = "urn:scim:schemas:core:1.0"
+ENTERPRISE = "urn:scim:schemas:extension:enterprise:1.0"
+
+
+def v1(agent, app):
+    return agent.url(f"/apps/{app}/scim/v1")
+
+
+def okta_11_flow(s, base, v2base):
+    # Lookup by userName before the create: none.
+    r = s.get(f"{base}/Users", params={"filter": 'userName eq "bjensen@example.com"', "startIndex": "1", "count": "100"})
+    assert r.status_code == 200, r.text
+    assert r.json()["schemas"] == [CORE] and r.json()["totalResults"] == 0
+    # Create, with the enterprise extension under its 1.1 URN.
+    r = s.post(f"{base}/Users", json={
+        "schemas": [CORE, ENTERPRISE], "userName": "bjensen@example.com", "name": {"givenName": "Barbara", "familyName": "Jensen"},
+        "emails": [{"value": "bjensen@example.com", "type": "work", "primary": True}], "active": True, "password": "t1meMa$heen",
+        "externalId": "00u1", ENTERPRISE: {"department": "Tour Operations"}})
+    assert r.status_code == 201, r.text
+    user = r.json()
+    uid = user["id"]
+    assert user["schemas"] == [CORE, ENTERPRISE]
+    assert user[ENTERPRISE]["department"] == "Tour Operations" and "password" not in user
+    assert r.headers["Location"] == f"{base}/Users/{uid}" == user["meta"]["location"]
+    # The same user through SCIM 2.0, under the 2.0 URNs.
+    r2 = s.get(f"{v2base}/Users/{uid}").json()
+    # (the mysql app keeps the extension in its attributes column; the URN is listed all the same)
+    assert r2["schemas"] == ["urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]
+    assert r2["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["department"] == "Tour Operations"
+    assert r2["meta"]["location"] == f"{v2base}/Users/{uid}"
+    # Lookup finds it; GET by id.
+    listed = s.get(f"{base}/Users", params={"filter": 'userName eq "bjensen@example.com"'}).json()
+    assert listed["totalResults"] == 1 and listed["Resources"][0]["id"] == uid and listed["Resources"][0]["schemas"][0] == CORE
+    assert s.get(f"{base}/Users/{uid}").json()["userName"] == "bjensen@example.com"
+    # Profile update with PUT, deactivation with PUT (what Okta's 1.1 agent sends), reactivation with PATCH.
+    user["name"]["givenName"] = "Babs"
+    user["active"] = False
+    r = s.put(f"{base}/Users/{uid}", json=user)
+    assert r.status_code == 200, r.text
+    assert r.json()["name"]["givenName"] == "Babs" and r.json()["active"] is False
+    r = s.patch(f"{base}/Users/{uid}", json={"schemas": [CORE], "active": True})
+    assert r.status_code == 200 and r.json()["active"] is True and r.json()["name"]["givenName"] == "Babs"
+    # Groups: push with a member, add one and remove one with a 1.1 PATCH, clear, delete.
+    other = s.post(f"{base}/Users", json={"schemas": [CORE], "userName": "other@example.com"}).json()["id"]
+    r = s.post(f"{base}/Groups", json={"schemas": [CORE], "displayName": "Tour Guides", "members": [{"value": uid}]})
+    assert r.status_code == 201, r.text
+    gid = r.json()["id"]
+    assert r.json()["schemas"] == [CORE]
+    r = s.patch(f"{base}/Groups/{gid}", json={"schemas": [CORE], "members": [{"value": uid, "operation": "delete"}, {"value": other}]})
+    assert r.status_code == 200, r.text
+    assert [m["value"] for m in s.get(f"{v2base}/Groups/{gid}").json().get("members", [])] == [other]
+    r = s.patch(f"{base}/Groups/{gid}", json={"schemas": [CORE], "meta": {"attributes": ["members"]}})
+    assert r.status_code == 200 and not s.get(f"{v2base}/Groups/{gid}").json().get("members")
+    assert s.delete(f"{base}/Groups/{gid}").status_code == 204
+    # Errors in the 1.1 shape.
+    r = s.get(f"{base}/Groups/{gid}")
+    assert r.status_code == 404 and r.json()["Errors"][0]["code"] == "404" and gid in r.json()["Errors"][0]["description"]
+    r = s.post(f"{base}/Users", json={"schemas": [CORE], "userName": "bjensen@example.com"})
+    assert r.status_code == 409 and r.json()["Errors"][0]["code"] == "409"
+    r = s.patch(f"{base}/Users/{uid}", json={"schemas": [CORE], "emails": [{"operation": "delete"}]})
+    assert r.status_code == 400 and "value" in r.json()["Errors"][0]["description"]
+    return uid
+
+
+@pytest.mark.parametrize("app", ["mem", "files"])
+def test_okta_scim11_flow(agent, app):
+    s = session_for(app)
+    okta_11_flow(s, v1(agent, app), agent.base(app))
+
+
+def test_scim11_errors_and_discovery(agent):
+    base = v1(agent, "mem")
+    r = requests.get(f"{base}/Users")
+    assert r.status_code == 401 and r.json()["Errors"][0]["code"] == "401" and "WWW-Authenticate" in r.headers
+    s = session_for("mem")
+    r = s.get(f"{base}/Nothing")
+    assert r.status_code == 404 and r.json()["Errors"][0]["code"] == "404"
+    r = s.post(f"{base}/Users", data=b'{"userName": ')
+    assert r.status_code == 400 and r.json()["Errors"][0]["code"] == "400"
+    spc = s.get(f"{base}/ServiceProviderConfigs").json()
+    assert "PUSH_NEW_USERS" in spc["userManagementCapabilities"]
+    # SCIM 2.0 errors are unchanged.
+    assert "Errors" not in s.get(f"{agent.base('mem')}/Users/nope").json()
+
+
+def test_okta_scim11_flow_on_mysql_lands_in_the_table(make_agent, mariadb):
+    mariadb.root_sql(f"DROP DATABASE IF EXISTS {mariadb.DATABASE}; CREATE DATABASE {mariadb.DATABASE} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;")
+    apps = {"db": {"connector": "mysql", "settings": mariadb.settings(createSchema=True), "auth": {"type": "none"}}}
+    agent = make_agent(apps, plugins=("mysql.so",)).start()
+    uid = okta_11_flow(requests.Session(), v1(agent, "db"), agent.base("db"))
+    assert mariadb.query("SELECT userName, givenName, active FROM users WHERE id = %s", uid)[0] == ("bjensen@example.com", "Babs", 1)
+    assert mariadb.query("SELECT COUNT(*) FROM `groups`")[0][0] == 0
