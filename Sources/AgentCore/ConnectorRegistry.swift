@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
@@ -43,12 +42,14 @@ public final class ConnectorRegistry: Sendable {
     let openInstances: Bool
     static let retiredHistory = 200
 
-    /// The one pooled HTTP client for remote apps (nil where none are served, as for `plugins`).
-    let httpClient: HTTPClient?
+    /// The HTTP clients of remote apps (nil where none are served, as for `plugins`).
+    let remoteClients: RemoteClients?
+    /// The remotes whose discovery documents are being read.
+    private let discovering = NIOLockedValueBox(Set<ObjectIdentifier>())
 
-    public init(config: AgentConfig, logger: Logger, openInstances: Bool = true, httpClient: HTTPClient? = nil) throws {
+    public init(config: AgentConfig, logger: Logger, openInstances: Bool = true, remoteClients: RemoteClients? = nil) throws {
         self.openInstances = openInstances
-        self.httpClient = httpClient
+        self.remoteClients = remoteClients
         self.state = NIOLockedValueBox(State(config: config))
         self.logger = logger
         self.privateDirectory = RuntimePaths.privateDirectory(for: config)
@@ -231,7 +232,7 @@ public final class ConnectorRegistry: Sendable {
             throw AgentConfig.Invalid(problems: problems)
         }
         let remotes = makeRemotes(newConfig, keeping: state.withLockedValue { $0.remotes })
-        for (app, remote) in remotes where remote.version.hasPrefix("defaults") { discover(app, remote) }
+        discover(remotes.filter { $0.value.version.hasPrefix("defaults") }, waitingAtMost: 5)
         let actions = state.withLockedValue { s -> [(String, ConnectorLifecycle.Action)] in
             s.config = newConfig
             s.remotes = remotes
@@ -248,13 +249,14 @@ public final class ConnectorRegistry: Sendable {
     // MARK: - Remote apps
 
     func makeRemotes(_ config: AgentConfig, keeping old: [String: RemoteTarget]) -> [String: RemoteTarget] {
-        guard let httpClient else { return [:] }
+        guard let remoteClients else { return [:] }
         var out: [String: RemoteTarget] = [:]
         for app in config.apps.values {
             guard case .remote(let remote) = app.target else { continue }
             if let existing = old[app.name], existing.config == remote, existing.auth == app.auth { out[app.name] = existing; continue }
             do {
-                out[app.name] = try RemoteTarget(app: app.name, config: remote, client: httpClient, auth: app.auth, logger: logger)
+                let client = remoteClients.client(connectTimeout: remote.connectTimeout)
+                out[app.name] = try RemoteTarget(app: app.name, config: remote, client: client, auth: app.auth, logger: logger)
             } catch {
                 logger.error("remote app not set up", metadata: ["app": .string(app.name), "error": .string("\(error)")])
             }
@@ -263,17 +265,34 @@ public final class ConnectorRegistry: Sendable {
     }
 
     /// Reads every remote app's discovery documents (at start and periodically). Blocking.
-    public func discoverRemotes() {
-        for (app, remote) in state.withLockedValue({ $0.remotes }) { discover(app, remote) }
+    public func discoverRemotes(waitingAtMost wait: Double = 5) {
+        discover(state.withLockedValue { $0.remotes }, waitingAtMost: wait)
     }
 
-    func discover(_ app: String, _ remote: RemoteTarget) {
-        do {
-            try remote.discover()
-            logger.info("remote capabilities discovered", metadata: ["app": .string(app), "source": .string(remote.version)])
-        } catch {
-            logger.warning("remote discovery failed; keeping what was known", metadata: ["app": .string(app), "error": .string(error.detail)])
+    /// Reads the remotes' discovery documents, each on its own thread, and waits at most
+    /// `wait` seconds: a remote that does not answer by then (connect timeouts, retries)
+    /// finishes in the background and keeps what was known until it does (the defaults at
+    /// start). One unreachable remote holds up neither the others nor the agent's start. A
+    /// remote still being read is not read again.
+    func discover(_ remotes: [String: RemoteTarget], waitingAtMost wait: Double) {
+        let group = DispatchGroup()
+        for (app, remote) in remotes {
+            guard discovering.withLockedValue({ $0.insert(ObjectIdentifier(remote)).inserted }) else { continue }
+            group.enter()
+            Thread {
+                defer {
+                    self.discovering.withLockedValue { _ = $0.remove(ObjectIdentifier(remote)) }
+                    group.leave()
+                }
+                do throws(SCIMError) {
+                    try remote.discover()
+                    self.logger.info("remote capabilities discovered", metadata: ["app": .string(app), "source": .string(remote.version)])
+                } catch {
+                    self.logger.warning("remote discovery failed; keeping what was known", metadata: ["app": .string(app), "error": .string(error.detail)])
+                }
+            }.start()
         }
+        _ = group.wait(timeout: .now() + wait)
     }
 
     func perform(_ action: ConnectorLifecycle.Action, connector: String) {

@@ -1,7 +1,6 @@
 import AgentCore
 import AgentHTTP
 import ArgumentParser
-import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOPosix
@@ -48,8 +47,8 @@ struct Serve: AsyncParsableCommand {
         // One malloc arena per core rather than per thread: the worker pool and event loops
         // otherwise each keep an arena's worth of resident memory.
         _ = glibcMallopt(-8 /* M_ARENA_MAX, <malloc.h> */, Int32(max(2, ProcessInfo.processInfo.activeProcessorCount)))
-        let httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(timeout: .init(connect: .seconds(3))))
-        let registry = try ConnectorRegistry(config: config, logger: logger, httpClient: httpClient)
+        let remoteClients = RemoteClients()
+        let registry = try ConnectorRegistry(config: config, logger: logger, remoteClients: remoteClients)
         registry.loadAll()
         registry.discoverRemotes()
         let calls = BlockingCallPool()
@@ -70,12 +69,12 @@ struct Serve: AsyncParsableCommand {
             logger.error("server stopped", metadata: ["error": .string("\(error)")])
             calls.shutdown()
             registry.shutdown()
-            try? await httpClient.shutdown()
+            await remoteClients.shutdown()
             throw ExitCode(1)
         }
         calls.shutdown()
         registry.shutdown()
-        try await httpClient.shutdown()
+        await remoteClients.shutdown()
     }
 }
 
@@ -133,8 +132,8 @@ struct Check: AsyncParsableCommand {
         if let app, config.apps[app] == nil {
             throw ValidationError("no app named \(app) in \(config.file)")
         }
-        let httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(timeout: .init(connect: .seconds(3))))
-        let registry = try ConnectorRegistry(config: config, logger: logger, httpClient: httpClient)
+        let remoteClients = RemoteClients()
+        let registry = try ConnectorRegistry(config: config, logger: logger, remoteClients: remoteClients)
         registry.loadAll()
         let calls = BlockingCallPool()
         let service = SCIMService(registry: registry, calls: calls, logger: logger)
@@ -162,7 +161,7 @@ struct Check: AsyncParsableCommand {
         }
         calls.shutdown()
         registry.shutdown()
-        try await httpClient.shutdown()
+        await remoteClients.shutdown()
         if json {
             print(JSON.object(["ok": .bool(!failed), "apps": .array(reports)]).serialized())
         } else {

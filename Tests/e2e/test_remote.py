@@ -113,6 +113,49 @@ def test_a_stalled_remote_is_504(make_agent):
         server.close()
 
 
+def test_connect_timeout_is_per_app(make_agent):
+    """A remote whose accept queue is full drops new connections' SYNs, so a connect hangs
+    until the app's own timeouts.connect (the old code used 3 s for every app)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(4):
+            c = socket.socket()
+            c.setblocking(False)
+            c.connect_ex(("127.0.0.1", port))
+            fillers.append(c)
+        time.sleep(0.2)
+        probe = socket.socket()
+        probe.settimeout(0.3)
+        with pytest.raises(OSError):
+            probe.connect(("127.0.0.1", port))  # the setup works: a new connect does hang
+        probe.close()
+        url = f"http://127.0.0.1:{port}/v2"
+        t0 = time.time()
+        a = make_agent({"fast": remote_app(url, retries=0, timeouts={"connect": 0.4, "request": 20}),
+                        "patient": remote_app(url, retries=0, timeouts={"connect": 4.5, "request": 20})}).start()
+        assert time.time() - t0 < 8  # discovery of the unreachable remotes waits at most 5 s
+        body = {"schemas": [USER], "userName": "t@example.com"}
+        t0 = time.time()
+        r = requests.post(a.base("fast") + "/Users", json=body)
+        fast = time.time() - t0
+        assert r.status_code == 502, r.text
+        t0 = time.time()
+        r = requests.post(a.base("patient") + "/Users", json=body)
+        patient = time.time() - t0
+        assert r.status_code == 502, r.text
+        # A failed create makes up to 4 connection attempts (the POST, then lookups for a create
+        # that might have landed), each bounded by the app's connect timeout.
+        assert patient > 4.5 and fast < 4 and fast < patient / 3, (fast, patient)
+    finally:
+        for c in fillers:
+            c.close()
+        server.close()
+
+
 class DropFirstCreateResponse:
     """A proxy that forwards everything, but for the first POST /Users closes the client's
     connection after the server has answered: the create happened, its reply was lost."""
