@@ -4,6 +4,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import NIOSSL
 import SCIMKit
 
@@ -71,7 +72,9 @@ public final class RemoteTarget: Target, @unchecked Sendable {
         var body: JSON?
     }
 
-    enum Failure: Error { case connect(String), timeout(String), lost(String) }
+    /// `unreachable`: no connection could be made, so nothing was sent. `connect`: any other
+    /// transport failure, which may have happened after the request went out.
+    enum Failure: Error { case unreachable(String), connect(String), timeout(String), lost(String) }
 
     func authorization() throws(SCIMError) -> [(String, String)] {
         switch config.auth {
@@ -112,6 +115,10 @@ public final class RemoteTarget: Target, @unchecked Sendable {
             throw Failure.timeout("no answer within \(config.requestTimeout)s")
         } catch let e as HTTPClientError where e == .remoteConnectionClosed {
             throw Failure.lost("the connection closed before the answer")
+        } catch let e as HTTPClientError where e == .connectTimeout {
+            throw Failure.unreachable("\(e)")
+        } catch let e as NIOConnectionError {
+            throw Failure.unreachable("\(e)")
         } catch {
             throw Failure.connect("\(error)")
         }
@@ -124,6 +131,12 @@ public final class RemoteTarget: Target, @unchecked Sendable {
 
     /// A SCIM call with auth, the circuit breaker, safe retries, and error translation.
     func send(_ method: String, _ path: String, _ body: JSON? = nil, idempotent: Bool, guarded: Bool = true) throws(SCIMError) -> Reply {
+        var mayHaveReached = false
+        return try send(method, path, body, idempotent: idempotent, guarded: guarded, mayHaveReached: &mayHaveReached)
+    }
+
+    /// `mayHaveReached`: false after a failure when no attempt ever got a connection.
+    func send(_ method: String, _ path: String, _ body: JSON?, idempotent: Bool, guarded: Bool, mayHaveReached: inout Bool) throws(SCIMError) -> Reply {
         if guarded, let wait = breaker.withLockedValue({ $0.admit(now: Self.now()) }) {
             throw SCIMError(status: 503, detail: "app \(app): remote \(config.url) is failing; not trying again for \(Int(wait.rounded(.up)))s")
         }
@@ -143,13 +156,19 @@ public final class RemoteTarget: Target, @unchecked Sendable {
             } catch let e as SCIMError {
                 throw e
             } catch Failure.timeout(let m) {
+                mayHaveReached = true
                 lastFailure = m
                 timedOut = true
                 break  // a stalled server is not retried
             } catch Failure.lost(let m) where !idempotent {
+                mayHaveReached = true
                 if guarded { breaker.withLockedValue { $0.failed(now: Self.now()) } }
                 throw SCIMError(status: 502, detail: "app \(app): remote \(config.url): \(m)")
+            } catch Failure.unreachable(let m) {
+                lastFailure = m
+                timedOut = false
             } catch {
+                mayHaveReached = true
                 lastFailure = "\(error)"
                 timedOut = false
             }
@@ -181,11 +200,13 @@ public final class RemoteTarget: Target, @unchecked Sendable {
 
     public func create(_ kind: Capabilities.ResourceKind, _ resource: JSON) throws(SCIMError) -> JSON {
         let reply: Reply
+        var mayHaveReached = false
         do {
-            reply = try send("POST", kind.endpoint, resource, idempotent: false)
-        } catch where error.status == 502 {
+            reply = try send("POST", kind.endpoint, resource, idempotent: false, guarded: true, mayHaveReached: &mayHaveReached)
+        } catch where error.status == 502 && mayHaveReached {
             // The request may have reached the server (the connection closed or was reset
-            // after sending): look before deciding, never a blind retry.
+            // after sending): look before deciding, never a blind retry. When no connection
+            // was made, nothing was sent and there is nothing to look for.
             let key = kind == .user ? "userName" : "displayName"
             guard let value = resource[key]?.stringValue else { throw error }
             let query = Query(filter: .compare(AttributePath(name: key), .eq, .string(value)), count: 2)
