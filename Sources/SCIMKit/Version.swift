@@ -2,10 +2,26 @@
 public enum ResourceVersion {
     /// FNV-1a over the canonical serialization, without `meta` (which holds the version itself).
     public static func etag(of resource: JSON) -> String {
-        var r = resource
-        r["meta"] = nil
+        // The serialization of the resource without `meta`, written directly (no copy of the
+        // resource to remove it from).
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(512)
+        if case .object(let o) = resource {
+            bytes.append(UInt8(ascii: "{"))
+            var first = true
+            for m in o.members where !m.key.caselessEquals("meta") {
+                if !first { bytes.append(UInt8(ascii: ",")) }
+                first = false
+                JSON.writeString(m.key, to: &bytes)
+                bytes.append(UInt8(ascii: ":"))
+                m.value.write(to: &bytes)
+            }
+            bytes.append(UInt8(ascii: "}"))
+        } else {
+            resource.write(to: &bytes)
+        }
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in r.serializedBytes() {
+        for b in bytes {
             hash ^= UInt64(b)
             hash = hash &* 0x0000_0100_0000_01B3
         }
