@@ -6,9 +6,7 @@ import SCIMKit
 /// the older dialect (Okta's on-premises agent by default). Each request is translated to
 /// SCIM 2.0 (`SCIM11`), answered by the same `SCIMService` as `/scim/v2`, and its answer
 /// translated back; errors take the 1.1 shape (`SCIMErrorResponse`).
-struct SCIM11Routes {
-    typealias Context = AgentRequestContext
-    typealias Kind = Capabilities.ResourceKind
+struct SCIM11Routes: ResourceEndpoints {
 
     let routes: SCIMRoutes
     var service: SCIMService { routes.service }
@@ -17,18 +15,7 @@ struct SCIM11Routes {
 
     func register(on router: Router<Context>) {
         let v1 = router.group("apps/:app/scim/v1")
-        for kind in Kind.allCases {
-            let endpoint = String(kind.endpoint.dropFirst())
-            v1.post(RouterPath(endpoint)) { request, context in try await create(kind, request, context) }
-            v1.get(RouterPath(endpoint)) { request, context in try await list(kind, request, context) }
-            v1.get(RouterPath(endpoint + "/:id")) { request, context in try await get(kind, request, context) }
-            v1.put(RouterPath(endpoint + "/:id")) { request, context in try await replace(kind, request, context) }
-            v1.patch(RouterPath(endpoint + "/:id")) { request, context in try await patch(kind, request, context) }
-            v1.delete(RouterPath(endpoint + "/:id")) { request, context in
-                let app = try routes.appName(context)
-                return routes.respond(try await service.delete(app: app, kind: kind, id: try routes.id(context), ifMatch: request.headers[.ifMatch], baseURL: baseURL(request, app)))
-            }
-        }
+        registerResources(on: v1)
         // Okta's capability list for SCIM 1.1 clients.
         v1.get("ServiceProviderConfigs") { request, context in
             let app = try routes.appName(context)
@@ -69,6 +56,11 @@ struct SCIM11Routes {
         }
         return respond(try await service.patch(
             app: app, kind: kind, id: id, body: body, ifMatch: request.headers[.ifMatch], baseURL: base, projection: try routes.projection(request)))
+    }
+
+    func delete(_ kind: Kind, _ request: Request, _ context: Context) async throws -> Response {
+        let app = try routes.appName(context)
+        return routes.respond(try await service.delete(app: app, kind: kind, id: try routes.id(context), ifMatch: request.headers[.ifMatch], baseURL: baseURL(request, app)))
     }
 
     func list(_ kind: Kind, _ request: Request, _ context: Context) async throws -> Response {

@@ -5,9 +5,7 @@ import SCIMKit
 
 /// The SCIM 2.0 endpoints of every app: `/apps/{app}/scim/v2/...`. Each route reads the HTTP
 /// request into SCIM terms and hands it to `SCIMService`.
-struct SCIMRoutes {
-    typealias Context = AgentRequestContext
-    typealias Kind = Capabilities.ResourceKind
+struct SCIMRoutes: ResourceEndpoints {
 
     let service: SCIMService
     let maxBodySize: Int
@@ -15,15 +13,9 @@ struct SCIMRoutes {
 
     func register(on router: Router<Context>) {
         let v2 = router.group("apps/:app/scim/v2")
+        registerResources(on: v2)
         for kind in Kind.allCases {
-            let endpoint = String(kind.endpoint.dropFirst())
-            v2.post(RouterPath(endpoint)) { request, context in try await create(kind, request, context) }
-            v2.get(RouterPath(endpoint)) { request, context in try await list(kind, request, context) }
-            v2.post(RouterPath(endpoint + "/.search")) { request, context in try await searchPost(kind, request, context) }
-            v2.get(RouterPath(endpoint + "/:id")) { request, context in try await get(kind, request, context) }
-            v2.put(RouterPath(endpoint + "/:id")) { request, context in try await replace(kind, request, context) }
-            v2.patch(RouterPath(endpoint + "/:id")) { request, context in try await patch(kind, request, context) }
-            v2.delete(RouterPath(endpoint + "/:id")) { request, context in try await delete(kind, request, context) }
+            v2.post(RouterPath(kind.endpoint.dropFirst() + "/.search")) { request, context in try await searchPost(kind, request, context) }
         }
         v2.post(".search") { request, context in try await searchPost(nil, request, context) }
         v2.post("Bulk") { request, context in
@@ -193,6 +185,33 @@ struct SCIMRoutes {
         guard buffer.readableBytes > 0 else { throw SCIMErrorResponse(error: SCIMError(status: 400, scimType: .invalidSyntax, detail: "the request has no body")) }
         return try buffer.withUnsafeReadableBytes { raw in
             try JSON.parse(raw.bindMemory(to: UInt8.self))
+        }
+    }
+}
+
+/// The resource endpoints of a SCIM dialect, registered alike for each: `Users` and `Groups`
+/// (POST and GET on the collection; GET, PUT, PATCH and DELETE by id).
+protocol ResourceEndpoints: Sendable {
+    typealias Context = AgentRequestContext
+    typealias Kind = Capabilities.ResourceKind
+    func create(_ kind: Kind, _ request: Request, _ context: Context) async throws -> Response
+    func list(_ kind: Kind, _ request: Request, _ context: Context) async throws -> Response
+    func get(_ kind: Kind, _ request: Request, _ context: Context) async throws -> Response
+    func replace(_ kind: Kind, _ request: Request, _ context: Context) async throws -> Response
+    func patch(_ kind: Kind, _ request: Request, _ context: Context) async throws -> Response
+    func delete(_ kind: Kind, _ request: Request, _ context: Context) async throws -> Response
+}
+
+extension ResourceEndpoints {
+    func registerResources(on group: RouterGroup<Context>) {
+        for kind in Kind.allCases {
+            let endpoint = String(kind.endpoint.dropFirst())
+            group.post(RouterPath(endpoint)) { request, context in try await create(kind, request, context) }
+            group.get(RouterPath(endpoint)) { request, context in try await list(kind, request, context) }
+            group.get(RouterPath(endpoint + "/:id")) { request, context in try await get(kind, request, context) }
+            group.put(RouterPath(endpoint + "/:id")) { request, context in try await replace(kind, request, context) }
+            group.patch(RouterPath(endpoint + "/:id")) { request, context in try await patch(kind, request, context) }
+            group.delete(RouterPath(endpoint + "/:id")) { request, context in try await delete(kind, request, context) }
         }
     }
 }
