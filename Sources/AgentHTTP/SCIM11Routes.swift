@@ -11,7 +11,12 @@ struct SCIM11Routes: ResourceEndpoints {
     let routes: SCIMRoutes
     var service: SCIMService { routes.service }
 
-    static func isSCIM11(_ path: String) -> Bool { path.contains("/scim/v1/") || path.hasSuffix("/scim/v1") }
+    /// `/apps/{app}/scim/v1` and below.
+    static func isSCIM11(_ path: String) -> Bool {
+        guard path.hasPrefix("/apps/") else { return false }
+        let rest = path.dropFirst(6).drop { $0 != "/" }
+        return rest == "/scim/v1" || rest.hasPrefix("/scim/v1/")
+    }
 
     func register(on router: Router<Context>) {
         let v1 = router.group("apps/:app/scim/v1")

@@ -87,8 +87,10 @@ def test_scim11_errors_and_discovery(agent):
     assert r.status_code == 400 and r.json()["Errors"][0]["code"] == "400"
     spc = s.get(f"{base}/ServiceProviderConfigs").json()
     assert "PUSH_NEW_USERS" in spc["userManagementCapabilities"]
-    # SCIM 2.0 errors are unchanged.
+    # SCIM 2.0 errors are unchanged, even where "/scim/v1/" appears further down a 2.0 path.
     assert "Errors" not in s.get(f"{agent.base('mem')}/Users/nope").json()
+    r = s.get(f"{agent.base('mem')}/Users/x/scim/v1/y")
+    assert r.status_code == 404 and r.json()["status"] == "404" and "Errors" not in r.json()
 
 
 def test_okta_scim11_flow_on_mysql_lands_in_the_table(make_agent, mariadb):
