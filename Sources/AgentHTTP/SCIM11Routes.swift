@@ -70,10 +70,7 @@ struct SCIM11Routes: ResourceEndpoints {
 
     func list(_ kind: Kind, _ request: Request, _ context: Context) async throws -> Response {
         let app = try routes.appName(context)
-        let parameters = QueryString.parse(request.uri.query ?? "")
-        let query = try Query(parameters: { parameters[$0] })
-        let projection = try Projection(attributes: parameters["attributes"], excludedAttributes: parameters["excludedAttributes"])
-        var result = try await service.search(app: app, kind: kind, query: query, projection: projection, baseURL: baseURL(request, app))
+        var result = try await routes.search(kind, request, app: app, baseURL: baseURL(request, app))
         result.body = result.body.map(SCIM11.listFromV2)
         return routes.respond(result)
     }
@@ -84,7 +81,5 @@ struct SCIM11Routes: ResourceEndpoints {
         return routes.respond(result)
     }
 
-    func baseURL(_ request: Request, _ app: String) -> String {
-        "\(routes.scheme)://\(request.head.authority ?? "localhost")/apps/\(app)/scim/v1"
-    }
+    func baseURL(_ request: Request, _ app: String) -> String { routes.baseURL(request, app, version: "v1") }
 }

@@ -108,10 +108,15 @@ struct SCIMRoutes: ResourceEndpoints {
 
     func list(_ kind: Kind, _ request: Request, _ context: Context) async throws -> Response {
         let app = try appName(context)
+        return respond(try await search(kind, request, app: app, baseURL: baseURL(request, app)))
+    }
+
+    /// GET on a collection: the query and projection from the query string.
+    func search(_ kind: Kind, _ request: Request, app: String, baseURL: String) async throws -> SCIMResult {
         let parameters = QueryString.parse(request.uri.query ?? "")
         let query = try Query(parameters: { parameters[$0] })
         let projection = try Projection(attributes: parameters["attributes"], excludedAttributes: parameters["excludedAttributes"])
-        return respond(try await service.search(app: app, kind: kind, query: query, projection: projection, baseURL: baseURL(request, app)))
+        return try await service.search(app: app, kind: kind, query: query, projection: projection, baseURL: baseURL)
     }
 
     /// POST .search (RFC 7644 §3.4.3): the SearchRequest body carries the query.
@@ -164,9 +169,10 @@ struct SCIMRoutes: ResourceEndpoints {
         return id
     }
 
-    func baseURL(_ request: Request, _ app: String) -> String {
+    /// `version`: v2, or v1 for the SCIM 1.1 dialect.
+    func baseURL(_ request: Request, _ app: String, version: String = "v2") -> String {
         let host = request.head.authority ?? "localhost"
-        return "\(scheme)://\(host)/apps/\(app)/scim/v2"
+        return "\(scheme)://\(host)/apps/\(app)/scim/\(version)"
     }
 
     func projection(_ request: Request) throws -> Projection {
