@@ -277,8 +277,9 @@ def main():
                 rows.append(f"| {c} | {i + 1} | {a['rps']:.0f} | {d:.0f} | {100 * a['rps'] / d:.0f} % | {a['cpu_us']:.0f} / {a['db_cpu_us']:.0f} | {db_us:.0f} |")
             ratio_median = sorted(a["rps"] / d for (d, _), a in pairs[c])[len(pairs[c]) // 2]
             medians.append(f"| {c} | **{100 * ratio_median:.0f} %** | {m['rps']:.0f} |")
-        # A paged import of exactly 100,000 users: the table is emptied of what the load wrote.
-        mariadb.query("DELETE FROM users")
+        # A paged import of exactly 100,000 users: the table is emptied of what the load wrote
+        # (TRUNCATE: no half a million deleted rows for InnoDB to purge during the import).
+        mariadb.query("TRUNCATE TABLE users")
         mariadb.query("INSERT INTO users (id, userName, givenName, familyName, email, active, created, lastModified) "
                       "SELECT UUID(), CONCAT('bulk', seq, '@example.com'), 'Bulk', CONCAT('User', seq), CONCAT('bulk', seq, '@example.com'), 1, NOW(3), NOW(3) "
                       "FROM seq_1_to_100000")
