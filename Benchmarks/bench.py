@@ -192,18 +192,23 @@ def main():
                                  capture_output=True, text=True, check=True).stdout)
         return d, (cpu_seconds(mariadb.process.pid) - db0) / (d * DURATION) * 1e6
 
+    def cell(base, proc, database, scenario, c, listfile):
+        """One wrk run, with the CPU the server (and its database) used per request."""
+        cpu0, db0 = cpu_seconds(proc.pid), database and cpu_seconds(database)
+        r = wrk(base, scenario, c, listfile)
+        r["cpu_us"] = (cpu_seconds(proc.pid) - cpu0) / max(1, r["requests"]) * 1e6
+        r["db_cpu_us"] = database and (cpu_seconds(database) - db0) / max(1, r["requests"]) * 1e6
+        return r
+
     results = {}
     for name, (base, proc) in targets.items():
         ids, names = lists[name]
         for scenario, listfile in (("get_by_id", ids), ("filter", names), ("patch", ids), ("create", "run")):
             for c in CONNECTIONS:
                 if name == "agent · mysql" and scenario == "create":
-                    direct_inserts[c] = [direct_insert(c)]
+                    direct_inserts[c] = direct_insert(c)
                 database = mariadb.process.pid if name == "agent · mysql" else slapd.process.pid if name == "agent · ldap" else None
-                cpu0, db0 = cpu_seconds(proc.pid), database and cpu_seconds(database)
-                r = wrk(base, scenario, c, listfile if listfile != "run" else f"{name.split()[-1]}{c}")
-                r["cpu_us"] = (cpu_seconds(proc.pid) - cpu0) / max(1, r["requests"]) * 1e6
-                r["db_cpu_us"] = database and (cpu_seconds(database) - db0) / max(1, r["requests"]) * 1e6
+                r = cell(base, proc, database, scenario, c, listfile if listfile != "run" else f"{name.split()[-1]}{c}")
                 r["peak_rss_mib"] = rss_kib(proc.pid, "VmHWM") / 1024
                 results[(name, scenario, c)] = r
                 log(f"{name:18} {scenario:10} c={c:<3} {r['rps']:9.0f} req/s  p50 {r['p50_us']/1000:7.2f} ms  p99 {r['p99_us']/1000:7.2f} ms  errors {r['errors']}")
@@ -260,15 +265,11 @@ def main():
         # near the target: two more pairs (direct, then the agent) at each concurrency, and
         # the median of the three pairs' ratios.
         base, proc = targets["agent · mysql"]
-        pairs = {c: [(direct_inserts[c][0], results[("agent · mysql", "create", c)])] for c in CONNECTIONS}
+        pairs = {c: [(direct_inserts[c], results[("agent · mysql", "create", c)])] for c in CONNECTIONS}
         for repeat in range(2):
             for c in CONNECTIONS:
                 d = direct_insert(c)
-                cpu0, db0 = cpu_seconds(proc.pid), cpu_seconds(mariadb.process.pid)
-                r = wrk(base, "create", c, f"mysql{c}again{repeat}")
-                r["cpu_us"] = (cpu_seconds(proc.pid) - cpu0) / max(1, r["requests"]) * 1e6
-                r["db_cpu_us"] = (cpu_seconds(mariadb.process.pid) - db0) / max(1, r["requests"]) * 1e6
-                pairs[c].append((d, r))
+                pairs[c].append((d, cell(base, proc, mariadb.process.pid, "create", c, f"mysql{c}again{repeat}")))
         rows, medians = [], []
         for c in CONNECTIONS:
             m = results[("agent · memory", "create", c)]
