@@ -66,3 +66,28 @@ final class Gate: @unchecked Sendable {
         await #expect(throws: CancellationError.self) { try await pool.run(app: "a") { 1 } }
     }
 }
+
+extension BlockingCallPoolTests {
+    /// After a burst, steady light traffic goes to the thread that was idle the shortest
+    /// time, so the surplus threads reach their idle timeout and leave.
+    @Test func surplusThreadsLeaveUnderLightTraffic() async throws {
+        let pool = BlockingCallPool(maxThreads: 64, maxPerApp: 64, idleTimeout: 1)
+        let gate = Gate()
+        let burst = Task {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<40 { group.addTask { try await pool.run(app: "a") { gate.wait() } } }
+                try await group.waitForAll()
+            }
+        }
+        while pool.threadCount < 40 { try await Task.sleep(for: .milliseconds(10)) }
+        gate.open()
+        try await burst.value
+        // One call at a time for 2.5 s: every 5 ms, far more often than the idle timeout.
+        let end = ContinuousClock.now + .milliseconds(2500)
+        while ContinuousClock.now < end {
+            _ = try await pool.run(app: "a") { 1 }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(pool.threadCount <= 2)
+    }
+}
