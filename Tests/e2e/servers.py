@@ -28,8 +28,23 @@ def wait_port(port, timeout=30, process=None):
     raise RuntimeError(f"nothing listening on {port}")
 
 
+def make_ca_and_server_cert(directory: Path, name: str):
+    """A throwaway CA (`{name}-ca.pem`) and a server certificate for 127.0.0.1 it signed
+    (`{name}.pem`, `{name}.key`)."""
+    def openssl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+    ca_key, ca, key, csr, cert = (directory / f"{name}{suffix}" for suffix in ("-ca.key", "-ca.pem", ".key", ".csr", ".pem"))
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(ca), "-subj", f"/CN={name} test CA", "-days", "2")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", "/CN=127.0.0.1")
+    ext = directory / f"{name}.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile", str(ext))
+    return ca, cert, key
+
+
 class MariaDB:
-    """mariadb-install-db + mariadbd on 127.0.0.1, a database `scim` and a user `agent`."""
+    """mariadb-install-db + mariadbd on 127.0.0.1, a database `scim` and a user `agent`.
+    The server offers TLS with a certificate for 127.0.0.1 from its own CA (`self.ca`)."""
 
     USER, PASSWORD, DATABASE = "agent", "agent-pw", "scim"
 
@@ -39,6 +54,7 @@ class MariaDB:
         self.socket = self.dir / "sock"
         self.port = free_port()
         self.process = None
+        self.ca, self.cert, self.key = make_ca_and_server_cert(self.dir, "mariadb")
         subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={self.datadir}", "--user=root",
                         "--auth-root-authentication-method=normal", "--skip-test-db"],
                        check=True, capture_output=True, timeout=120)
@@ -51,7 +67,8 @@ class MariaDB:
         self.process = subprocess.Popen(
             ["mariadbd", "--no-defaults", f"--datadir={self.datadir}", f"--socket={self.socket}", f"--port={self.port}",
              "--bind-address=127.0.0.1", "--user=root", "--skip-name-resolve", "--innodb-buffer-pool-size=128M",
-             "--innodb-flush-log-at-trx-commit=1", f"--log-error={self.dir / 'error.log'}"],
+             "--innodb-flush-log-at-trx-commit=1", f"--log-error={self.dir / 'error.log'}",
+             f"--ssl-ca={self.ca}", f"--ssl-cert={self.cert}", f"--ssl-key={self.key}"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(self.port, process=self.process)
 

@@ -1,5 +1,6 @@
 """The mysql connector against a real MariaDB: the Okta flow checked with SQL, a legacy mapping,
-literal filter values, compliance, and a MariaDB restart in the middle of traffic."""
+literal filter values, compliance, TLS and socket connections, and a MariaDB restart in the
+middle of traffic."""
 import warnings
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -251,3 +252,41 @@ def test_a_bad_create_in_a_batch_fails_alone(db_agent, mariadb):
     ids = [body["id"] for status, body in results if status == 201]
     assert len(set(ids)) == len(ids) == 60 - 3 - 1 - 1
     assert mariadb.query("SELECT COUNT(*) FROM users")[0][0] == len(ids) + 1
+
+
+def test_tls_and_socket_connections(make_agent, mariadb, tmp_path):
+    """An account that MariaDB only lets in over TLS: `tls: required` and `verify-ca` with the
+    server's CA (also as a path relative to the configuration) provision into it; `verify-ca`
+    with another CA, with a CA file that is not there, and `tls: off` are refused, each with an
+    error that says why. A Unix `socket` instead of host and port works too."""
+    from servers import make_ca_and_server_cert
+    mariadb.root_sql(f"DROP DATABASE IF EXISTS {mariadb.DATABASE}; CREATE DATABASE {mariadb.DATABASE} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"
+                     f"CREATE USER IF NOT EXISTS 'tlsagent'@'%' IDENTIFIED BY 'tls-pw' REQUIRE SSL; GRANT ALL ON {mariadb.DATABASE}.* TO 'tlsagent'@'%';")
+    other_ca, _, _ = make_ca_and_server_cert(tmp_path, "other")
+    tls_user = mariadb.settings(user="tlsagent", password="tls-pw", createSchema=True)
+    socket_only = {k: v for k, v in mariadb.settings(createSchema=True).items() if k not in ("host", "port")}
+    apps = {name: {"connector": "mysql", "settings": settings, "auth": {"type": "none"}} for name, settings in {
+        "required": {**tls_user, "tls": "required"},
+        "verified": {**tls_user, "tls": "verify-ca", "caFile": str(mariadb.ca)},
+        "relative": {**tls_user, "tls": "verify-ca", "caFile": "certs/mariadb-ca.pem"},
+        "otherca": {**tls_user, "tls": "verify-ca", "caFile": str(other_ca)},
+        "nofile": {**tls_user, "tls": "verify-ca", "caFile": "certs/typo-ca.pem"},
+        "plain": {**tls_user, "tls": "off"},
+        "socket": {**socket_only, "socket": str(mariadb.socket)},
+    }.items()}
+    a = make_agent(apps, plugins=("mysql.so",))
+    (a.workdir / "certs").mkdir()
+    (a.workdir / "certs" / "mariadb-ca.pem").write_bytes(mariadb.ca.read_bytes())
+    a.start()
+    for app in ("required", "verified", "relative", "socket"):
+        r = requests.post(f"{a.base(app)}/Users", json={"schemas": [USER], "userName": f"{app}@example.com"})
+        assert r.status_code == 201, (app, r.text)
+        assert mariadb.query("SELECT COUNT(*) FROM users WHERE userName = %s", f"{app}@example.com")[0][0] == 1
+    missing = f"settings.caFile: cannot read {a.workdir / 'certs/typo-ca.pem'}: No such file or directory"
+    for app, reason in (("otherca", "certificate"), ("nofile", missing), ("plain", "Access denied for user 'tlsagent'")):
+        r = requests.post(f"{a.base(app)}/Users", json={"schemas": [USER], "userName": f"{app}@example.com"})
+        assert r.status_code == 503 and reason in r.json()["detail"], (app, r.text)
+    assert mariadb.query("SELECT COUNT(*) FROM users")[0][0] == 4
+    r = a.cli("check", "--json", check=False)
+    assert r.returncode == 1, r.stdout
+    assert all(reason in r.stdout for reason in ("certificate", missing, "tlsagent")), r.stdout

@@ -83,8 +83,9 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
         if let userNameAttr = mapping.first(where: { $0.path.name == "userName" })?.attribute, userNameAttr.lowercased() != rdnAttribute.lowercased() {
             throw SCIMError.invalidValue("settings: userName must map to the RDN attribute \(rdnAttribute)")
         }
+        let caFile = try settings["caFile"]?.stringValue.map { f throws(SCIMError) in try host.readableFile(f, setting: "settings.caFile") }
         let connection = LDAPSettings(
-            url: url, startTLS: settings["startTLS"]?.boolValue ?? false, caFile: settings["caFile"]?.stringValue, bindDN: bindDN,
+            url: url, startTLS: settings["startTLS"]?.boolValue ?? false, caFile: caFile, bindDN: bindDN,
             bindPassword: settings["bindPassword"]?.stringValue ?? "", timeout: settings["timeout"]?.intValue ?? 5)
         pool = ConnectionPool(size: settings["poolSize"]?.intValue ?? 4, connect: { try LDAPConnection(connection) }, isBroken: { $0.broken })
     }

@@ -36,11 +36,12 @@ public final class MySQLConnector: Connector, UserBatchCreating, UserReading, Us
             return m
         } ?? .off
         if tls == .verifyCA && settings["caFile"]?.stringValue == nil { throw SCIMError.invalidValue("settings.caFile is required with tls: verify-ca") }
+        let caFile = try settings["caFile"]?.stringValue.map { f throws(SCIMError) in try host.readableFile(f, setting: "settings.caFile") }
         let connection = ConnectionSettings(
             host: settings["socket"] == nil ? (settings["host"]?.stringValue ?? "127.0.0.1") : nil,
             port: UInt32(settings["port"]?.intValue ?? 3306), socket: settings["socket"]?.stringValue, user: user,
             password: settings["password"]?.stringValue ?? "", database: database, tls: tls,
-            caFile: settings["caFile"]?.stringValue, connectTimeout: UInt32(settings["connectTimeout"]?.intValue ?? 3))
+            caFile: caFile, connectTimeout: UInt32(settings["connectTimeout"]?.intValue ?? 3))
         createSchema = settings["createSchema"]?.boolValue ?? false
         if createSchema && settings["mapping"] != nil {
             throw SCIMError.invalidValue("settings: use either createSchema (the default tables) or mapping (your tables), not both")
