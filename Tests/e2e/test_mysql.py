@@ -290,3 +290,21 @@ def test_tls_and_socket_connections(make_agent, mariadb, tmp_path):
     r = a.cli("check", "--json", check=False)
     assert r.returncode == 1, r.stdout
     assert all(reason in r.stdout for reason in ("certificate", missing, "tlsagent")), r.stdout
+
+
+def test_check_names_missing_privileges_and_tables(make_agent, mariadb):
+    """`check` on an account that may only read, with a mapping naming a group table that is not
+    there: it names the privileges and the table missing."""
+    mariadb.root_sql(f"DROP DATABASE IF EXISTS {mariadb.DATABASE}; CREATE DATABASE {mariadb.DATABASE} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"
+                     f"CREATE TABLE {mariadb.DATABASE}.people (id INT AUTO_INCREMENT PRIMARY KEY, uname VARCHAR(50) UNIQUE);"
+                     f"CREATE USER IF NOT EXISTS 'reader'@'%' IDENTIFIED BY 'reader-pw'; GRANT SELECT ON {mariadb.DATABASE}.* TO 'reader'@'%';")
+    mapping = {"users": {"table": "people", "key": "id", "columns": {"userName": "uname"}},
+               "groups": {"table": "teams", "key": "id", "columns": {"displayName": "name"}}}
+    apps = {"ro": {"connector": "mysql", "settings": mariadb.settings(user="reader", password="reader-pw", mapping=mapping), "auth": {"type": "none"}}}
+    a = make_agent(apps, plugins=("mysql.so",))
+    r = a.cli("check", check=False)
+    assert r.returncode == 1, r.stdout
+    assert "no INSERT, UPDATE, DELETE privilege on people" in r.stdout and "table teams does not exist" in r.stdout, r.stdout
+    mariadb.root_sql(f"GRANT INSERT, UPDATE, DELETE ON {mariadb.DATABASE}.* TO 'reader'@'%'; CREATE TABLE {mariadb.DATABASE}.teams (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(50));")
+    r = a.cli("check", check=False)
+    assert r.returncode == 0 and "0 users in people" in r.stdout, r.stdout
