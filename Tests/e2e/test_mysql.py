@@ -179,15 +179,18 @@ def test_mariadb_restart_in_the_middle_of_traffic(db_agent, mariadb):
     assert statuses.count(201) <= stored <= statuses.count(201) + 1
 
 
-def burst(base, mariadb, names):
-    """POSTs one user per name, all at once, while the users table is locked, so that the
-    creates pile up behind the first ones as under load; returns the answers and how many
-    INSERT statements MariaDB ran for them."""
+def burst(base, mariadb, names, passwords=None):
+    """POSTs one user per name (with its password, if given), all at once, while the users
+    table is locked, so that the creates pile up behind the first ones as under load; returns
+    the answers and how many INSERT statements MariaDB ran for them."""
     results = [None] * len(names)
 
     def create(i):
-        r = requests.post(f"{base}/Users", json={"schemas": [USER], "userName": names[i], "name": {"givenName": f"G{i}", "familyName": "Burst"},
-                                                 "title": f"title {i}", "active": i % 2 == 0})
+        user = {"schemas": [USER], "userName": names[i], "name": {"givenName": f"G{i}", "familyName": "Burst"},
+                "title": f"title {i}", "active": i % 2 == 0}
+        if passwords:
+            user["password"] = passwords[i]
+        r = requests.post(f"{base}/Users", json=user)
         results[i] = (r.status_code, r.json())
 
     def inserts():
@@ -308,3 +311,18 @@ def test_check_names_missing_privileges_and_tables(make_agent, mariadb):
     mariadb.root_sql(f"GRANT INSERT, UPDATE, DELETE ON {mariadb.DATABASE}.* TO 'reader'@'%'; CREATE TABLE {mariadb.DATABASE}.teams (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(50));")
     r = a.cli("check", check=False)
     assert r.returncode == 0 and "0 users in people" in r.stdout, r.stdout
+
+
+def test_a_batch_with_passwords_hashes_each_one(db_agent, mariadb):
+    """Creates with passwords that arrive together are still written together, and each row
+    holds the yescrypt hash of its own password (a batch hashes them on all cores at once)."""
+    base = db_agent.base("db")
+    names = [f"pw{i:02}@example.com" for i in range(24)]
+    passwords = [f"S3cret-{i}-{'x' * i}" for i in range(24)]
+    results, statements = burst(base, mariadb, names, passwords)
+    assert statements < len(names) / 2, f"{len(names)} creates took {statements} INSERT statements: they were not batched"
+    for i, (status, body) in enumerate(results):
+        check_created(base, mariadb, i, names[i], status, body)
+        assert "password" not in body
+        stored = mariadb.query("SELECT password FROM users WHERE id = %s", body["id"])[0][0]
+        assert stored.startswith("$y$") and crypt.crypt(passwords[i], stored) == stored, names[i]

@@ -127,7 +127,7 @@ public final class MySQLConnector: Connector, UserBatchCreating, UserReading, Us
             }
             if !problems.isEmpty { throw SCIMError(status: 503, detail: problems.joined(separator: "; ")) }
             let count = try c.execute("SELECT COUNT(*) FROM \(Mapping.quote(mapping.users.table))").rows.first?[0] ?? "0"
-            return "MariaDB reachable; \(count ?? "0") users in \(mapping.users.table)"
+            return "MariaDB reachable; \(count) users in \(mapping.users.table)"
         }
     }
 
@@ -197,6 +197,35 @@ public final class MySQLConnector: Connector, UserBatchCreating, UserReading, Us
         return values
     }
 
+    /// The new rows of a batch. A password hash is slow on purpose (yescrypt: tens of
+    /// milliseconds), so a batch with passwords hashes them on all cores at once rather than
+    /// one after another on the thread that writes the batch.
+    func newRows(_ kind: Capabilities.ResourceKind, _ resources: [JSON], now: String) -> [Result<Row, any Error>] {
+        guard resources.count > 1, codec(kind).0.password != nil, resources.contains(where: { $0["password"] != nil }) else {
+            return resources.map { r in Result { try newRow(kind, r, now: now) } }
+        }
+        let rows = Slots<Result<Row, any Error>>(count: resources.count)
+        DispatchQueue.concurrentPerform(iterations: resources.count) { i in
+            rows.initialize(i, to: Result { try newRow(kind, resources[i], now: now) })
+        }
+        return rows.take()
+    }
+
+    /// Slots that concurrent iterations fill, each its own index once.
+    final class Slots<T>: @unchecked Sendable {
+        // @unchecked: each slot is written by one iteration only, and read after all of them.
+        private let base: UnsafeMutablePointer<T>
+        private let count: Int
+        init(count: Int) { self.count = count; base = .allocate(capacity: count) }
+        func initialize(_ i: Int, to value: T) { (base + i).initialize(to: value) }
+        /// The values, once every slot is filled.
+        func take() -> [T] {
+            defer { base.deinitialize(count: count) }
+            return Array(UnsafeBufferPointer(start: base, count: count))
+        }
+        deinit { base.deallocate() }
+    }
+
     func update(_ c: MariaDBConnection, _ kind: Capabilities.ResourceKind, _ resource: JSON, id: String) throws {
         let t = codec(kind).0
         let values = try changedColumns(kind, resource, now: RowCodec.now())
@@ -248,8 +277,11 @@ public final class MySQLConnector: Connector, UserBatchCreating, UserReading, Us
         var results = [Result<JSON, any Error>?](repeating: nil, count: resources.count)
         var rows: [(index: Int, row: Row)] = []
         let now = RowCodec.now()  // one statement, one commit: one creation time
-        for (i, resource) in resources.enumerated() {
-            do { rows.append((i, try newRow(.user, resource, now: now))) } catch { results[i] = .failure(error) }
+        for (i, row) in newRows(.user, resources, now: now).enumerated() {
+            switch row {
+            case .success(let row): rows.append((i, row))
+            case .failure(let error): results[i] = .failure(error)
+            }
         }
         if !rows.isEmpty {
             for (i, outcome) in zip(rows.map(\.index), insertUsers(rows.map(\.row))) { results[i] = outcome }
