@@ -12,7 +12,10 @@ public struct FilterEvaluator: Sendable {
         case .or(let l, let r): return matches(l, resource) || matches(r, resource)
         case .not(let f): return !matches(f, resource)
         case .present(let path):
-            return values(at: path, in: resource).contains { !$0.isUnassigned }
+            // A complex attribute is present when it holds a non-empty node (RFC 7644
+            // §3.4.2.2), `value` or not: `name pr` holds for a name with only a givenName.
+            guard path.subAttribute == nil else { return values(at: path, in: resource).contains(where: Self.hasValue) }
+            return attribute(path, in: resource).map(Self.hasValue) ?? false
         case .compare(let path, let op, let operand):
             let definition = schema.definition(for: path)
             return Self.compare(values(at: path, in: resource), op, operand, definition)
@@ -47,6 +50,15 @@ public struct FilterEvaluator: Sendable {
             return elements.map { e in e.objectValue.map { $0["value"] ?? .null } ?? e }
         }
         return elements.compactMap { $0[sub] }
+    }
+
+    /// A value that is not absent: not null or empty, or a node holding such a value.
+    static func hasValue(_ value: JSON) -> Bool {
+        switch value {
+        case .object(let o): o.contains { hasValue($0.value) }
+        case .array(let a): a.contains(where: hasValue)
+        default: !value.isUnassigned
+        }
     }
 
     static func compare(_ values: [JSON], _ op: Filter.Operator, _ operand: JSON, _ definition: AttributeDefinition?) -> Bool {

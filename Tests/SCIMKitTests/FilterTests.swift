@@ -33,6 +33,17 @@ import Testing
         #expect(try selected(text) == expected)
     }
 
+    /// `pr` on a complex attribute holds when it has any non-empty node, `value` or not.
+    @Test func presentComplexAttributes() throws {
+        #expect(try selected("name pr") == ["bjensen@example.com", "jsmith"])
+        #expect(try selected("not (name pr)") == ["Jdoe"])
+        #expect(try selected("emails pr") == ["bjensen@example.com", "jsmith"])
+        let empty = JSON.object(["userName": "x", "name": ["givenName": "", "familyName": nil], "emails": [["type": "work"]]])
+        #expect(!evaluator.matches(try Filter(parsing: "name pr"), empty))
+        #expect(evaluator.matches(try Filter(parsing: "emails pr"), empty))  // a node with a type
+        #expect(!evaluator.matches(try Filter(parsing: "emails.value pr"), empty))
+    }
+
     @Test func precedenceNotOverAndOverOr() throws {
         let f = try Filter(parsing: #"a pr or b pr and not (c pr)"#)
         #expect(f == .or(.present(.init(name: "a")), .and(.present(.init(name: "b")), .not(.present(.init(name: "c"))))))

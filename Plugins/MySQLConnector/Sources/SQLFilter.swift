@@ -34,8 +34,7 @@ struct SQLFilter {
             return Clause(sql: "NOT COALESCE(\(a.sql), FALSE)", params: a.params, exact: true)
         case .present(let p):
             guard let col = table.column(for: p) else { return nil }
-            let c = Mapping.quote(col)
-            return Clause(sql: "(\(c) IS NOT NULL AND \(c) <> '')", params: [], exact: true)
+            return Clause(sql: "NOT (\(Self.absent(col)))", params: [], exact: true)
         case .compare(let p, let op, let value):
             return compare(p, op, value)
         case .valuePath:
@@ -56,8 +55,8 @@ struct SQLFilter {
         switch value {
         case .null:
             switch op {
-            case .eq: return Clause(sql: "(\(c) IS NULL OR \(c) = '')", params: [], exact: true)
-            case .ne: return Clause(sql: "(\(c) IS NOT NULL AND \(c) <> '')", params: [], exact: true)
+            case .eq: return Clause(sql: Self.absent(col), params: [], exact: true)
+            case .ne: return Clause(sql: "NOT (\(Self.absent(col)))", params: [], exact: true)
             default: return nil
             }
         case .string(let s):
@@ -92,6 +91,13 @@ struct SQLFilter {
             let pattern = op == .co ? "%\(escaped)%" : op == .sw ? "\(escaped)%" : "%\(escaped)"
             return Clause(sql: "\(lhs) LIKE ? ESCAPE '!'", params: [.string(pattern)], exact: true)
         }
+    }
+
+    /// The column holds no value: NULL, or an empty string (RFC 7643 §2.5). Other types
+    /// compare as text, so a 0 (an inactive user's TINYINT) or a date is a value.
+    static func absent(_ column: String) -> String {
+        let c = Mapping.quote(column)
+        return "(\(c) IS NULL OR CAST(\(c) AS CHAR) = '')"
     }
 
     /// LIKE's wildcards in a value are matched literally.
