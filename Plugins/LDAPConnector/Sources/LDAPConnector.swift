@@ -102,7 +102,7 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
         // Every directory account is either active or disabled: there is no "unset".
         users["required"] = .array([JSON.string("active")])
         users["filterAttributes"] = .array((paths + ["meta.lastModified"]).map(JSON.string))
-        users["filterOperators"] = .array(["eq", "ne", "co", "sw", "ew", "pr", "ge", "le"].map(JSON.string))
+        users["filterOperators"] = .array(["eq", "ne", "co", "sw", "ew", "pr", "gt", "ge", "lt", "le"].map(JSON.string))  // ordering on meta.lastModified
         var out = JSONObject()
         out["users"] = .object(users)
         let groups: JSON = ["attributes": ["displayName", "members", "externalId"], "sort": false]
@@ -352,6 +352,7 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
     public func searchUsers(_ query: Query) throws -> SearchResult {
         try pool.withConnection { c in
             let translator = LDAPFilter(
+                schema: CoreSchemas.userResource,
                 attribute: { p in self.mapping.first { $0.path == p || ($0.path.parent == p && $0.path.subAttribute == "value") }?.attribute },
                 timestampAttribute: { p in p.name == "meta" && p.subAttribute?.caselessEquals("lastModified") == true ? "modifyTimestamp" : nil })
             let clause = query.filter.flatMap { translator.clause($0) }
@@ -477,6 +478,7 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
         try pool.withConnection { c in
             let base = try requireGroups()
             let translator = LDAPFilter(
+                schema: CoreSchemas.groupResource,
                 attribute: { p in p.name == "displayName" && p.subAttribute == nil ? "cn" : nil },
                 timestampAttribute: { p in p.name == "meta" && p.subAttribute?.caselessEquals("lastModified") == true ? "modifyTimestamp" : nil })
             let clause = query.filter.flatMap { translator.clause($0) }

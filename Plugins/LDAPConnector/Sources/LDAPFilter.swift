@@ -3,6 +3,7 @@ import ConnectorSDK
 /// SCIM filters as LDAP filters (RFC 4515), values escaped. A leaf without a mapped attribute
 /// cannot be pushed; `and` pushes what it can and leaves the rest to the agent.
 struct LDAPFilter {
+    let schema: ResourceSchema
     let attribute: (AttributePath) -> String?
     let timestampAttribute: (AttributePath) -> String?
 
@@ -69,16 +70,20 @@ struct LDAPFilter {
             case .number(let n): v = Self.escape(JSON.number(n).serialized())
             default: return nil
             }
-            // Directory matching rules decide case sensitivity (uid, mail, cn ignore case).
+            // The directory's matching rules decide case, and most ignore it (uid, mail, cn,
+            // employeeNumber): for a caseExact SCIM attribute (externalId) its answer is a
+            // superset that the agent narrows, and `ne` would drop values differing only in case.
+            let exact = !(schema.definition(for: p)?.caseExact ?? false)
             switch op {
-            case .eq: return Clause(text: "(\(attr)=\(v))", exact: true)
-            case .ne: return Clause(text: "(!(\(attr)=\(v)))", exact: true)
-            case .co: return Clause(text: "(\(attr)=*\(v)*)", exact: true)
-            case .sw: return Clause(text: "(\(attr)=\(v)*)", exact: true)
-            case .ew: return Clause(text: "(\(attr)=*\(v))", exact: true)
-            case .ge: return Clause(text: "(\(attr)>=\(v))", exact: false)  // ordering rules may be missing: the agent re-checks
-            case .le: return Clause(text: "(\(attr)<=\(v))", exact: false)
-            case .gt, .lt: return nil
+            case .eq: return Clause(text: "(\(attr)=\(v))", exact: exact)
+            case .ne: return exact ? Clause(text: "(!(\(attr)=\(v)))", exact: true) : nil
+            case .co: return Clause(text: "(\(attr)=*\(v)*)", exact: exact)
+            case .sw: return Clause(text: "(\(attr)=\(v)*)", exact: exact)
+            case .ew: return Clause(text: "(\(attr)=*\(v))", exact: exact)
+            case .gt, .ge, .lt, .le:
+                // Most directory attributes have no ordering rule, and then (uid>=x) matches
+                // nothing at all: ordering is left to the agent.
+                return nil
             }
         }
     }
