@@ -37,3 +37,37 @@ def differing(base, reference, users):
             requests.post(f"{b}/Users", json={"schemas": [USER], **user}).raise_for_status()
     answers = {f: (selected(base, f), selected(reference, f)) for f in FILTERS}
     return {f: a for f, a in answers.items() if a[0] != a[1]}
+
+
+SORTS = ["userName", "title", "externalId", "name.familyName", "displayName", "emails.value"]  # not meta: each app has its own times
+CASE_EXACT = {"externalId"}
+
+
+def sort_key(user, path):
+    """What a resource sorts by (RFC 7644 §3.4.2.3): a multi-valued attribute's primary (or
+    first) value; None when unassigned; case ignored unless the attribute is caseExact."""
+    top, _, sub = path.partition(".")
+    v = user.get(top)
+    if isinstance(v, list):
+        v = next((e for e in v if e.get("primary")), v[0] if v else None)
+    if sub and isinstance(v, dict):
+        v = v.get(sub)
+    if v in ("", None):
+        return None
+    return v if path in CASE_EXACT or not isinstance(v, str) else v.lower()
+
+
+def sorts_differing(base, reference):
+    """The sorts (both orders) whose resources come back in a different order of their sort
+    keys from the two apps (resources with equal keys may come in any order)."""
+    out = {}
+    for path in SORTS:
+        for order in ("ascending", "descending"):
+            keys = []
+            for b in (base, reference):
+                r = requests.get(f"{b}/Users", params={"sortBy": path, "sortOrder": order})
+                assert r.status_code == 200, (b, path, r.text)
+                keys.append([sort_key(u, path) for u in r.json()["Resources"]])
+            if keys[0] != keys[1]:
+                out[f"{path} {order}"] = keys
+    return out

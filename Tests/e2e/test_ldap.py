@@ -159,10 +159,10 @@ def test_concurrent_deactivations_of_one_user(dir_agent, slapd):
     assert sorted(e.entry_dn for e in disabled) == [f"uid=racer{i},ou=disabled,{slapd.PEOPLE}" for i in range(5)]
 
 
-def test_pushed_down_filters_answer_as_the_agent_does(make_agent, slapd):
+def test_pushed_down_filters_and_sorts_answer_as_the_agent_does(make_agent, slapd):
     """The same users in an ldap app (filters become RFC 4515 filters) and a memory app (the
     agent's own evaluator), as the directory can hold them (an account is active unless
-    deactivated; no empty strings): every filter selects the same users from both."""
+    deactivated; no empty strings): every filter selects the same users from both, and every sort orders them alike."""
     clean(slapd)
     users = [{"active": True, **{k: v for k, v in u.items() if v != ""}} for u in filter_cases.USERS]
     apps = {"dir": {"connector": "ldap", "settings": slapd.settings(), "auth": {"type": "none"}},
@@ -170,6 +170,7 @@ def test_pushed_down_filters_answer_as_the_agent_does(make_agent, slapd):
     a = make_agent(apps, plugins=("ldap.so", "memory.so")).start()
     differing = filter_cases.differing(a.base("dir"), a.base("mem"), users)
     assert not differing, differing
+    assert not filter_cases.sorts_differing(a.base("dir"), a.base("mem"))
     # externalId is caseExact; the directory's employeeNumber ignores case.
     assert filter_cases.selected(a.base("dir"), 'externalId eq "a1"') == ["bob@example.com"]
     # uid has no ordering rule: ordering comparisons are the agent's.

@@ -347,15 +347,15 @@ public final class MySQLConnector: Connector, UserBatchCreating, UserReading, Us
     /// when the whole filter and the sort were pushed — the page as LIMIT/OFFSET with COUNT.
     func search(_ c: MariaDBConnection, _ kind: Capabilities.ResourceKind, _ query: Query) throws -> SearchResult {
         let (t, codec) = codec(kind)
-        let clause = query.filter.flatMap { SQLFilter(table: t, kind: kind).clause($0) }
+        let translator = SQLFilter(table: t, kind: kind)
+        let clause = query.filter.flatMap { translator.clause($0) }
         let exact = query.filter == nil || clause?.exact == true
-        let sortColumn = query.sortBy.flatMap { t.column(for: $0) }
-        let sorted = query.sortBy == nil || sortColumn != nil
+        let order = query.sortBy.flatMap { translator.orderBy($0, descending: query.sortOrder == .descending) }
+        let sorted = query.sortBy == nil || order != nil
         var sql = selectSQL(t)
         var params: [SQLValue] = []
         if let clause { sql += " WHERE " + clause.sql; params = clause.params }
-        let direction = query.sortOrder == .descending ? "DESC" : "ASC"
-        sql += " ORDER BY " + (sortColumn.map { Mapping.quote($0) + " IS NULL, " + Mapping.quote($0) + " \(direction), " } ?? "") + Mapping.quote(t.key)
+        sql += " ORDER BY " + (order.map { $0 + ", " } ?? "") + Mapping.quote(t.key)
         var total: Int?
         if exact && sorted {
             var count = "SELECT COUNT(*) FROM \(Mapping.quote(t.table))"

@@ -1,6 +1,6 @@
 import ConnectorSDK
 
-/// SCIM filters as SQL WHERE clauses with `?` parameters. A leaf whose attribute has no
+/// SCIM filters as SQL WHERE clauses with `?` parameters, and sort orders as ORDER BY. A leaf whose attribute has no
 /// column cannot be pushed down; `and` pushes what it can and leaves the rest to the agent.
 struct SQLFilter {
     let table: Mapping.Table
@@ -91,6 +91,15 @@ struct SQLFilter {
             let pattern = op == .co ? "%\(escaped)%" : op == .sw ? "\(escaped)%" : "%\(escaped)"
             return Clause(sql: "\(lhs) LIKE ? ESCAPE '!'", params: [.string(pattern)], exact: true)
         }
+    }
+
+    /// ORDER BY terms for sorting by `path`, or nil when no column holds it. As the agent
+    /// sorts: resources without a value (NULL or empty) last in either order, strings
+    /// ignoring case unless the attribute is caseExact.
+    func orderBy(_ path: AttributePath, descending: Bool) -> String? {
+        guard let col = table.column(for: path) else { return nil }
+        let caseExact = schema.definition(for: path)?.caseExact ?? false || col == table.key
+        return "\(Self.absent(col)), \(caseExact ? "BINARY " : "")\(Mapping.quote(col)) \(descending ? "DESC" : "ASC")"
     }
 
     /// The column holds no value: NULL, or an empty string (RFC 7643 §2.5). Other types
