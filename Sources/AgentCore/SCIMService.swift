@@ -240,6 +240,7 @@ public final class SCIMService: Sendable {
             try Self.require(r, .search, "list \(kind.rawValue)s", lease)
             var q = query
             q.filter = q.filter?.canonicalized(by: r.schema)
+            try q.filter?.checkDateTimes(in: r.schema)
             if let s = q.sortBy { q.sortBy = r.schema.canonical(s) }
             let limit = lease.capabilities.filterMaxResults
             q.count = min(q.count ?? limit, limit)

@@ -39,6 +39,26 @@ public indirect enum Filter: Sendable, Equatable {
         }
     }
 
+    /// Rejects a dateTime attribute compared with something that is not an RFC 3339
+    /// instant: `meta.lastModified gt "yesterday"` would select nothing, and an incremental
+    /// import would silently miss every change.
+    public func checkDateTimes(in schema: ResourceSchema) throws(SCIMError) {
+        switch self {
+        case .compare(let p, _, let v):
+            guard schema.definition(for: p)?.type == .dateTime, !v.isNull else { return }
+            guard case .string(let s) = v, DateTime.parse(s) != nil else {
+                throw .invalidFilter("\(p) is a dateTime: compare it with an RFC 3339 instant such as \"2026-01-31T08:00:00Z\", not \(v.serialized())")
+            }
+        case .and(let l, let r), .or(let l, let r):
+            try l.checkDateTimes(in: schema)
+            try r.checkDateTimes(in: schema)
+        case .not(let f):
+            try f.checkDateTimes(in: schema)
+        case .present, .valuePath:
+            return
+        }
+    }
+
     func mapPaths(_ transform: (AttributePath) -> AttributePath) -> Filter {
         switch self {
         case .compare(let p, let op, let v): .compare(transform(p), op, v)

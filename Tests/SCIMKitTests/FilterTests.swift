@@ -44,6 +44,19 @@ import Testing
         #expect(!evaluator.matches(try Filter(parsing: "emails.value pr"), empty))
     }
 
+    /// A dateTime compared with anything but an RFC 3339 instant is an invalid filter.
+    @Test func dateTimeComparisonsNeedInstants() throws {
+        let schema = CoreSchemas.userResource
+        for text in [#"meta.lastModified gt "yesterday""#, #"meta.created ge "2026-13-45T00:00:00Z""#, "meta.lastModified gt 1700000000",
+                     #"userName eq "x" or not (meta.lastModified lt "soon")"#] {
+            #expect(throws: SCIMError.self, "\(text)") { try Filter(parsing: text).checkDateTimes(in: schema) }
+        }
+        for text in [#"meta.lastModified gt "2026-01-31T08:00:00Z""#, #"meta.created le "2026-01-31T08:00:00.123+02:00""#,
+                     #"title gt "yesterday""#, "meta.created pr", "meta.created eq null"] {
+            try Filter(parsing: text).checkDateTimes(in: schema)
+        }
+    }
+
     @Test func precedenceNotOverAndOverOr() throws {
         let f = try Filter(parsing: #"a pr or b pr and not (c pr)"#)
         #expect(f == .or(.present(.init(name: "a")), .and(.present(.init(name: "b")), .not(.present(.init(name: "c"))))))

@@ -73,6 +73,9 @@ def test_okta_flow_lands_in_the_tables(db_agent, mariadb):
     # Incremental import is pushed down to the lastModified column.
     since = mariadb.query("SELECT DATE_FORMAT(MAX(lastModified), '%%Y-%%m-%%dT%%H:%%i:%%s.%%fZ') FROM users")[0][0]
     assert s.get(f"{base}/Users", params={"filter": f'meta.lastModified gt "{since}"'}).json()["totalResults"] == 0
+    # A timestamp that is not one is an error, not an empty page (the import would miss changes).
+    r = s.get(f"{base}/Users", params={"filter": 'meta.lastModified gt "yesterday"'})
+    assert r.status_code == 400 and r.json()["scimType"] == "invalidFilter" and "RFC 3339" in r.json()["detail"]
     # Group push and membership PATCH.
     r = s.post(f"{base}/Groups", json={"schemas": [GROUP], "displayName": "Tour Guides", "members": [{"value": uid}]})
     assert r.status_code == 201, r.text
