@@ -345,3 +345,23 @@ def test_pushed_down_filters_and_sorts_answer_as_the_agent_does(make_agent, mari
     assert not filter_cases.sorts_differing(a.base("db"), a.base("mem"))
     assert filter_cases.selected(a.base("db"), "active pr") == ["Alice@Example.com", "bob@example.com", "dave_x"]  # an inactive user has an active value
     assert filter_cases.selected(a.base("db"), "name pr") == ["Alice@Example.com", "bob@example.com", "carol"]
+
+
+def test_a_page_of_groups_reads_all_members_at_once(db_agent, mariadb):
+    """A page of groups comes with each group's own members, read with one statement for the
+    page (COUNT, the groups, their members), not one per group."""
+    base, s = db_agent.base("db"), requests.Session()
+    users = [s.post(f"{base}/Users", json={"schemas": [USER], "userName": f"member{i}"}).json()["id"] for i in range(5)]
+    made = {}
+    for i in range(30):
+        members = users[: i % 6]
+        g = s.post(f"{base}/Groups", json={"schemas": [GROUP], "displayName": f"team{i:02}", "members": [{"value": u} for u in members]}).json()
+        made[g["id"]] = sorted(members)
+
+    def statements():
+        return int(mariadb.query("SHOW GLOBAL STATUS LIKE 'Com_stmt_execute'")[0][1])
+
+    before = statements()
+    page = s.get(f"{base}/Groups", params={"count": 30}).json()
+    assert statements() - before <= 3
+    assert {g["id"]: sorted(m["value"] for m in g.get("members", [])) for g in page["Resources"]} == made

@@ -154,7 +154,7 @@ public final class MySQLConnector: Connector, UserBatchCreating, UserReading, Us
             throw SCIMError.notFound("\(kind.rawValue) \(id) not found")
         }
         var r = codec.resource(row)
-        if kind == .group { r["members"] = .array(try members(c, id)) }
+        if kind == .group { r["members"] = .array(try members(c, of: [id])[id] ?? []) }
         return r
     }
 
@@ -366,20 +366,34 @@ public final class MySQLConnector: Connector, UserBatchCreating, UserReading, Us
         }
         var resources = try c.execute(sql, params).rows.map(codec.resource)
         if kind == .group {
-            for i in resources.indices { resources[i]["members"] = .array(try members(c, resources[i]["id"]?.stringValue ?? "")) }
+            let members = try members(c, of: resources.compactMap { $0["id"]?.stringValue })
+            for i in resources.indices { resources[i]["members"] = .array(members[resources[i]["id"]?.stringValue ?? ""] ?? []) }
         }
         return SearchResult(resources: resources, totalResults: total, filtered: exact, sorted: sorted, paged: total != nil)
     }
 
     // MARK: - Groups
 
-    func members(_ c: MariaDBConnection, _ groupID: String) throws -> [JSON] {
-        guard let m = mapping.groups?.members else { return [] }
-        let typeColumn = m.typeColumn.map { ", " + Mapping.quote($0) } ?? ""
-        let rows = try c.execute(
-            "SELECT \(Mapping.quote(m.memberColumn))\(typeColumn) FROM \(Mapping.quote(m.table)) WHERE \(Self.exact(m.groupColumn)) ORDER BY \(Mapping.quote(m.memberColumn))",
-            [.string(groupID), .string(groupID)]).rows
-        return rows.map { row in ["value": .string(row[0] ?? ""), "type": .string(row.count > 1 ? (row[1] ?? "User") : "User")] }
+    /// The members of these groups, by group id: one statement per 100 groups, so a page
+    /// of groups costs one query, not one per group.
+    func members(_ c: MariaDBConnection, of groupIDs: [String]) throws -> [String: [JSON]] {
+        guard let m = mapping.groups?.members, !groupIDs.isEmpty else { return [:] }
+        let chunk = 100
+        let sql = "SELECT \(Mapping.quote(m.groupColumn)), \(Mapping.quote(m.memberColumn))" + (m.typeColumn.map { ", " + Mapping.quote($0) } ?? "")
+            + " FROM \(Mapping.quote(m.table)) WHERE \(Mapping.quote(m.groupColumn)) IN (" + Array(repeating: "?", count: chunk).joined(separator: ", ")
+            + ") ORDER BY \(Mapping.quote(m.memberColumn))"
+        let wanted = Set(groupIDs)
+        var out: [String: [JSON]] = [:]
+        for start in stride(from: 0, to: groupIDs.count, by: chunk) {
+            var ids = Array(groupIDs[start..<min(start + chunk, groupIDs.count)])
+            ids += Array(repeating: ids[ids.count - 1], count: chunk - ids.count)  // one statement whatever the page size
+            for row in try c.execute(sql, ids.map(SQLValue.string)).rows {
+                // IN compares under the column's collation; a group's id matches exactly.
+                guard let group = row[0], wanted.contains(group) else { continue }
+                out[group, default: []].append(["value": .string(row[1] ?? ""), "type": .string(row.count > 2 ? (row[2] ?? "User") : "User")])
+            }
+        }
+        return out
     }
 
     func memberType(_ c: MariaDBConnection, _ id: String) throws -> String? {
