@@ -5,10 +5,10 @@ import Foundation
 ///
 /// Threads start on demand, up to `maxThreads`, and leave after `idleTimeout` without work, so
 /// an idle agent holds none and a busy one as many as its targets keep waiting; new work goes
-/// to the most recently idle thread, so a burst's surplus leaves once the burst is over. Each app may
-/// run at most `maxPerApp` calls at once; its further calls queue in arrival order. So one
-/// slow target (a directory taking seconds per bind) fills at most its own share, and the
-/// other apps keep being served.
+/// to the most recently idle thread, so a burst's surplus leaves once the burst is over.
+/// Each app may run at most `maxPerApp` calls at once; its further calls queue in arrival
+/// order. So one slow target (a directory taking seconds per bind) fills at most its own
+/// share, and the other apps keep being served.
 public final class BlockingCallPool: @unchecked Sendable {
     // @unchecked: every var below is only touched while `mutex` is held.
     public let maxThreads: Int

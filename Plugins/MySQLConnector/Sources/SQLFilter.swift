@@ -1,7 +1,8 @@
 import ConnectorSDK
 
-/// SCIM filters as SQL WHERE clauses with `?` parameters, and sort orders as ORDER BY. A leaf whose attribute has no
-/// column cannot be pushed down; `and` pushes what it can and leaves the rest to the agent.
+/// SCIM filters as SQL WHERE clauses with `?` parameters, and sorts as ORDER BY. A leaf
+/// whose attribute has no column cannot be pushed down; `and` pushes what it can and leaves
+/// the rest to the agent.
 struct SQLFilter {
     let table: Mapping.Table
     let kind: Capabilities.ResourceKind
