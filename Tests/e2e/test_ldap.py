@@ -162,7 +162,8 @@ def test_concurrent_deactivations_of_one_user(dir_agent, slapd):
 def test_pushed_down_filters_and_sorts_answer_as_the_agent_does(make_agent, slapd):
     """The same users in an ldap app (filters become RFC 4515 filters) and a memory app (the
     agent's own evaluator), as the directory can hold them (an account is active unless
-    deactivated; no empty strings): every filter selects the same users from both, and every sort orders them alike."""
+    deactivated; no empty strings): every filter selects the same users from both, and every
+    sort orders them alike."""
     clean(slapd)
     users = [{"active": True, **{k: v for k, v in u.items() if v != ""}} for u in filter_cases.USERS]
     apps = {"dir": {"connector": "ldap", "settings": slapd.settings(), "auth": {"type": "none"}},

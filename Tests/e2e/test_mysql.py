@@ -335,7 +335,8 @@ def test_a_batch_with_passwords_hashes_each_one(db_agent, mariadb):
 
 def test_pushed_down_filters_and_sorts_answer_as_the_agent_does(make_agent, mariadb):
     """The same users in a mysql app (filters become SQL) and a memory app (the agent's own
-    evaluator): every filter selects the same users from both, and every sort orders them alike."""
+    evaluator): every filter selects the same users from both, and every sort orders them
+    alike."""
     mariadb.root_sql(f"DROP DATABASE IF EXISTS {mariadb.DATABASE}; CREATE DATABASE {mariadb.DATABASE} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;")
     apps = {"db": {"connector": "mysql", "settings": mariadb.settings(createSchema=True), "auth": {"type": "none"}},
             "mem": {"connector": "memory", "auth": {"type": "none"}}}
