@@ -34,7 +34,7 @@ public final class FlatFileConnector: Connector, UserCreating, UserReading, User
         guard let dir = settings["directory"]?.stringValue, !dir.isEmpty else {
             throw SCIMError.invalidValue("settings.directory is missing: the directory holding users.csv and groups.csv")
         }
-        let path = Self.normalize(dir.hasPrefix("/") ? dir : host.configDirectory + "/" + dir)
+        let path = Self.normalize(host.path(dir))
         self.directory = path
         self.host = host
         try Self.makeDirectories(path)

@@ -15,12 +15,16 @@ public struct ConnectorHost: @unchecked Sendable {
     /// The directory of the agent's configuration file: resolve relative paths in settings against it.
     public var configDirectory: String { String(cString: table.pointee.config_directory) }
 
-    /// A file a setting names (a CA certificate): relative paths are taken from the
-    /// configuration's directory, and the file must be readable now, so that a wrong path is
-    /// reported when the app opens, naming the setting and the file, not on some later
-    /// connection as a bare TLS error.
+    /// A path from the settings, relative ones taken from the configuration's directory.
+    public func path(_ setting: String) -> String {
+        setting.hasPrefix("/") ? setting : configDirectory + "/" + setting
+    }
+
+    /// A file a setting names (a CA certificate), by `path(_:)`. It must be readable now, so
+    /// that a wrong path is reported when the app opens, naming the setting and the file, not
+    /// on some later connection as a bare TLS error.
     public func readableFile(_ path: String, setting: String) throws(SCIMError) -> String {
-        let full = path.hasPrefix("/") ? path : configDirectory + "/" + path
+        let full = self.path(path)
         guard access(full, R_OK) == 0 else {
             throw .invalidValue("\(setting): cannot read \(full): \(String(cString: strerror(errno)))")
         }
