@@ -1,5 +1,5 @@
-"""Filters a connector pushes down to its target, checked against the agent's own evaluator:
-the same users in the connector's app and in a memory app must be selected alike."""
+"""Filters and sorts a connector pushes down to its target, checked against the agent's own:
+the same users in the connector's app and in a memory app must be selected and ordered alike."""
 import requests
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"

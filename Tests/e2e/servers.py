@@ -81,6 +81,10 @@ class MariaDB:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
+    def empty_database(self, then=""):
+        """Drops and recreates the `scim` database, then runs `then` (more SQL) as root."""
+        self.root_sql(f"DROP DATABASE IF EXISTS {self.DATABASE}; CREATE DATABASE {self.DATABASE} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;" + then)
+
     def root_sql(self, sql):
         import pymysql
         conn = pymysql.connect(unix_socket=str(self.socket), user="root", autocommit=True, client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS)

@@ -24,7 +24,7 @@ PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
 @pytest.fixture
 def db_agent(make_agent, mariadb):
-    mariadb.root_sql(f"DROP DATABASE IF EXISTS {mariadb.DATABASE}; CREATE DATABASE {mariadb.DATABASE} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;")
+    mariadb.empty_database()
     apps = {"db": {"connector": "mysql", "settings": mariadb.settings(createSchema=True), "auth": {"type": "none"}}}
     return make_agent(apps, plugins=("mysql.so",)).start()
 
@@ -267,8 +267,8 @@ def test_tls_and_socket_connections(make_agent, mariadb, tmp_path):
     with another CA, with a CA file that is not there, and `tls: off` are refused, each with an
     error that says why. A Unix `socket` instead of host and port works too."""
     from servers import make_ca_and_server_cert
-    mariadb.root_sql(f"DROP DATABASE IF EXISTS {mariadb.DATABASE}; CREATE DATABASE {mariadb.DATABASE} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"
-                     f"CREATE USER IF NOT EXISTS 'tlsagent'@'%' IDENTIFIED BY 'tls-pw' REQUIRE SSL; GRANT ALL ON {mariadb.DATABASE}.* TO 'tlsagent'@'%';")
+    mariadb.empty_database(
+        f"CREATE USER IF NOT EXISTS 'tlsagent'@'%' IDENTIFIED BY 'tls-pw' REQUIRE SSL; GRANT ALL ON {mariadb.DATABASE}.* TO 'tlsagent'@'%';")
     other_ca, _, _ = make_ca_and_server_cert(tmp_path, "other")
     tls_user = mariadb.settings(user="tlsagent", password="tls-pw", createSchema=True)
     socket_only = {k: v for k, v in mariadb.settings(createSchema=True).items() if k not in ("host", "port")}
@@ -302,9 +302,9 @@ def test_tls_and_socket_connections(make_agent, mariadb, tmp_path):
 def test_check_names_missing_privileges_and_tables(make_agent, mariadb):
     """`check` on an account that may only read, with a mapping naming a group table that is not
     there: it names the privileges and the table missing."""
-    mariadb.root_sql(f"DROP DATABASE IF EXISTS {mariadb.DATABASE}; CREATE DATABASE {mariadb.DATABASE} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"
-                     f"CREATE TABLE {mariadb.DATABASE}.people (id INT AUTO_INCREMENT PRIMARY KEY, uname VARCHAR(50) UNIQUE);"
-                     f"CREATE USER IF NOT EXISTS 'reader'@'%' IDENTIFIED BY 'reader-pw'; GRANT SELECT ON {mariadb.DATABASE}.* TO 'reader'@'%';")
+    mariadb.empty_database(
+        f"CREATE TABLE {mariadb.DATABASE}.people (id INT AUTO_INCREMENT PRIMARY KEY, uname VARCHAR(50) UNIQUE);"
+        f"CREATE USER IF NOT EXISTS 'reader'@'%' IDENTIFIED BY 'reader-pw'; GRANT SELECT ON {mariadb.DATABASE}.* TO 'reader'@'%';")
     mapping = {"users": {"table": "people", "key": "id", "columns": {"userName": "uname"}},
                "groups": {"table": "teams", "key": "id", "columns": {"displayName": "name"}}}
     apps = {"ro": {"connector": "mysql", "settings": mariadb.settings(user="reader", password="reader-pw", mapping=mapping), "auth": {"type": "none"}}}
@@ -332,12 +332,11 @@ def test_a_batch_with_passwords_hashes_each_one(db_agent, mariadb):
         assert stored.startswith("$y$") and crypt.crypt(passwords[i], stored) == stored, names[i]
 
 
-
 def test_pushed_down_filters_and_sorts_answer_as_the_agent_does(make_agent, mariadb):
     """The same users in a mysql app (filters become SQL) and a memory app (the agent's own
     evaluator): every filter selects the same users from both, and every sort orders them
     alike."""
-    mariadb.root_sql(f"DROP DATABASE IF EXISTS {mariadb.DATABASE}; CREATE DATABASE {mariadb.DATABASE} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;")
+    mariadb.empty_database()
     apps = {"db": {"connector": "mysql", "settings": mariadb.settings(createSchema=True), "auth": {"type": "none"}},
             "mem": {"connector": "memory", "auth": {"type": "none"}}}
     a = make_agent(apps, plugins=("mysql.so", "memory.so")).start()

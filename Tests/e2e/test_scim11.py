@@ -94,7 +94,7 @@ def test_scim11_errors_and_discovery(agent):
 
 
 def test_okta_scim11_flow_on_mysql_lands_in_the_table(make_agent, mariadb):
-    mariadb.root_sql(f"DROP DATABASE IF EXISTS {mariadb.DATABASE}; CREATE DATABASE {mariadb.DATABASE} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;")
+    mariadb.empty_database()
     apps = {"db": {"connector": "mysql", "settings": mariadb.settings(createSchema=True), "auth": {"type": "none"}}}
     agent = make_agent(apps, plugins=("mysql.so",)).start()
     uid = okta_11_flow(requests.Session(), v1(agent, "db"), agent.base("db"))
