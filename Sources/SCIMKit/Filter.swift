@@ -59,7 +59,8 @@ public indirect enum Filter: Sendable, Equatable {
         }
     }
 
-    func mapPaths(_ transform: (AttributePath) -> AttributePath) -> Filter {
+    /// The same filter with `transform` applied to each path (a value filter's own paths stay as they are).
+    public func mapPaths(_ transform: (AttributePath) -> AttributePath) -> Filter {
         switch self {
         case .compare(let p, let op, let v): .compare(transform(p), op, v)
         case .present(let p): .present(transform(p))

@@ -119,8 +119,28 @@ public struct FilterParser {
             skipSpaces()
             guard current == UInt8(ascii: "]") else { throw error("expected ']'") }
             position += 1
-            return .valuePath(path, inner)
+            guard current == UInt8(ascii: ".") else { return .valuePath(path, inner) }
+            // `emails[type eq "work"].value eq "x"`: outside RFC 7644's grammar, but what
+            // Microsoft Entra ID sends. It means `emails[type eq "work" and value eq "x"]`.
+            position += 1
+            let subStart = position
+            while let c = current, c != 0x20, c != UInt8(ascii: "["), c != UInt8(ascii: "]"), c != UInt8(ascii: "("),
+                c != UInt8(ascii: ")"), c != UInt8(ascii: "\""), c != UInt8(ascii: ".")
+            {
+                position += 1
+            }
+            let name = String(decoding: bytes[subStart..<position], as: UTF8.self)
+            guard let sub = AttributePath(parsing: name), sub.schema == nil, sub.subAttribute == nil else {
+                position = subStart
+                throw error("expected a sub-attribute name after ']'")
+            }
+            return .valuePath(path, .and(inner, try parseCondition(on: sub, text: "\(text)[…].\(name)")))
         }
+        return try parseCondition(on: path, text: text)
+    }
+
+    /// ` pr` or ` op value` after an attribute path.
+    private mutating func parseCondition(on path: AttributePath, text: String) throws(SCIMError) -> Filter {
         guard current == 0x20 else { throw error("expected an operator after '\(text)'") }
         skipSpaces()
         if keywordAtEndAllowed("pr") { return .present(path) }

@@ -33,6 +33,18 @@ import Testing
         #expect(try selected(text) == expected)
     }
 
+    /// Microsoft Entra ID filters on a sub-attribute after a value filter, outside RFC 7644's
+    /// grammar: `emails[type eq "work"].value eq "x"` means `emails[type eq "work" and value eq "x"]`.
+    @Test func entraSubAttributeAfterValueFilter() throws {
+        let f = try Filter(parsing: #"emails[type eq "work"].value eq "bjensen@example.com""#)
+        #expect(f == (try Filter(parsing: #"emails[type eq "work" and value eq "bjensen@example.com"]"#)))
+        #expect(try selected(#"emails[type eq "work"].value eq "BJENSEN@example.com""#) == ["bjensen@example.com"])
+        #expect(try selected(#"emails[type eq "home"].value eq "bjensen@example.com""#) == [])
+        #expect(try selected(#"emails[type eq "home"].value pr"#) == ["bjensen@example.com", "jsmith"])
+        #expect(try selected(#"userName sw "b" and not (emails[type eq "work"].value ew ".org")"#) == ["bjensen@example.com"])
+        #expect(f.description == #"emails[type eq "work" and value eq "bjensen@example.com"]"#)
+    }
+
     /// `pr` on a complex attribute holds when it has any non-empty node, `value` or not.
     @Test func presentComplexAttributes() throws {
         #expect(try selected("name pr") == ["bjensen@example.com", "jsmith"])
@@ -92,6 +104,8 @@ import Testing
     @Test(arguments: [
         "", "userName", "userName eq", #"userName xx "a""#, #"userName eq "a"#, "(title pr", "title pr)", "not title pr",
         #"emails[type eq "work""#, #"emails[type eq "work"][value pr]"#, "a pr and", "x eq tru", "x eq 1e999", "x.y.z pr",
+        #"emails[type eq "work"].value"#, #"emails[type eq "work"]. eq "x""#, #"emails[type eq "work"].value.x eq "x""#,
+        #"emails[type eq "work"].urn:x:value eq "x""#, #"emails[type eq "work"].value[primary eq true]"#,
     ])
     func parseErrorsAreInvalidFilter(_ text: String) {
         #expect {

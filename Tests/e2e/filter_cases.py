@@ -10,6 +10,9 @@ USERS = [
     {"userName": "bob@example.com", "active": False, "title": "", "name": {"givenName": "Bob"}, "externalId": "a1"},
     {"userName": "carol", "name": {"familyName": "O'Brien"}, "displayName": "Carol 100%_"},
     {"userName": "dave_x", "active": True, "title": "engineer", "displayName": "Dave"},
+    # Several emails: the primary first, or after another one.
+    {"userName": "erin", "emails": [{"value": "erin@work.example", "type": "work", "primary": True}, {"value": "erin@home.example", "type": "home"}]},
+    {"userName": "frank", "emails": [{"value": "frank@home.example", "type": "home"}, {"value": "frank@work.example", "type": "work", "primary": True}]},
 ]
 
 FILTERS = [
@@ -21,6 +24,10 @@ FILTERS = [
     'emails.value eq "ALICE@example.com"', 'emails pr', 'nickName pr', 'id pr', 'meta.created pr', 'meta.lastModified gt "2000-01-01T00:00:00Z"',
     'meta.lastModified lt "2000-01-01T00:00:00Z"', 'not (name.givenName pr) and active pr', 'title pr or active eq false',
     'not (userName sw "a" or userName sw "b")', 'not (externalId eq "a1")',
+    # Any of several emails, and Microsoft Entra ID's `attr[filter].sub` form.
+    'emails.value eq "erin@home.example"', 'emails.value co "HOME"', 'emails.value sw "frank@h"', 'not (emails.value eq "erin@home.example")',
+    'emails.value ne "erin@work.example"', 'emails[value ew "home.example"]', 'emails[type eq "home"]', 'emails.type eq "work"',
+    'emails[type eq "work"].value eq "Frank@work.example"', 'emails[type eq "home"].value pr', 'emails[type eq "work" and value co "erin"]',
 ]
 
 

@@ -35,12 +35,37 @@ struct SQLFilter {
             return Clause(sql: "NOT COALESCE(\(a.sql), FALSE)", params: a.params, exact: true)
         case .present(let p):
             guard let col = table.column(for: p) else { return nil }
-            return Clause(sql: "NOT (\(Self.absent(col)))", params: [], exact: true)
+            return widened(Clause(sql: "NOT (\(Self.absent(col)))", params: [], exact: true), for: p)
         case .compare(let p, let op, let value):
-            return compare(p, op, value)
-        case .valuePath:
-            return nil
+            return compare(p, op, value).map { widened($0, for: p) }
+        case .valuePath(let parent, let inner):
+            // What the inner filter says of one value, said of the attribute's values as a
+            // whole: `emails[type eq "work" and value eq "x"]` narrows to `emails.value eq "x"`.
+            let flat = inner.mapPaths { AttributePath(schema: parent.schema, name: parent.name, subAttribute: $0.name) }
+            return clause(flat).map { Clause(sql: $0.sql, params: $0.params, exact: false) }
         }
+    }
+
+    /// A column holds one value of a multi-valued attribute (`email`: the primary of `emails`)
+    /// and the attributes column keeps the others: rows whose other values might match are
+    /// added, and the agent narrows them.
+    func widened(_ c: Clause, for p: AttributePath) -> Clause {
+        guard let attributes = table.attributesColumn,
+            schema.definition(for: AttributePath(schema: p.schema, name: p.name))?.multiValued == true
+        else { return c }
+        let inExtension = p.schema.map { !$0.caselessEquals(schema.core.id) } ?? false
+        let jsonPath = inExtension ? "$.\(Self.jsonKey(p.schema!)).\(Self.jsonKey(p.name))" : "$.\(Self.jsonKey(p.name))"
+        return Clause(sql: "(\(c.sql) OR JSON_EXISTS(\(Mapping.quote(attributes)), ?))", params: c.params + [.string(jsonPath)], exact: false)
+    }
+
+    /// A member name in a JSON path, quoted.
+    static func jsonKey(_ name: String) -> String {
+        var out = "\""
+        for ch in name {
+            if ch == "\"" || ch == "\\" { out.append("\\") }
+            out.append(ch)
+        }
+        return out + "\""
     }
 
     func compare(_ p: AttributePath, _ op: Filter.Operator, _ value: JSON) -> Clause? {
