@@ -365,3 +365,30 @@ def test_a_page_of_groups_reads_all_members_at_once(db_agent, mariadb):
     page = s.get(f"{base}/Groups", params={"count": 30}).json()
     assert statements() - before <= 3
     assert {g["id"]: sorted(m["value"] for m in g.get("members", [])) for g in page["Resources"]} == made
+
+
+def test_filters_the_columns_cannot_answer_on_a_large_table(db_agent, mariadb):
+    """50,000 users whose nickName and second email only the attributes column holds: a filter
+    on them answers its page (it was a 502, the connector's reply being the whole table), and
+    a sort by such an attribute over too many users is a 400 tooMany, not a reply of 20 MB."""
+    base, s = db_agent.base("db"), requests.Session()
+    s.post(f"{base}/Users", json={"schemas": [USER], "userName": "seed"}).raise_for_status()  # creates the tables
+    mariadb.root_sql(f"""USE {mariadb.DATABASE};
+        INSERT INTO users (id, userName, email, attributes, created, lastModified)
+        SELECT UUID(), CONCAT('user', LPAD(seq, 5, '0')), CONCAT('user', seq, '@work.example'),
+               CONCAT('{{"nickName":"Nick', seq, '","emails":[{{"type":"work","primary":true}},{{"value":"user', seq, '@home.example","type":"home"}}]}}'),
+               NOW(3), NOW(3) FROM seq_1_to_50000;""")
+
+    def search(**params):
+        r = s.get(f"{base}/Users", params=params)
+        assert r.status_code == 200, r.text
+        return r.json()["totalResults"], [u["userName"] for u in r.json()["Resources"]]
+
+    assert search(filter='nickName eq "nick4321"') == (1, ["user04321"])
+    assert search(filter='emails.value eq "USER4321@home.example"') == (1, ["user04321"])
+    assert search(filter='emails[type eq "home"].value eq "user4321@home.example"') == (1, ["user04321"])
+    # nick432, nick4320…nick4329, nick43200…nick43299; the page from the 3rd, by userName
+    assert search(filter='nickName co "k432"', startIndex=3, count=4, sortBy="userName") == (111, ["user04321", "user04322", "user04323", "user04324"])
+    assert search(filter='nickName sw "Nick4999"', sortBy="nickName", sortOrder="descending")[1][:3] == ["user49999", "user49998", "user49997"]
+    r = s.get(f"{base}/Users", params={"sortBy": "nickName", "count": 10})
+    assert r.status_code == 400 and r.json()["scimType"] == "tooMany" and "nickName" in r.json()["detail"], r.text

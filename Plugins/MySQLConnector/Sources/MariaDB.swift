@@ -117,6 +117,23 @@ final class MariaDBConnection {
     /// Runs one prepared statement with bound parameters; every column comes back as text.
     @discardableResult
     func execute(_ sql: String, _ params: [SQLValue] = []) throws(SCIMError) -> Result {
+        var rows: [[String?]] = []
+        var result = try run(sql, params, buffered: true) { row throws(SCIMError) in rows.append(row) }
+        result.rows = rows
+        return result
+    }
+
+    /// Runs a query and hands each row to `body` as it comes from the server, so that a
+    /// large result is never held whole (neither here nor in libmariadb). The connection
+    /// runs nothing else until it returns.
+    func forEachRow(_ sql: String, _ params: [SQLValue] = [], _ body: ([String?]) throws(SCIMError) -> Void) throws(SCIMError) {
+        try run(sql, params, buffered: false, body)
+    }
+
+    /// `buffered`: the whole result is read before the first row (the server is free sooner,
+    /// and an INSERT … RETURNING reports its errors before any row is handed on).
+    @discardableResult
+    private func run(_ sql: String, _ params: [SQLValue], buffered: Bool, _ onRow: ([String?]) throws(SCIMError) -> Void) throws(SCIMError) -> Result {
         let stmt = try prepared(sql)
         var result = Result()
         // Parameter buffers live until execute returns.
@@ -187,7 +204,7 @@ final class MariaDBConnection {
                         outBinds[i].error = errs.baseAddress! + i
                     }
                     let bound = outBinds.withUnsafeMutableBufferPointer { mysql_stmt_bind_result(stmt, $0.baseAddress) }
-                    guard bound == 0, mysql_stmt_store_result(stmt) == 0 else {
+                    guard bound == 0, !buffered || mysql_stmt_store_result(stmt) == 0 else {
                         // INSERT … RETURNING reports a duplicate here, not from execute.
                         let e = error(mysql_stmt_errno(stmt), String(cString: mysql_stmt_error(stmt)))
                         failed = true
@@ -225,7 +242,12 @@ final class MariaDBConnection {
                                 row.append(text)
                             }
                         }
-                        result.rows.append(row)
+                        do throws(SCIMError) {
+                            try onRow(row)
+                        } catch {
+                            failed = true  // rows may be left unread: the statement is closed
+                            throw error
+                        }
                     }
                     return result
                 }

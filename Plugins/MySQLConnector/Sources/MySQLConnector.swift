@@ -345,6 +345,9 @@ public final class MySQLConnector: Connector, UserBatchCreating, UserReading, Us
 
     /// Pushes what it can: the filter's pushable part as WHERE, the sort as ORDER BY, and —
     /// when the whole filter and the sort were pushed — the page as LIMIT/OFFSET with COUNT.
+    /// Otherwise the rows the WHERE clause lets through are narrowed here, one at a time, by
+    /// the agent's own filter evaluator, and the page is cut here: a reply holds a page, not
+    /// the table (a table of 100,000 users is about 40 MB of JSON).
     func search(_ c: MariaDBConnection, _ kind: Capabilities.ResourceKind, _ query: Query) throws -> SearchResult {
         let (t, codec) = codec(kind)
         let translator = SQLFilter(table: t, kind: kind)
@@ -356,20 +359,65 @@ public final class MySQLConnector: Connector, UserBatchCreating, UserReading, Us
         var params: [SQLValue] = []
         if let clause { sql += " WHERE " + clause.sql; params = clause.params }
         sql += " ORDER BY " + (order.map { $0 + ", " } ?? "") + Mapping.quote(t.key)
-        var total: Int?
+        let count = query.count ?? 1000
         if exact && sorted {
-            var count = "SELECT COUNT(*) FROM \(Mapping.quote(t.table))"
-            if let clause { count += " WHERE " + clause.sql }
-            total = Int(try c.execute(count, params).rows.first?[0] ?? "0") ?? 0
-            sql += " LIMIT ? OFFSET ?"
-            params += [.int(Int64(query.count ?? 1000)), .int(Int64(query.startIndex - 1))]
+            var countSQL = "SELECT COUNT(*) FROM \(Mapping.quote(t.table))"
+            if let clause { countSQL += " WHERE " + clause.sql }
+            let total = Int(try c.execute(countSQL, params).rows.first?[0] ?? "0") ?? 0
+            let page = try c.execute(sql + " LIMIT ? OFFSET ?", params + [.int(Int64(count)), .int(Int64(query.startIndex - 1))]).rows.map(codec.resource)
+            return SearchResult(resources: try withMembers(c, kind, page), totalResults: total, filtered: true, sorted: true, paged: true)
         }
-        var resources = try c.execute(sql, params).rows.map(codec.resource)
+        var page = Page(filter: exact ? nil : query.filter, evaluator: FilterEvaluator(schema: translator.schema), sorted: sorted,
+                        skip: query.startIndex - 1, count: count, kind: kind, sortBy: query.sortBy)
         if kind == .group {
-            let members = try members(c, of: resources.compactMap { $0["id"]?.stringValue })
-            for i in resources.indices { resources[i]["members"] = .array(members[resources[i]["id"]?.stringValue ?? ""] ?? []) }
+            // A group's members may be filtered on: candidates get theirs first (groups are
+            // few next to users; the rows are read whole).
+            for g in try withMembers(c, kind, try c.execute(sql, params).rows.map(codec.resource)) { try page.offer(g) }
+        } else {
+            try c.forEachRow(sql, params) { row throws(SCIMError) in try page.offer(codec.resource(row)) }
         }
-        return SearchResult(resources: resources, totalResults: total, filtered: exact, sorted: sorted, paged: total != nil)
+        return sorted
+            ? SearchResult(resources: page.resources, totalResults: page.matches, filtered: true, sorted: true, paged: true)
+            : SearchResult(resources: page.resources, filtered: true, sorted: false, paged: false)
+    }
+
+    /// The matching resources a search keeps, as they come in order. Sorted: only the
+    /// requested page (and a count of all matches). Not sorted (the sort attribute has no
+    /// column): every match, for the agent to sort, up to `maxUnsorted`.
+    struct Page {
+        static let maxUnsorted = 10_000
+        let filter: Filter?
+        let evaluator: FilterEvaluator
+        let sorted: Bool
+        let skip: Int
+        let count: Int
+        let kind: Capabilities.ResourceKind
+        let sortBy: AttributePath?
+        var resources: [JSON] = []
+        var matches = 0
+
+        mutating func offer(_ r: JSON) throws(SCIMError) {
+            if let filter, !evaluator.matches(filter, r) { return }
+            matches += 1
+            if sorted {
+                if matches > skip && resources.count < count { resources.append(r) }
+            } else {
+                guard resources.count < Self.maxUnsorted else {
+                    throw SCIMError(status: 400, scimType: .tooMany, detail: "more than \(Self.maxUnsorted) \(kind.rawValue)s to sort by \(sortBy.map { "\($0)" } ?? ""), "
+                        + "which is not a column of this app's table: sort by a mapped attribute, or narrow the filter")
+                }
+                resources.append(r)
+            }
+        }
+    }
+
+    /// Groups with their members (one statement per 100 groups); users as they are.
+    func withMembers(_ c: MariaDBConnection, _ kind: Capabilities.ResourceKind, _ resources: [JSON]) throws -> [JSON] {
+        guard kind == .group else { return resources }
+        var out = resources
+        let members = try members(c, of: resources.compactMap { $0["id"]?.stringValue })
+        for i in out.indices { out[i]["members"] = .array(members[out[i]["id"]?.stringValue ?? ""] ?? []) }
+        return out
     }
 
     // MARK: - Groups

@@ -35,9 +35,10 @@ struct SQLFilter {
             return Clause(sql: "NOT COALESCE(\(a.sql), FALSE)", params: a.params, exact: true)
         case .present(let p):
             guard let col = table.column(for: p) else { return nil }
-            return widened(Clause(sql: "NOT (\(Self.absent(col)))", params: [], exact: true), for: p)
+            return widened(Clause(sql: "NOT (\(Self.absent(col)))", params: [], exact: true), for: p, nil, nil)
         case .compare(let p, let op, let value):
-            return compare(p, op, value).map { widened($0, for: p) }
+            guard table.column(for: p) != nil else { return inAttributes(p, op, value) }
+            return compare(p, op, value).map { widened($0, for: p, op, value) }
         case .valuePath(let parent, let inner):
             // What the inner filter says of one value, said of the attribute's values as a
             // whole: `emails[type eq "work" and value eq "x"]` narrows to `emails.value eq "x"`.
@@ -49,13 +50,38 @@ struct SQLFilter {
     /// A column holds one value of a multi-valued attribute (`email`: the primary of `emails`)
     /// and the attributes column keeps the others: rows whose other values might match are
     /// added, and the agent narrows them.
-    func widened(_ c: Clause, for p: AttributePath) -> Clause {
+    func widened(_ c: Clause, for p: AttributePath, _ op: Filter.Operator?, _ value: JSON?) -> Clause {
         guard let attributes = table.attributesColumn,
             schema.definition(for: AttributePath(schema: p.schema, name: p.name))?.multiValued == true
         else { return c }
+        if let op, let value, let others = inAttributes(p, op, value) {
+            return Clause(sql: "(\(c.sql) OR \(others.sql))", params: c.params + others.params, exact: false)
+        }
         let inExtension = p.schema.map { !$0.caselessEquals(schema.core.id) } ?? false
         let jsonPath = inExtension ? "$.\(Self.jsonKey(p.schema!)).\(Self.jsonKey(p.name))" : "$.\(Self.jsonKey(p.name))"
         return Clause(sql: "(\(c.sql) OR JSON_EXISTS(\(Mapping.quote(attributes)), ?))", params: c.params + [.string(jsonPath)], exact: false)
+    }
+
+    /// For an attribute the attributes column keeps (as JSON text): the rows whose text holds
+    /// the value, ignoring case, a superset the agent narrows. Only for string values no JSON
+    /// writer escapes, so that the value stands in the text as it is.
+    func inAttributes(_ p: AttributePath, _ op: Filter.Operator, _ value: JSON) -> Clause? {
+        guard let attributes = table.attributesColumn, op == .eq || op == .co || op == .sw || op == .ew,
+            case .string(let s) = value, !s.isEmpty, s.utf8.allSatisfy(Self.standsAsItIsInJSON),
+            // Not kept in the attributes column: the key, times, schemas and members.
+            !["id", "meta", "schemas", "members"].contains(where: { p.name.caselessEquals($0) })
+        else { return nil }
+        return Clause(sql: "CONVERT(\(Mapping.quote(attributes)) USING utf8mb4) COLLATE utf8mb4_unicode_ci LIKE ? ESCAPE '!'",
+                      params: [.string("%" + Self.escapeLike(s) + "%")], exact: false)
+    }
+
+    /// ASCII letters, digits, space and punctuation that JSON writers leave alone (not `"`
+    /// `\` `/`, nor `<` `>` `&` `'`, which some escape).
+    static func standsAsItIsInJSON(_ b: UInt8) -> Bool {
+        switch b {
+        case 0x20...0x7E: return !"\"\\/<>&'".utf8.contains(b)
+        default: return false
+        }
     }
 
     /// A member name in a JSON path, quoted.
