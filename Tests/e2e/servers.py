@@ -170,6 +170,15 @@ index member eq
         import ldap3
         return ldap3.Connection(ldap3.Server(f"ldap://127.0.0.1:{self.port}"), self.ADMIN, self.PASSWORD, auto_bind=True)
 
+    def bulk_add(self, ldif: str):
+        """Adds many entries at once with slapadd, slapd stopped meanwhile (adds over LDAP
+        wait for a disk sync each: about 200 a second)."""
+        path = self.dir / "bulk.ldif"
+        path.write_text(ldif)
+        self.stop()
+        subprocess.run(["slapadd", "-q", "-f", str(self.conf), "-l", str(path)], check=True, capture_output=True)
+        self.start()
+
     def search(self, base, flt, attributes=("*", "+"), scope="SUBTREE"):
         import ldap3
         conn = self.connect()

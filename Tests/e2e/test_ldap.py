@@ -12,6 +12,7 @@ import requests
 
 import filter_cases
 from conftest import creates_across_a_restart
+from servers import Slapd
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -179,3 +180,32 @@ def test_pushed_down_filters_and_sorts_answer_as_the_agent_does(make_agent, slap
     assert filter_cases.selected(a.base("dir"), 'externalId eq "a1"') == ["bob@example.com"]
     # uid has no ordering rule: ordering comparisons are the agent's.
     assert filter_cases.selected(a.base("dir"), 'userName ge "bob@example.com"') == ["bob@example.com", "carol", "dave_x", "erin", "frank"]
+
+
+def test_a_large_directory_answers_pages(make_agent):
+    """60,000 people (about 23 MB as SCIM JSON): a page is a page, the directory's entries
+    going through the connector as they arrive (the reply was the whole directory, a 502 over
+    the 16 MiB limit); a sort the directory cannot do over that many is a 400 tooMany. A
+    directory of its own: emptying one this size over LDAP would take minutes."""
+    directory = Slapd()
+    try:
+        directory.bulk_add("".join(
+            f"dn: uid=user{i:05},{directory.PEOPLE}\nobjectClass: inetOrgPerson\nuid: user{i:05}\ncn: User {i}\nsn: Number{i}\n"
+            f"givenName: User\nmail: user{i}@work.example\ntitle: Engineer\n\n" for i in range(60000)))
+        a = make_agent({"dir": {"connector": "ldap", "settings": directory.settings(), "auth": {"type": "none"}}}, plugins=("ldap.so",)).start()
+        base, s = a.base("dir"), requests.Session()
+
+        def search(**params):
+            r = s.get(f"{base}/Users", params=params)
+            assert r.status_code == 200, r.text[:300]
+            return r.json()["totalResults"], [u["userName"] for u in r.json()["Resources"]]
+
+        total, names = search(startIndex=59998, count=5)
+        assert total == 60000 and len(names) == 3
+        assert search(filter='userName eq "user04321"') == (1, ["user04321"])
+        assert search(filter='name.familyName ew "r04321"') == (0, [])
+        assert search(filter='title eq "engineer"', count=2)[0] == 60000
+        r = s.get(f"{base}/Users", params={"sortBy": "title", "count": 10})
+        assert r.status_code == 400 and r.json()["scimType"] == "tooMany", r.text[:300]
+    finally:
+        directory.destroy()

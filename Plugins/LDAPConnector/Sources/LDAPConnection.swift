@@ -99,6 +99,15 @@ final class LDAPConnection {
 
     /// All entries matching, fetched page by page with the Simple Paged Results control.
     func search(base: String, scope: Int32, filter: String, attributes: [String], pageSize: Int = 500) throws(SCIMError) -> [LDAPEntry] {
+        var out: [LDAPEntry] = []
+        try forEach(base: base, scope: scope, filter: filter, attributes: attributes, pageSize: pageSize) { out.append($0) }
+        return out
+    }
+
+    /// Each entry a search finds, as its page of results arrives (simple paged results,
+    /// RFC 2696): a large subtree is never held whole.
+    func forEach(base: String, scope: Int32, filter: String, attributes: [String], pageSize: Int = 500,
+                 _ body: (LDAPEntry) throws(SCIMError) -> Void) throws(SCIMError) {
         let attrs = Self.cStrings(attributes)
         defer {
             for i in 0..<attributes.count { free(attrs[i]) }
@@ -106,12 +115,11 @@ final class LDAPConnection {
         }
         var cookie = berval(bv_len: 0, bv_val: nil)
         defer { if cookie.bv_val != nil { ber_memfree(cookie.bv_val) } }
-        var out: [LDAPEntry] = []
         repeat {
             var res: OpaquePointer?
             let rc = scim_ldap_search_page(ld, base, scope, filter, attrs, Int32(pageSize), &cookie, Int32(timeout), &res)
             defer { if res != nil { ldap_msgfree(res) } }
-            if rc == LDAP_NO_SUCH_OBJECT { return [] }
+            if rc == LDAP_NO_SUCH_OBJECT { return }
             guard rc == LDAP_SUCCESS || rc == LDAP_SIZELIMIT_EXCEEDED else { throw error(rc, "search \(base)") }
             var entry = ldap_first_entry(ld, res)
             while let e = entry {
@@ -131,11 +139,10 @@ final class LDAPConnection {
                     ldap_value_free_len(values)
                     item.attributes[name.lowercased()] = list
                 }
-                out.append(item)
+                try body(item)
                 entry = ldap_next_entry(ld, e)
             }
         } while cookie.bv_len > 0
-        return out
     }
 
     func modifications(_ changes: [LDAPChange]) -> UnsafeMutablePointer<UnsafeMutablePointer<LDAPMod>?> {

@@ -357,11 +357,17 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
                 timestampAttribute: { p in p.name == "meta" && p.subAttribute?.caselessEquals("lastModified") == true ? "modifyTimestamp" : nil })
             let clause = query.filter.flatMap { translator.clause($0) }
             let filter = clause.map { "(&\(userFilter)\($0.text))" } ?? userFilter
-            var entries = try c.search(base: usersDN, scope: LDAP_SCOPE_SUBTREE, filter: filter, attributes: userAttributes)
-            if case .move(let container) = deactivation, !container.lowercased().hasSuffix(usersDN.lowercased()) {
-                entries += try c.search(base: container, scope: LDAP_SCOPE_SUBTREE, filter: filter, attributes: userAttributes)
+            // The directory does not sort: in its order, the connector cuts the page itself.
+            var page = SearchPage(query, filtered: query.filter == nil || clause?.exact == true, sorted: query.sortBy == nil,
+                                  schema: CoreSchemas.userResource, noun: "users")
+            var bases = [usersDN]
+            if case .move(let container) = deactivation, !container.lowercased().hasSuffix(usersDN.lowercased()) { bases.append(container) }
+            for base in bases {
+                try c.forEach(base: base, scope: LDAP_SCOPE_SUBTREE, filter: filter, attributes: userAttributes) { entry throws(SCIMError) in
+                    try page.offer(user(entry))
+                }
             }
-            return SearchResult(resources: entries.map(user), filtered: query.filter == nil || clause?.exact == true)
+            return page.result
         }
     }
 

@@ -345,9 +345,9 @@ public final class MySQLConnector: Connector, UserBatchCreating, UserReading, Us
 
     /// Pushes what it can: the filter's pushable part as WHERE, the sort as ORDER BY, and —
     /// when the whole filter and the sort were pushed — the page as LIMIT/OFFSET with COUNT.
-    /// Otherwise the rows the WHERE clause lets through are narrowed here, one at a time, by
-    /// the agent's own filter evaluator, and the page is cut here: a reply holds a page, not
-    /// the table (a table of 100,000 users is about 40 MB of JSON).
+    /// Otherwise the rows the WHERE clause lets through go one at a time, as MariaDB sends
+    /// them, through a `SearchPage`: a reply holds a page, not the table (a table of 100,000
+    /// users is about 40 MB of JSON).
     func search(_ c: MariaDBConnection, _ kind: Capabilities.ResourceKind, _ query: Query) throws -> SearchResult {
         let (t, codec) = codec(kind)
         let translator = SQLFilter(table: t, kind: kind)
@@ -367,8 +367,7 @@ public final class MySQLConnector: Connector, UserBatchCreating, UserReading, Us
             let page = try c.execute(sql + " LIMIT ? OFFSET ?", params + [.int(Int64(count)), .int(Int64(query.startIndex - 1))]).rows.map(codec.resource)
             return SearchResult(resources: try withMembers(c, kind, page), totalResults: total, filtered: true, sorted: true, paged: true)
         }
-        var page = Page(filter: exact ? nil : query.filter, evaluator: FilterEvaluator(schema: translator.schema), sorted: sorted,
-                        skip: query.startIndex - 1, count: count, kind: kind, sortBy: query.sortBy)
+        var page = SearchPage(query, filtered: exact, sorted: sorted, schema: translator.schema, noun: "\(kind.rawValue)s")
         if kind == .group {
             // A group's members may be filtered on: candidates get theirs first (groups are
             // few next to users; the rows are read whole).
@@ -376,39 +375,7 @@ public final class MySQLConnector: Connector, UserBatchCreating, UserReading, Us
         } else {
             try c.forEachRow(sql, params) { row throws(SCIMError) in try page.offer(codec.resource(row)) }
         }
-        return sorted
-            ? SearchResult(resources: page.resources, totalResults: page.matches, filtered: true, sorted: true, paged: true)
-            : SearchResult(resources: page.resources, filtered: true, sorted: false, paged: false)
-    }
-
-    /// The matching resources a search keeps, as they come in order. Sorted: only the
-    /// requested page (and a count of all matches). Not sorted (the sort attribute has no
-    /// column): every match, for the agent to sort, up to `maxUnsorted`.
-    struct Page {
-        static let maxUnsorted = 10_000
-        let filter: Filter?
-        let evaluator: FilterEvaluator
-        let sorted: Bool
-        let skip: Int
-        let count: Int
-        let kind: Capabilities.ResourceKind
-        let sortBy: AttributePath?
-        var resources: [JSON] = []
-        var matches = 0
-
-        mutating func offer(_ r: JSON) throws(SCIMError) {
-            if let filter, !evaluator.matches(filter, r) { return }
-            matches += 1
-            if sorted {
-                if matches > skip && resources.count < count { resources.append(r) }
-            } else {
-                guard resources.count < Self.maxUnsorted else {
-                    throw SCIMError(status: 400, scimType: .tooMany, detail: "more than \(Self.maxUnsorted) \(kind.rawValue)s to sort by \(sortBy.map { "\($0)" } ?? ""), "
-                        + "which is not a column of this app's table: sort by a mapped attribute, or narrow the filter")
-                }
-                resources.append(r)
-            }
-        }
+        return page.result
     }
 
     /// Groups with their members (one statement per 100 groups); users as they are.
