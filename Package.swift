@@ -82,6 +82,7 @@ let package = Package(
             name: "SCIMKitTests",
             dependencies: ["SCIMKit", .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "SCIMKit"]),
+        .testTarget(name: "ConnectorSDKTests", dependencies: ["ConnectorSDK"]),
         .testTarget(
             name: "AgentHTTPTests",
             dependencies: [

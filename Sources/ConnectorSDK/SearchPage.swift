@@ -43,6 +43,14 @@ public struct SearchPage {
         }
     }
 
+    /// The same, for a resource that costs something to make (a group's members looked up
+    /// one by one): made only when it is needed, to be filtered or kept.
+    public mutating func offer(_ make: () throws -> JSON) throws {
+        guard filter == nil && sorted else { return try offer(try make()) }
+        matches += 1
+        if matches > skip && kept.count < count { kept.append(try make()) }
+    }
+
     public var result: SearchResult {
         sorted
             ? SearchResult(resources: kept, totalResults: matches, filtered: true, sorted: true, paged: true)

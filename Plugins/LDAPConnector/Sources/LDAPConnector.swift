@@ -489,8 +489,14 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
                 timestampAttribute: { p in p.name == "meta" && p.subAttribute?.caselessEquals("lastModified") == true ? "modifyTimestamp" : nil })
             let clause = query.filter.flatMap { translator.clause($0) }
             let filter = clause.map { "(&(objectClass=\(groupClass))\($0.text))" } ?? "(objectClass=\(groupClass))"
-            let entries = try c.search(base: base, scope: LDAP_SCOPE_SUBTREE, filter: filter, attributes: groupAttributes)
-            return SearchResult(resources: try entries.map { try group(c, $0) }, filtered: query.filter == nil || clause?.exact == true)
+            // A group's members cost a lookup each: only the groups of the page get them, when
+            // the directory applied the whole filter.
+            var page = SearchPage(query, filtered: query.filter == nil || clause?.exact == true, sorted: query.sortBy == nil,
+                                  schema: CoreSchemas.groupResource, noun: "groups")
+            for entry in try c.search(base: base, scope: LDAP_SCOPE_SUBTREE, filter: filter, attributes: groupAttributes) {
+                try page.offer { try group(c, entry) }
+            }
+            return page.result
         }
     }
 
