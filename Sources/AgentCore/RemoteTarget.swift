@@ -244,6 +244,7 @@ public final class RemoteTarget: Target, @unchecked Sendable {
 
     public func search(_ kind: Capabilities.ResourceKind, _ query: Query) throws(SCIMError) -> SearchReply {
         let filters = discovered.withLockedValue { $0.filter }
+        if !filters, let filter = query.filter { return try searchEveryPage(kind, query, filter) }
         var items: [URLQueryItem] = []
         let pushFilter = filters && query.filter != nil
         if pushFilter, let f = query.filter { items.append(URLQueryItem(name: "filter", value: f.description)) }
@@ -267,6 +268,37 @@ public final class RemoteTarget: Target, @unchecked Sendable {
         let paged = page && (query.sortBy == nil || sort)
         return SearchReply(resources: resources, totalResults: paged ? body?["totalResults"]?.intValue ?? resources.count : nil,
                            filtered: query.filter == nil || pushFilter, sorted: query.sortBy == nil || sort, paged: paged)
+    }
+
+    /// A remote that cannot filter: every page of its resources is read, and what matches
+    /// kept (one page would hold only the first `filter.maxResults`, and miss the rest).
+    func searchEveryPage(_ kind: Capabilities.ResourceKind, _ query: Query, _ filter: Filter) throws(SCIMError) -> SearchReply {
+        let caps = capabilities
+        let evaluator = FilterEvaluator(schema: caps.resource(kind)?.schema ?? (kind == .user ? CoreSchemas.userResource : CoreSchemas.groupResource))
+        let sort = caps.resource(kind)?.sort ?? false
+        var matches: [JSON] = []
+        var seen = Set<String>()
+        var start = 1
+        while true {
+            var items = [URLQueryItem(name: "startIndex", value: String(start)), URLQueryItem(name: "count", value: String(caps.filterMaxResults))]
+            if sort, let s = query.sortBy {
+                items += [URLQueryItem(name: "sortBy", value: s.description), URLQueryItem(name: "sortOrder", value: query.sortOrder.rawValue)]
+            }
+            var components = URLComponents()
+            components.queryItems = items
+            let body = try expect(try send("GET", kind.endpoint + "?" + (components.percentEncodedQuery ?? ""), idempotent: true), 200)
+            guard let resources = body?["Resources"]?.arrayValue ?? (body?["totalResults"]?.intValue == 0 ? [] : nil) else {
+                throw SCIMError(status: 502, detail: "app \(app): remote list has no Resources")
+            }
+            for r in resources {
+                // Pages of a list the remote does not sort may overlap: each resource once.
+                if let id = r["id"]?.stringValue, !seen.insert(id).inserted { continue }
+                if evaluator.matches(filter, r) { matches.append(r) }
+            }
+            start += resources.count
+            guard !resources.isEmpty, let total = body?["totalResults"]?.intValue, start <= total else { break }
+        }
+        return SearchReply(resources: matches, totalResults: nil, filtered: true, sorted: query.sortBy == nil || sort, paged: false)
     }
 
     public func changeMembers(_ groupID: String, _ members: [JSON], add: Bool) throws(SCIMError) {

@@ -80,6 +80,26 @@ def test_what_the_remote_cannot_do_the_agent_does(make_agent, peer):
         limited.stop()
 
 
+def test_a_remote_that_cannot_filter_is_read_page_by_page(make_agent, peer):
+    """The remote answers at most 50 resources a page and cannot filter: the agent reads
+    every page and filters them all (it filtered the first page only, and missed the rest)."""
+    spc = peer.get("/ServiceProviderConfig").json()
+    spc["filter"] = {"supported": False, "maxResults": 50}
+    limited = ScimPeer(spc=spc)
+    try:
+        a = make_agent({"lim": remote_app(limited.base)}).start()
+        base, s = a.base("lim"), requests.Session()
+        for i in range(120):
+            s.post(base + "/Users", json={"schemas": [USER], "userName": f"user{i:03}"}).raise_for_status()
+        assert len(limited.get("/Users").json()["Resources"]) == 50  # one page of the remote
+        r = s.get(base + "/Users", params={"filter": 'userName sw "user1"', "sortBy": "userName", "count": 100})
+        assert r.json()["totalResults"] == 20 and [u["userName"] for u in r.json()["Resources"]] == [f"user{i}" for i in range(100, 120)]
+        for name in ("user000", "user061", "user119"):
+            assert [u["userName"] for u in s.get(base + "/Users", params={"filter": f'userName eq "{name}"'}).json()["Resources"]] == [name]
+    finally:
+        limited.stop()
+
+
 def test_remote_down_is_502_and_the_breaker_opens_then_closes(make_agent):
     port = free_port()
     a = make_agent({"down": remote_app(f"http://127.0.0.1:{port}/v2", retries=0, circuitBreaker={"failures": 3, "cooldown": 2})}).start()
