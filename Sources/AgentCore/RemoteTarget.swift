@@ -243,62 +243,55 @@ public final class RemoteTarget: Target, @unchecked Sendable {
     }
 
     public func search(_ kind: Capabilities.ResourceKind, _ query: Query) throws(SCIMError) -> SearchReply {
-        let filters = discovered.withLockedValue { $0.filter }
-        if !filters, let filter = query.filter { return try searchEveryPage(kind, query, filter) }
-        var items: [URLQueryItem] = []
-        let pushFilter = filters && query.filter != nil
-        if pushFilter, let f = query.filter { items.append(URLQueryItem(name: "filter", value: f.description)) }
-        let sort = capabilities.resource(kind)?.sort ?? false
-        if sort, let s = query.sortBy {
-            items.append(URLQueryItem(name: "sortBy", value: s.description))
-            items.append(URLQueryItem(name: "sortOrder", value: query.sortOrder.rawValue))
-        }
-        let page = query.filter == nil || pushFilter
-        if page && (query.sortBy == nil || sort) {
-            items.append(URLQueryItem(name: "startIndex", value: String(query.startIndex)))
-            items.append(URLQueryItem(name: "count", value: String(query.count ?? 1000)))
-        }
-        var components = URLComponents()
-        components.queryItems = items
-        let q = (components.percentEncodedQuery ?? "").replacingOccurrences(of: "+", with: "%2B")
-        let body = try expect(try send("GET", kind.endpoint + (q.isEmpty ? "" : "?" + q), idempotent: true), 200)
-        guard let resources = body?["Resources"]?.arrayValue ?? (body?["totalResults"]?.intValue == 0 ? [] : nil) else {
-            throw SCIMError(status: 502, detail: "app \(app): remote list has no Resources")
-        }
-        let paged = page && (query.sortBy == nil || sort)
-        return SearchReply(resources: resources, totalResults: paged ? body?["totalResults"]?.intValue ?? resources.count : nil,
-                           filtered: query.filter == nil || pushFilter, sorted: query.sortBy == nil || sort, paged: paged)
-    }
-
-    /// A remote that cannot filter: every page of its resources is read, and what matches
-    /// kept (one page would hold only the first `filter.maxResults`, and miss the rest).
-    func searchEveryPage(_ kind: Capabilities.ResourceKind, _ query: Query, _ filter: Filter) throws(SCIMError) -> SearchReply {
         let caps = capabilities
-        let evaluator = FilterEvaluator(schema: caps.resource(kind)?.schema ?? (kind == .user ? CoreSchemas.userResource : CoreSchemas.groupResource))
+        let filters = discovered.withLockedValue { $0.filter }
         let sort = caps.resource(kind)?.sort ?? false
-        var matches: [JSON] = []
+        let filter = filters ? query.filter : nil
+        let sortBy = sort ? query.sortBy : nil
+        if query.filter == nil || filters, query.sortBy == nil || sort {
+            // The remote answers the whole query: one page of it.
+            let (resources, total) = try list(kind, filter: filter, sortBy: sortBy, query.sortOrder, startIndex: query.startIndex, count: query.count ?? 1000)
+            return SearchReply(resources: resources, totalResults: total ?? resources.count, filtered: true, sorted: true, paged: true)
+        }
+        // The agent filters or sorts: every page of what the remote selects is read (one
+        // page would hold only its first `filter.maxResults`, and miss the rest).
+        let schema = caps.resource(kind)?.schema ?? (kind == .user ? CoreSchemas.userResource : CoreSchemas.groupResource)
+        var page = SearchPage(query, filtered: filter != nil || query.filter == nil, sorted: query.sortBy == nil || sort, schema: schema, noun: "\(kind.rawValue)s")
         var seen = Set<String>()
         var start = 1
         while true {
-            var items = [URLQueryItem(name: "startIndex", value: String(start)), URLQueryItem(name: "count", value: String(caps.filterMaxResults))]
-            if sort, let s = query.sortBy {
-                items += [URLQueryItem(name: "sortBy", value: s.description), URLQueryItem(name: "sortOrder", value: query.sortOrder.rawValue)]
-            }
-            var components = URLComponents()
-            components.queryItems = items
-            let body = try expect(try send("GET", kind.endpoint + "?" + (components.percentEncodedQuery ?? ""), idempotent: true), 200)
-            guard let resources = body?["Resources"]?.arrayValue ?? (body?["totalResults"]?.intValue == 0 ? [] : nil) else {
-                throw SCIMError(status: 502, detail: "app \(app): remote list has no Resources")
-            }
+            let (resources, total) = try list(kind, filter: filter, sortBy: sortBy, query.sortOrder, startIndex: start, count: caps.filterMaxResults)
             for r in resources {
                 // Pages of a list the remote does not sort may overlap: each resource once.
                 if let id = r["id"]?.stringValue, !seen.insert(id).inserted { continue }
-                if evaluator.matches(filter, r) { matches.append(r) }
+                try page.offer(r)
             }
             start += resources.count
-            guard !resources.isEmpty, let total = body?["totalResults"]?.intValue, start <= total else { break }
+            guard !resources.isEmpty, let total, start <= total else { break }
         }
-        return SearchReply(resources: matches, totalResults: nil, filtered: true, sorted: query.sortBy == nil || sort, paged: false)
+        return SearchReply(resources: page.resources, totalResults: page.totalResults, filtered: true, sorted: page.isPage, paged: page.isPage)
+    }
+
+    /// One GET of a list from the remote: its resources and totalResults.
+    func list(_ kind: Capabilities.ResourceKind, filter: Filter?, sortBy: AttributePath?, _ order: Query.SortOrder, startIndex: Int, count: Int)
+        throws(SCIMError) -> (resources: [JSON], total: Int?)
+    {
+        var items: [URLQueryItem] = []
+        if let filter { items.append(URLQueryItem(name: "filter", value: filter.description)) }
+        if let sortBy {
+            items.append(URLQueryItem(name: "sortBy", value: sortBy.description))
+            items.append(URLQueryItem(name: "sortOrder", value: order.rawValue))
+        }
+        items.append(URLQueryItem(name: "startIndex", value: String(startIndex)))
+        items.append(URLQueryItem(name: "count", value: String(count)))
+        var components = URLComponents()
+        components.queryItems = items
+        let q = (components.percentEncodedQuery ?? "").replacingOccurrences(of: "+", with: "%2B")
+        let body = try expect(try send("GET", kind.endpoint + "?" + q, idempotent: true), 200)
+        guard let resources = body?["Resources"]?.arrayValue ?? (body?["totalResults"]?.intValue == 0 ? [] : nil) else {
+            throw SCIMError(status: 502, detail: "app \(app): remote list has no Resources")
+        }
+        return (resources, body?["totalResults"]?.intValue)
     }
 
     public func changeMembers(_ groupID: String, _ members: [JSON], add: Bool) throws(SCIMError) {

@@ -86,3 +86,10 @@ public struct SearchResult {
         return .object(o)
     }
 }
+
+extension SearchPage {
+    /// The reply for the agent: the page with the count of matches, or every match unsorted.
+    public var result: SearchResult {
+        SearchResult(resources: resources, totalResults: totalResults, filtered: true, sorted: isPage, paged: isPage)
+    }
+}

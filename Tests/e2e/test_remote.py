@@ -81,10 +81,12 @@ def test_what_the_remote_cannot_do_the_agent_does(make_agent, peer):
 
 
 def test_a_remote_that_cannot_filter_is_read_page_by_page(make_agent, peer):
-    """The remote answers at most 50 resources a page and cannot filter: the agent reads
-    every page and filters them all (it filtered the first page only, and missed the rest)."""
+    """The remote answers at most 50 resources a page and can neither filter nor sort: the
+    agent reads every page, filters and sorts them all (it used the first page only, and
+    missed the rest)."""
     spc = peer.get("/ServiceProviderConfig").json()
     spc["filter"] = {"supported": False, "maxResults": 50}
+    spc["sort"] = {"supported": False}
     limited = ScimPeer(spc=spc)
     try:
         a = make_agent({"lim": remote_app(limited.base)}).start()
@@ -96,6 +98,8 @@ def test_a_remote_that_cannot_filter_is_read_page_by_page(make_agent, peer):
         assert r.json()["totalResults"] == 20 and [u["userName"] for u in r.json()["Resources"]] == [f"user{i}" for i in range(100, 120)]
         for name in ("user000", "user061", "user119"):
             assert [u["userName"] for u in s.get(base + "/Users", params={"filter": f'userName eq "{name}"'}).json()["Resources"]] == [name]
+        r = s.get(base + "/Users", params={"sortBy": "userName", "sortOrder": "descending", "startIndex": 3, "count": 2})
+        assert r.json()["totalResults"] == 120 and [u["userName"] for u in r.json()["Resources"]] == ["user117", "user116"]
     finally:
         limited.stop()
 

@@ -1,5 +1,5 @@
-/// For a connector whose target answers only part of a query: the resources its target
-/// selected are offered one at a time, as they arrive; the rest of the filter is applied with
+/// For a target that answers only part of a query (a connector's, a remote's): the resources
+/// it selected are offered one at a time, as they arrive; the rest of the filter is applied with
 /// the agent's own evaluator, and only what the reply needs is kept. With the order settled
 /// (no `sortBy`, or the target sorted), that is the requested page and a count of all
 /// matches, so a reply stays a page however large the target; otherwise every match, for
@@ -51,9 +51,10 @@ public struct SearchPage {
         if matches > skip && kept.count < count { kept.append(try make()) }
     }
 
-    public var result: SearchResult {
-        sorted
-            ? SearchResult(resources: kept, totalResults: matches, filtered: true, sorted: true, paged: true)
-            : SearchResult(resources: kept, filtered: true, sorted: false, paged: false)
-    }
+    /// What was kept: the page (sorted), or every match for the agent to sort.
+    public var resources: [JSON] { kept }
+    /// How many matched, when the kept resources are the page; nil when they are every match.
+    public var totalResults: Int? { sorted ? matches : nil }
+    /// The kept resources are the requested page, in order.
+    public var isPage: Bool { sorted }
 }
