@@ -209,3 +209,31 @@ def test_a_large_directory_answers_pages(make_agent):
         assert r.status_code == 400 and r.json()["scimType"] == "tooMany", r.text[:300]
     finally:
         directory.destroy()
+
+
+def test_a_size_limit_that_would_cut_a_list_short_is_an_error(make_agent):
+    """Bound as a service account, not the rootdn, OpenLDAP returns at most 500 entries even
+    with paged results: a list of 600 users is a 502 naming the limit and how to raise it
+    (it answered 500 users as if they were all, and an import missed the rest). With the
+    limit raised as the message says, all 600 come back."""
+    directory = Slapd()
+    try:
+        directory.bulk_add("".join(f"dn: uid=u{i:03},{directory.PEOPLE}\nobjectClass: inetOrgPerson\nuid: u{i:03}\ncn: U\nsn: S\n\n" for i in range(600))
+                           + f"dn: cn=svc,{directory.SUFFIX}\nobjectClass: person\ncn: svc\nsn: svc\nuserPassword: svc-pw\n\n")
+        account = f"cn=svc,{directory.SUFFIX}"
+        a = make_agent({"dir": {"connector": "ldap", "settings": {**directory.settings(), "bindDN": account, "bindPassword": "svc-pw"},
+                                "auth": {"type": "none"}}}, plugins=("ldap.so",)).start()
+        r = requests.get(a.base("dir") + "/Users", params={"count": 10})
+        assert r.status_code == 502, r.text
+        assert "after 500 entries" in r.json()["detail"] and f'limits dn.exact="{account}" size.prtotal=unlimited' in r.json()["detail"]
+        assert requests.get(a.base("dir") + "/Users", params={"filter": 'userName eq "u599"'}).json()["totalResults"] == 1
+        directory.stop()
+        directory.conf.write_text(directory.conf.read_text() + f'limits dn.exact="{account}" size.prtotal=unlimited\n')
+        directory.start()
+        r = requests.get(a.base("dir") + "/Users", params={"count": 10, "startIndex": 595})
+        if r.status_code == 503:  # the pooled connection died with the restart; the next one is new
+            r = requests.get(a.base("dir") + "/Users", params={"count": 10, "startIndex": 595})
+        assert r.status_code == 200 and r.json()["totalResults"] == 600, r.text
+        assert [u["userName"] for u in r.json()["Resources"]] == ["u594", "u595", "u596", "u597", "u598", "u599"]
+    finally:
+        directory.destroy()

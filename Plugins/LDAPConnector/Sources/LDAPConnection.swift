@@ -32,6 +32,7 @@ final class LDAPConnection {
     let ld: OpaquePointer
     private(set) var broken = false
     let timeout: Int
+    let bindDN: String
 
     init(_ s: LDAPSettings) throws(SCIMError) {
         var handle: OpaquePointer?
@@ -40,6 +41,7 @@ final class LDAPConnection {
         }
         ld = handle
         timeout = s.timeout
+        bindDN = s.bindDN
         var version = LDAP_VERSION3
         ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &version)
         var tv = timeval(tv_sec: s.timeout, tv_usec: 0)
@@ -115,12 +117,21 @@ final class LDAPConnection {
         }
         var cookie = berval(bv_len: 0, bv_val: nil)
         defer { if cookie.bv_val != nil { ber_memfree(cookie.bv_val) } }
+        var seen = 0
         repeat {
             var res: OpaquePointer?
             let rc = scim_ldap_search_page(ld, base, scope, filter, attrs, Int32(pageSize), &cookie, Int32(timeout), &res)
             defer { if res != nil { ldap_msgfree(res) } }
             if rc == LDAP_NO_SUCH_OBJECT { return }
-            guard rc == LDAP_SUCCESS || rc == LDAP_SIZELIMIT_EXCEEDED else { throw error(rc, "search \(base)") }
+            if rc == LDAP_SIZELIMIT_EXCEEDED {
+                // Paged or not, the directory returns no more to this account: a list cut
+                // short would look complete (an import would miss users), so it is an error.
+                seen += Int(ldap_count_entries(ld, res))
+                throw SCIMError(status: 502, detail: "the directory stopped after \(seen) entries under \(base): its size limit for \(bindDN) "
+                    + "allows no more. Raise it for this account (OpenLDAP: limits dn.exact=\"\(bindDN)\" size.prtotal=unlimited)")
+            }
+            guard rc == LDAP_SUCCESS else { throw error(rc, "search \(base)") }
+            seen += Int(ldap_count_entries(ld, res))
             var entry = ldap_first_entry(ld, res)
             while let e = entry {
                 var item = LDAPEntry(dn: "", attributes: [:])
