@@ -3,8 +3,9 @@ import Glibc
 #endif
 
 /// Up to `size` connections to a target, lent to one caller at a time. A caller waits for a
-/// free one; a connection the caller marks as broken is dropped, and the next caller connects
-/// anew, so a connector recovers from a restart of its server by itself.
+/// free one; a connection the caller marks as broken is dropped, with every idle one (after a
+/// restart of the server they are all dead), and the next caller connects anew, so a
+/// connector recovers from a restart of its server by itself.
 public final class ConnectionPool<Connection: AnyObject>: @unchecked Sendable {
     // @unchecked: `idle` and `open` are only touched while `mutex` is held.
     private let size: Int
@@ -28,30 +29,49 @@ public final class ConnectionPool<Connection: AnyObject>: @unchecked Sendable {
         pthread_mutex_destroy(&mutex)
     }
 
-    public func withConnection<T>(_ body: (Connection) throws -> T) throws -> T {
+    /// `idempotent`: `body` may run twice (a read). If it fails on an idle connection that
+    /// turns out broken (its server restarted since), it runs again on a new connection, so
+    /// that a restart the server is already back from costs the client nothing.
+    public func withConnection<T>(idempotent: Bool = false, _ body: (Connection) throws -> T) throws -> T {
+        let (connection, reused) = try take()
+        do {
+            defer { giveBack(connection) }
+            return try body(connection)
+        } catch where idempotent && reused && isBroken(connection) {
+            let (fresh, _) = try take()
+            defer { giveBack(fresh) }
+            return try body(fresh)
+        }
+    }
+
+    /// A connection: an idle one, or a new one when none is idle and fewer than `size` are open.
+    private func take() throws -> (Connection, reused: Bool) {
         pthread_mutex_lock(&mutex)
         while idle.isEmpty && open >= size { pthread_cond_wait(&available, &mutex) }
         let reused = idle.popLast()
         if reused == nil { open += 1 }
         pthread_mutex_unlock(&mutex)
-        let connection: Connection
-        if let reused {
-            connection = reused
-        } else {
-            do { connection = try connect() } catch {
-                giveBack(nil)
-                throw error
-            }
+        if let reused { return (reused, true) }
+        do { return (try connect(), false) } catch {
+            giveBack(nil)
+            throw error
         }
-        defer { giveBack(connection) }
-        return try body(connection)
     }
 
-    /// Returns a connection (nil: one that never opened) and wakes a waiting caller.
+    /// Returns a connection (nil: one that never opened) and wakes waiting callers. A broken
+    /// one takes the idle ones with it.
     private func giveBack(_ connection: Connection?) {
         pthread_mutex_lock(&mutex)
-        if let connection, !isBroken(connection) { idle.append(connection) } else { open -= 1 }
-        pthread_cond_signal(&available)
+        if let connection, !isBroken(connection) {
+            idle.append(connection)
+        } else {
+            open -= 1
+            if connection != nil {
+                open -= idle.count
+                idle.removeAll()
+            }
+        }
+        pthread_cond_broadcast(&available)
         pthread_mutex_unlock(&mutex)
     }
 

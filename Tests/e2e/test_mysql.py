@@ -1,6 +1,7 @@
 """The mysql connector against a real MariaDB: the Okta flow checked with SQL, a legacy mapping,
 literal filter values, compliance, TLS and socket connections, and a MariaDB restart in the
 middle of traffic."""
+import concurrent.futures
 import warnings
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -392,3 +393,19 @@ def test_filters_the_columns_cannot_answer_on_a_large_table(db_agent, mariadb):
     assert search(filter='nickName sw "Nick4999"', sortBy="nickName", sortOrder="descending")[1][:3] == ["user49999", "user49998", "user49997"]
     r = s.get(f"{base}/Users", params={"sortBy": "nickName", "count": 10})
     assert r.status_code == 400 and r.json()["scimType"] == "tooMany" and "nickName" in r.json()["detail"], r.text
+
+
+def test_reads_after_a_restart_do_not_fail_on_stale_connections(db_agent, mariadb):
+    """Once MariaDB is back from a restart, the connections the pool opened before it are
+    dead: a read run on one runs again on a new connection, and the other dead ones are
+    dropped with it, so no request fails (each stale connection used to fail one with 503)."""
+    base, s = db_agent.base("db"), requests.Session()
+    uid = s.post(f"{base}/Users", json={"schemas": [USER], "userName": "stale@example.com"}).json()["id"]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:  # several connections in the pool
+        assert set(pool.map(lambda _: requests.get(f"{base}/Users/{uid}").status_code, range(64))) == {200}
+    mariadb.stop()
+    mariadb.start()
+    statuses = [s.get(f"{base}/Users/{uid}").status_code for _ in range(4)]
+    statuses.append(s.get(f"{base}/Users", params={"filter": 'userName eq "stale@example.com"'}).status_code)
+    statuses.append(s.post(f"{base}/Users", json={"schemas": [USER], "userName": "fresh@example.com"}).status_code)
+    assert statuses == [200] * 5 + [201]

@@ -270,7 +270,7 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
     }
 
     public func getUser(id: String) throws -> JSON {
-        try pool.withConnection { c in user(try findUser(c, id)) }
+        try pool.withConnection(idempotent: true) { c in user(try findUser(c, id)) }
     }
 
     public func replaceUser(id: String, with resource: JSON) throws -> JSON {
@@ -350,7 +350,7 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
     }
 
     public func searchUsers(_ query: Query) throws -> SearchResult {
-        try pool.withConnection { c in
+        try pool.withConnection(idempotent: true) { c in
             let translator = LDAPFilter(
                 schema: CoreSchemas.userResource,
                 attribute: { p in self.mapping.first { $0.path == p || ($0.path.parent == p && $0.path.subAttribute == "value") }?.attribute },
@@ -449,7 +449,7 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
     }
 
     public func getGroup(id: String) throws -> JSON {
-        try pool.withConnection { c in try group(c, try findGroup(c, id)) }
+        try pool.withConnection(idempotent: true) { c in try group(c, try findGroup(c, id)) }
     }
 
     public func replaceGroup(id: String, with resource: JSON) throws -> JSON {
@@ -481,7 +481,7 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
     }
 
     public func searchGroups(_ query: Query) throws -> SearchResult {
-        try pool.withConnection { c in
+        try pool.withConnection(idempotent: true) { c in
             let base = try requireGroups()
             let translator = LDAPFilter(
                 schema: CoreSchemas.groupResource,

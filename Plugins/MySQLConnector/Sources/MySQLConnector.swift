@@ -76,6 +76,12 @@ public final class MySQLConnector: Connector, UserBatchCreating, UserReading, Us
         return try pool.withConnection(body)
     }
 
+    /// A read: run again on a new connection if the pooled one died with a server restart.
+    func read<T>(_ body: (MariaDBConnection) throws -> T) throws -> T {
+        try ensureSchema()
+        return try pool.withConnection(idempotent: true, body)
+    }
+
     public func describe() -> JSON {
         func facts(_ t: Mapping.Table, isUser: Bool) -> JSON {
             var o: JSONObject = ["sort": true]
@@ -317,7 +323,7 @@ public final class MySQLConnector: Connector, UserBatchCreating, UserReading, Us
     }
 
     public func getUser(id: String) throws -> JSON {
-        try db { c in try fetch(c, .user, id) }
+        try read { c in try fetch(c, .user, id) }
     }
 
     public func replaceUser(id: String, with resource: JSON) throws -> JSON {
@@ -340,7 +346,7 @@ public final class MySQLConnector: Connector, UserBatchCreating, UserReading, Us
     }
 
     public func searchUsers(_ query: Query) throws -> SearchResult {
-        try db { c in try search(c, .user, query) }
+        try read { c in try search(c, .user, query) }
     }
 
     /// Pushes what it can: the filter's pushable part as WHERE, the sort as ORDER BY, and —
@@ -464,7 +470,7 @@ public final class MySQLConnector: Connector, UserBatchCreating, UserReading, Us
     }
 
     public func getGroup(id: String) throws -> JSON {
-        try db { c in try fetch(c, .group, id) }
+        try read { c in try fetch(c, .group, id) }
     }
 
     public func replaceGroup(id: String, with resource: JSON) throws -> JSON {
@@ -494,7 +500,7 @@ public final class MySQLConnector: Connector, UserBatchCreating, UserReading, Us
     }
 
     public func searchGroups(_ query: Query) throws -> SearchResult {
-        try db { c in try search(c, .group, query) }
+        try read { c in try search(c, .group, query) }
     }
 
     public func addMembers(groupID: String, memberIDs: [String]) throws {
