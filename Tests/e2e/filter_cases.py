@@ -9,7 +9,8 @@ USERS = [
      "externalId": "A1", "emails": [{"value": "alice@example.com", "primary": True}], "nickName": "Ali"},
     {"userName": "bob@example.com", "active": False, "title": "", "name": {"givenName": "Bob"}, "externalId": "a1"},
     {"userName": "carol", "name": {"familyName": "O'Brien"}, "displayName": "Carol 100%_", "nickName": "Cara/Lo"},
-    {"userName": "dave_x", "active": True, "title": "engineer", "displayName": "Dave"},
+    {"userName": "dave_x", "active": True, "title": "engineer", "displayName": "Dave",
+     "emails": [{"value": "dave@work.example", "type": "work", "primary": True}]},
     # Several emails: the primary first, or after another one.
     {"userName": "erin", "emails": [{"value": "erin@work.example", "type": "work", "primary": True}, {"value": "erin@home.example", "type": "home"}]},
     {"userName": "frank", "emails": [{"value": "frank@home.example", "type": "home"}, {"value": "frank@work.example", "type": "work", "primary": True}],
@@ -28,7 +29,8 @@ FILTERS = [
     # Any of several emails, and Microsoft Entra ID's `attr[filter].sub` form.
     'emails.value eq "erin@home.example"', 'emails.value co "HOME"', 'emails.value sw "frank@h"', 'not (emails.value eq "erin@home.example")',
     'emails.value ne "erin@work.example"', 'emails[value ew "home.example"]', 'emails[type eq "home"]', 'emails.type eq "work"',
-    'emails[type eq "work"].value eq "Frank@work.example"', 'emails[type eq "home"].value pr', 'emails[type eq "work" and value co "erin"]',
+    'emails[type eq "work"].value eq "Frank@work.example"', 'emails[type eq "work"].value eq "dave@work.example"', 'emails.type eq "work"',
+    'emails[type eq "work" and primary eq true]', 'emails[type eq "home"].value pr', 'emails[type eq "work" and value co "erin"]',
     # Attributes no column holds (JSON in an attributes column).
     'nickName eq "ali"', 'nickName co "A"', 'nickName sw "cara/l"', 'nickName ew "KIE"', 'nickName ne "ali"', 'nickName eq "Ali" or userName eq "carol"',
     'not (nickName co "a")', 'nickName co "nickName"',

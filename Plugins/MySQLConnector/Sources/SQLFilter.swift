@@ -69,10 +69,19 @@ struct SQLFilter {
         guard let attributes = table.attributesColumn, op == .eq || op == .co || op == .sw || op == .ew,
             case .string(let s) = value, !s.isEmpty, s.utf8.allSatisfy(Self.standsAsItIsInJSON),
             // Not kept in the attributes column: the key, times, schemas and members.
-            !["id", "meta", "schemas", "members"].contains(where: { p.name.caselessEquals($0) })
+            !["id", "meta", "schemas", "members"].contains(where: { p.name.caselessEquals($0) }),
+            // Nor wholly, when a column holds part of the attribute: the codec fills in the
+            // rest (an email read from its column is of type "work").
+            !table.columns.contains(where: { sameAttribute($0.path, p) })
         else { return nil }
         return Clause(sql: "CONVERT(\(Mapping.quote(attributes)) USING utf8mb4) COLLATE utf8mb4_unicode_ci LIKE ? ESCAPE '!'",
                       params: [.string("%" + Self.escapeLike(s) + "%")], exact: false)
+    }
+
+    /// The same top-level attribute (`emails.value` and `emails.type`), core schema named or not.
+    func sameAttribute(_ a: AttributePath, _ b: AttributePath) -> Bool {
+        let core = schema.core.id
+        return a.name.caselessEquals(b.name) && (a.schema ?? core).caselessEquals(b.schema ?? core)
     }
 
     /// ASCII letters, digits, space and punctuation that JSON writers leave alone (not `"`
