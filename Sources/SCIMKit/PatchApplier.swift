@@ -23,7 +23,11 @@ public struct PatchApplier: Sendable {
             }
             for member in members {
                 if member.key.caselessEquals("schemas") { continue }
-                if let ext = schema.extensions.first(where: { $0.id.caselessEquals(member.key) }) ?? unknownExtension(member) {
+                if let path = pathAsKey(member.key) {
+                    // Microsoft Entra ID puts paths where RFC 7644 puts names:
+                    // {"name.givenName": "x", "urn:…:enterprise:2.0:User:department": "y"}.
+                    try set(operation.op, path, member.value, in: &root, primaryTouched: &primaryTouched)
+                } else if let ext = schema.extensions.first(where: { $0.id.caselessEquals(member.key) }) ?? unknownExtension(member) {
                     guard case .object(let extMembers) = member.value else {
                         throw .invalidValue("the value of \(member.key) must be an object")
                     }
@@ -56,6 +60,17 @@ public struct PatchApplier: Sendable {
         } else {
             try set(operation.op, path.attribute, operation.value ?? .null, in: &root, primaryTouched: &primaryTouched)
         }
+    }
+
+    /// A member name of a path-less value that is a path: `attr.sub`, or an attribute of a
+    /// schema this resource type has (`urn:…:User:department`). Not an extension's own URN.
+    private func pathAsKey(_ key: String) -> AttributePath? {
+        guard let path = AttributePath(parsing: key) else { return nil }
+        if let urn = path.schema {
+            guard schema.schema(withID: urn) != nil, !schema.extensions.contains(where: { $0.id.caselessEquals(key) }) else { return nil }
+            return path
+        }
+        return path.subAttribute == nil ? nil : path
     }
 
     private func unknownExtension(_ member: JSONObject.Member) -> Schema? {

@@ -66,6 +66,10 @@ public enum ResourceNormalizer {
             return value
         case .array(let elements) where def.multiValued && !asElement:
             return .array(elements.map { coerce($0, def, asElement: true) })
+        case .string where def.type == .complex && (!def.multiValued || asElement) && def.subAttribute("value") != nil:
+            // A reference sent as its bare value: Microsoft Entra ID patches the enterprise
+            // `manager` with "id" for {"value": "id"}.
+            return .object(["value": value])
         case .object(let o) where def.type == .complex:
             var out = JSONObject()
             for m in o {

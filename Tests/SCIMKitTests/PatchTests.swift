@@ -22,6 +22,22 @@ import Testing
         #expect(r["nickName"] == "Babs2")
     }
 
+    /// Microsoft Entra ID's forms: paths as member names of a path-less value, and the
+    /// enterprise manager as a bare id.
+    @Test func entraPathsInAValueAndABareManager() throws {
+        let ext = CoreSchemas.enterpriseUserID
+        let r = try users.apply(request(#"[{"op":"Replace","value":{"name.givenName":"Barb","active":"False","\#(ext):department":"R&D"}},"#
+            + #"{"op":"Add","path":"\#(ext):manager","value":"boss-id"}]"#), to: Fixtures.bjensen)
+        #expect(r["name"]?["givenName"] == "Barb" && r["name"]?["familyName"] == "Jensen")
+        #expect(r["active"] == false)
+        #expect(r[ext]?["department"] == "R&D" && r[ext]?["manager"]?["value"] == "boss-id")
+        #expect(r[ext]?["employeeNumber"] == Fixtures.bjensen[ext]?["employeeNumber"])  // the rest of the extension stays
+        #expect(r.objectValue?.keys.contains { $0 == "name.givenName" || $0.hasSuffix(":department") } == false)
+        // An extension's own URN still names its whole object.
+        let whole = try users.apply(request(#"[{"op":"replace","value":{"\#(ext)":{"costCenter":"9"}}}]"#), to: Fixtures.bjensen)
+        #expect(whole[ext]?["costCenter"] == "9")
+    }
+
     // RFC 7644 §3.5.2.2
     @Test func removeOneMember() throws {
         let r = try groups.apply(request(#"[{"op":"remove","path":"members[value eq \"2819c223-7f76-453a-919d-413861904646\"]"}]"#), to: Fixtures.group)

@@ -409,3 +409,22 @@ def test_reads_after_a_restart_do_not_fail_on_stale_connections(db_agent, mariad
     statuses.append(s.get(f"{base}/Users", params={"filter": 'userName eq "stale@example.com"'}).status_code)
     statuses.append(s.post(f"{base}/Users", json={"schemas": [USER], "userName": "fresh@example.com"}).status_code)
     assert statuses == [200] * 5 + [201]
+
+
+def test_microsoft_entra_id_requests(db_agent, mariadb):
+    """What Entra ID sends beyond RFC 7644, through the agent into the tables: paths as the
+    member names of a path-less replace, the manager as a bare id, and a filter with a
+    sub-attribute after a value filter."""
+    base, s = db_agent.base("db"), requests.Session()
+    ext = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+    uid = s.post(f"{base}/Users", json={"schemas": [USER, ext], "userName": "entra@example.com", "active": True, "name": {"givenName": "Ann", "familyName": "Lee"},
+                                        "emails": [{"value": "entra@example.com", "type": "work", "primary": True}]}).json()["id"]
+    r = s.patch(f"{base}/Users/{uid}", json={"schemas": [PATCH], "Operations": [
+        {"op": "Replace", "value": {"name.givenName": "Anne", "active": "False", f"{ext}:department": "R&D"}},
+        {"op": "Add", "path": f"{ext}:manager", "value": "boss-id"}]})
+    assert r.status_code == 200, r.text
+    assert r.json()["name"] == {"givenName": "Anne", "familyName": "Lee"} and r.json()["active"] is False
+    assert r.json()[ext] == {"department": "R&D", "manager": {"value": "boss-id"}}
+    assert mariadb.query("SELECT givenName, active FROM users WHERE id = %s", uid) == (("Anne", 0),)
+    found = s.get(f"{base}/Users", params={"filter": 'emails[type eq "work"].value eq "ENTRA@example.com"'}).json()
+    assert [u["id"] for u in found["Resources"]] == [uid]
