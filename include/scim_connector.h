@@ -173,7 +173,11 @@ typedef struct scimc_resource_ops {
 
     /* Lists resources. `query` is JSON:
      *   {"filter": AST or absent, "startIndex": 1, "count": N or absent,
-     *    "sortBy": "path" or absent, "sortOrder": "ascending"|"descending"}
+     *    "sortBy": "path" or absent, "sortOrder": "ascending"|"descending",
+     *    "withoutMembers": true or absent}
+     * "withoutMembers": the client asked for groups without their members (excludedAttributes
+     * =members, as Microsoft Entra ID does) and the filter does not read them: you may leave
+     * members out when reading them is costly. The host removes them anyway.
      * A filter AST node is one of (paths are attribute paths as text, e.g. "name.givenName",
      * "emails.value" or "urn:...:enterprise:2.0:User:employeeNumber"):
      *   {"op":"eq"|"ne"|"co"|"sw"|"ew"|"gt"|"ge"|"lt"|"le", "path":P, "value":V}

@@ -250,7 +250,8 @@ public final class RemoteTarget: Target, @unchecked Sendable {
         let sortBy = sort ? query.sortBy : nil
         if query.filter == nil || filters, query.sortBy == nil || sort {
             // The remote answers the whole query: one page of it.
-            let (resources, total) = try list(kind, filter: filter, sortBy: sortBy, query.sortOrder, startIndex: query.startIndex, count: query.count ?? 1000)
+            let (resources, total) = try list(kind, filter: filter, sortBy: sortBy, query.sortOrder, startIndex: query.startIndex, count: query.count ?? 1000,
+                                              withoutMembers: query.withoutMembers)
             return SearchReply(resources: resources, totalResults: total ?? resources.count, filtered: true, sorted: true, paged: true)
         }
         // The agent filters or sorts: every page of what the remote selects is read (one
@@ -260,7 +261,8 @@ public final class RemoteTarget: Target, @unchecked Sendable {
         var seen = Set<String>()
         var start = 1
         while true {
-            let (resources, total) = try list(kind, filter: filter, sortBy: sortBy, query.sortOrder, startIndex: start, count: caps.filterMaxResults)
+            let (resources, total) = try list(kind, filter: filter, sortBy: sortBy, query.sortOrder, startIndex: start, count: caps.filterMaxResults,
+                                              withoutMembers: query.withoutMembers)
             for r in resources {
                 // Pages of a list the remote does not sort may overlap: each resource once.
                 if let id = r["id"]?.stringValue, !seen.insert(id).inserted { continue }
@@ -273,10 +275,11 @@ public final class RemoteTarget: Target, @unchecked Sendable {
     }
 
     /// One GET of a list from the remote: its resources and totalResults.
-    func list(_ kind: Capabilities.ResourceKind, filter: Filter?, sortBy: AttributePath?, _ order: Query.SortOrder, startIndex: Int, count: Int)
-        throws(SCIMError) -> (resources: [JSON], total: Int?)
+    func list(_ kind: Capabilities.ResourceKind, filter: Filter?, sortBy: AttributePath?, _ order: Query.SortOrder, startIndex: Int, count: Int,
+              withoutMembers: Bool) throws(SCIMError) -> (resources: [JSON], total: Int?)
     {
         var items: [URLQueryItem] = []
+        if withoutMembers { items.append(URLQueryItem(name: "excludedAttributes", value: "members")) }
         if let filter { items.append(URLQueryItem(name: "filter", value: filter.description)) }
         if let sortBy {
             items.append(URLQueryItem(name: "sortBy", value: sortBy.description))

@@ -244,6 +244,8 @@ public final class SCIMService: Sendable {
             if let s = q.sortBy { q.sortBy = r.schema.canonical(s) }
             let limit = lease.capabilities.filterMaxResults
             q.count = min(q.count ?? limit, limit)
+            q.withoutMembers = kind == .group && projection.leavesOut("members", of: CoreSchemas.groupID)
+                && !(q.filter?.paths.contains { $0.name.caselessEquals("members") } ?? false)
             let reply = try lease.target.search(kind, q)
             var resources = reply.resources
             var total = reply.totalResults ?? resources.count

@@ -9,6 +9,9 @@ public struct Query: Sendable, Equatable {
     public var startIndex: Int
     /// nil: the server's default page size.
     public var count: Int?
+    /// Groups may come without their members: the client will not see them and the filter
+    /// does not read them (a hint to connectors for which members are costly to read).
+    public var withoutMembers = false
 
     public init(filter: Filter? = nil, sortBy: AttributePath? = nil, sortOrder: SortOrder = .ascending, startIndex: Int = 1, count: Int? = nil) {
         self.filter = filter
@@ -47,6 +50,7 @@ public struct Query: Sendable, Equatable {
         if let count { o["count"] = .number(Double(count)) }
         if let sortBy { o["sortBy"] = .string(sortBy.description) }
         o["sortOrder"] = .string(sortOrder.rawValue)
+        if withoutMembers { o["withoutMembers"] = true }
         return .object(o)
     }
 
@@ -56,6 +60,7 @@ public struct Query: Sendable, Equatable {
             sortBy: json["sortBy"]?.stringValue.flatMap { AttributePath(parsing: $0) },
             sortOrder: json["sortOrder"]?.stringValue.flatMap(SortOrder.init(rawValue:)) ?? .ascending,
             startIndex: json["startIndex"]?.intValue ?? 1, count: json["count"]?.intValue)
+        withoutMembers = json["withoutMembers"]?.boolValue ?? false
     }
 }
 
@@ -84,6 +89,13 @@ public struct Projection: Sendable, Equatable {
     }
 
     public static let `default` = Projection()
+
+    /// The projection leaves out this top-level attribute of the schema `schemaID`.
+    public func leavesOut(_ name: String, of schemaID: String) -> Bool {
+        func names(_ p: AttributePath) -> Bool { p.name.caselessEquals(name) && (p.schema?.caselessEquals(schemaID) ?? true) }
+        if !attributes.isEmpty { return !attributes.contains(where: names) }
+        return excludedAttributes.contains { names($0) && $0.subAttribute == nil }
+    }
 
     /// The resource as a client may see it.
     public func apply(to resource: JSON, schema: ResourceSchema) -> JSON {

@@ -110,4 +110,17 @@ import Testing
         }
         #expect(DateTime.format(DateTime.parse("2026-11-29T07:05:12.123000Z")!) == "2026-11-29T07:05:12.123Z")
     }
+
+    @Test func projectionSaysWhatItLeavesOut() throws {
+        let group = CoreSchemas.groupID
+        #expect(try Projection(attributes: nil, excludedAttributes: "members").leavesOut("members", of: group))
+        #expect(try Projection(attributes: nil, excludedAttributes: "\(group):members").leavesOut("members", of: group))
+        #expect(try !Projection(attributes: nil, excludedAttributes: "members.display").leavesOut("members", of: group))
+        #expect(try Projection(attributes: "displayName", excludedAttributes: nil).leavesOut("members", of: group))
+        #expect(try !Projection(attributes: "displayName,members.value", excludedAttributes: nil).leavesOut("members", of: group))
+        #expect(!Projection.default.leavesOut("members", of: group))
+        var q = Query(count: 5)
+        q.withoutMembers = true
+        #expect(try Query(json: q.json).withoutMembers && !Query(json: Query(count: 5).json).withoutMembers)
+    }
 }

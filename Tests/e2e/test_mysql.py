@@ -366,6 +366,14 @@ def test_a_page_of_groups_reads_all_members_at_once(db_agent, mariadb):
     page = s.get(f"{base}/Groups", params={"count": 30}).json()
     assert statements() - before <= 3
     assert {g["id"]: sorted(m["value"] for m in g.get("members", [])) for g in page["Resources"]} == made
+    # Without members (as Entra ID asks), they are not read at all: COUNT and the groups.
+    before = statements()
+    page = s.get(f"{base}/Groups", params={"count": 30, "excludedAttributes": "members"}).json()
+    assert statements() - before == 2 and page["totalResults"] == 30 and not any("members" in g for g in page["Resources"])
+    # unless the filter reads them
+    member = users[0]
+    found = s.get(f"{base}/Groups", params={"filter": f'members.value eq "{member}"', "excludedAttributes": "members"}).json()
+    assert sorted(g["id"] for g in found["Resources"]) == sorted(gid for gid, m in made.items() if member in m)
 
 
 def test_filters_the_columns_cannot_answer_on_a_large_table(db_agent, mariadb):

@@ -390,9 +390,10 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
         return e
     }
 
-    func group(_ c: LDAPConnection, _ e: LDAPEntry) throws -> JSON {
+    /// `members`: look the members up (one search each); false leaves them out.
+    func group(_ c: LDAPConnection, _ e: LDAPEntry, members withMembers: Bool = true) throws -> JSON {
         var members: [JSON] = []
-        for dn in e.all(memberAttribute) where dn.lowercased() != Self.placeholderMember {
+        for dn in e.all(memberAttribute) where withMembers && dn.lowercased() != Self.placeholderMember {
             guard let m = try c.search(base: dn, scope: LDAP_SCOPE_BASE, filter: "(objectClass=*)", attributes: ["entryUUID"], pageSize: 0).first,
                 let uuid = m.first("entryUUID")
             else { continue }
@@ -408,7 +409,7 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
         o["id"] = .string(e.first("entryUUID") ?? "")
         o["displayName"] = .string(e.first("cn") ?? "")
         if let attr = groupExternalIdAttribute, let v = e.first(attr) { o["externalId"] = .string(v) }
-        o["members"] = .array(members)
+        if withMembers { o["members"] = .array(members) }
         o["meta"] = .object(meta)
         return .object(o)
     }
@@ -494,7 +495,7 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
             var page = SearchPage(query, filtered: query.filter == nil || clause?.exact == true, sorted: query.sortBy == nil,
                                   schema: CoreSchemas.groupResource, noun: "groups")
             for entry in try c.search(base: base, scope: LDAP_SCOPE_SUBTREE, filter: filter, attributes: groupAttributes) {
-                try page.offer { try group(c, entry) }
+                try page.offer { try group(c, entry, members: !query.withoutMembers) }
             }
             return page.result
         }

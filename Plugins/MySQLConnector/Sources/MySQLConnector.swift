@@ -371,13 +371,14 @@ public final class MySQLConnector: Connector, UserBatchCreating, UserReading, Us
             if let clause { countSQL += " WHERE " + clause.sql }
             let total = Int(try c.execute(countSQL, params).rows.first?[0] ?? "0") ?? 0
             let page = try c.execute(sql + " LIMIT ? OFFSET ?", params + [.int(Int64(count)), .int(Int64(query.startIndex - 1))]).rows.map(codec.resource)
-            return SearchResult(resources: try withMembers(c, kind, page), totalResults: total, filtered: true, sorted: true, paged: true)
+            return SearchResult(resources: query.withoutMembers ? page : try withMembers(c, kind, page), totalResults: total, filtered: true, sorted: true, paged: true)
         }
         var page = SearchPage(query, filtered: exact, sorted: sorted, schema: translator.schema, noun: "\(kind.rawValue)s")
         if kind == .group {
             // A group's members may be filtered on: candidates get theirs first (groups are
             // few next to users; the rows are read whole).
-            for g in try withMembers(c, kind, try c.execute(sql, params).rows.map(codec.resource)) { try page.offer(g) }
+            let groups = try c.execute(sql, params).rows.map(codec.resource)
+            for g in query.withoutMembers ? groups : try withMembers(c, kind, groups) { try page.offer(g) }
         } else {
             try c.forEachRow(sql, params) { row throws(SCIMError) in try page.offer(codec.resource(row)) }
         }
