@@ -236,3 +236,29 @@ def test_a_size_limit_that_would_cut_a_list_short_is_an_error(make_agent):
         assert [u["userName"] for u in r.json()["Resources"]] == ["u594", "u595", "u596", "u597", "u598", "u599"]
     finally:
         directory.destroy()
+
+
+def test_group_members_as_the_directory_spells_them(make_agent):
+    """Members are looked up 100 to a search, by container: a member DN spelled with other
+    case and spaces, a nested group, a member that no longer exists and an RDN with an
+    escaped comma all read back as they should (the last two the slow way, one search each)."""
+    directory = Slapd()
+    try:
+        people, groups = directory.PEOPLE, directory.GROUPS
+        directory.bulk_add("".join(f"dn: uid=p{i},{people}\nobjectClass: inetOrgPerson\nuid: p{i}\ncn: P\nsn: S\n\n" for i in range(250))
+                           + f"dn: cn=Doe\\, John,{people}\nobjectClass: inetOrgPerson\nuid: jdoe\ncn: Doe, John\nsn: Doe\n\n"
+                           + f"dn: cn=inner,{groups}\nobjectClass: groupOfNames\ncn: inner\nmember: uid=p0,{people}\n\n"
+                           + f"dn: cn=outer,{groups}\nobjectClass: groupOfNames\ncn: outer\n"
+                           + "".join(f"member: uid=p{i},{people}\n" for i in range(1, 250))
+                           + f"member: UID=P0 , OU=People, DC=example, DC=org\nmember: cn=Doe\\, John,{people}\n"
+                           + f"member: cn=inner,{groups}\nmember: uid=gone,{people}\n\n")
+        a = make_agent({"dir": {"connector": "ldap", "settings": directory.settings(), "auth": {"type": "none"}}}, plugins=("ldap.so",)).start()
+        base = a.base("dir")
+        ids = {e.uid.value or e.cn.value: e.entryUUID.value
+               for e in directory.search(directory.SUFFIX, "(|(objectClass=inetOrgPerson)(objectClass=groupOfNames))", attributes=("uid", "cn", "entryUUID"))}
+        outer = requests.get(base + "/Groups", params={"filter": 'displayName eq "outer"'}).json()["Resources"][0]
+        got = sorted((m["value"], m["type"]) for m in outer["members"])
+        want = sorted([(ids[f"p{i}"], "User") for i in range(250)] + [(ids["jdoe"], "User"), (ids["inner"], "Group")])
+        assert got == want
+    finally:
+        directory.destroy()

@@ -390,16 +390,17 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
         return e
     }
 
-    /// `members`: look the members up (one search each); false leaves them out.
+    /// `members`: look the members up; false leaves them out.
     func group(_ c: LDAPConnection, _ e: LDAPEntry, members withMembers: Bool = true) throws -> JSON {
         var members: [JSON] = []
-        for dn in e.all(memberAttribute) where withMembers && dn.lowercased() != Self.placeholderMember {
-            guard let m = try c.search(base: dn, scope: LDAP_SCOPE_BASE, filter: "(objectClass=*)", attributes: ["entryUUID"], pageSize: 0).first,
-                let uuid = m.first("entryUUID")
-            else { continue }
-            let isGroup = groupsDN.map { dn.lowercased().hasSuffix($0.lowercased()) } ?? false
-            let member: JSONObject = ["value": .string(uuid), "type": .string(isGroup ? "Group" : "User")]
-            members.append(.object(member))
+        if withMembers {
+            let dns = e.all(memberAttribute).filter { $0.lowercased() != Self.placeholderMember }
+            let ids = try entryUUIDs(c, dns)
+            for dn in dns {
+                guard let uuid = ids[Self.dnKey(dn)] else { continue }  // gone from the directory
+                let isGroup = groupsDN.map { dn.lowercased().hasSuffix($0.lowercased()) } ?? false
+                members.append(.object(["value": .string(uuid), "type": .string(isGroup ? "Group" : "User")]))
+            }
         }
         var meta = JSONObject()
         if let created = Self.rfc3339(e.first("createTimestamp")) { meta["created"] = created }
@@ -412,6 +413,66 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
         if withMembers { o["members"] = .array(members) }
         o["meta"] = .object(meta)
         return .object(o)
+    }
+
+    /// The entryUUIDs of these entries, by `dnKey`: one search per 100 entries of the same
+    /// container (their RDNs OR-ed), not one each; a DN found that way only by another
+    /// spelling, or with an RDN too unusual to put in a filter, gets a search of its own.
+    func entryUUIDs(_ c: LDAPConnection, _ dns: [String]) throws -> [String: String] {
+        var out: [String: String] = [:]
+        var byContainer: [String: (container: String, rdns: [String])] = [:]
+        for dn in dns {
+            guard let comma = dn.firstIndex(of: ","), !dn[..<comma].contains(where: { "\\+\"".contains($0) }),
+                let equals = dn[..<comma].firstIndex(of: "=")
+            else { continue }
+            let container = String(dn[dn.index(after: comma)...])
+            let rdn = "(\(Self.trimmed(dn[..<equals]))=\(LDAPFilter.escape(String(Self.trimmed(dn[dn.index(after: equals)..<comma])))))"
+            byContainer[Self.dnKey(container), default: (container, [])].rdns.append(rdn)
+        }
+        for (container, rdns) in byContainer.values {
+            for start in stride(from: 0, to: rdns.count, by: 100) {
+                let filter = "(|" + rdns[start..<min(start + 100, rdns.count)].joined() + ")"
+                for m in try c.search(base: container, scope: LDAP_SCOPE_ONELEVEL, filter: filter, attributes: ["entryUUID"]) {
+                    if let uuid = m.first("entryUUID") { out[Self.dnKey(m.dn)] = uuid }
+                }
+            }
+        }
+        for dn in dns where out[Self.dnKey(dn)] == nil {
+            if let m = try c.search(base: dn, scope: LDAP_SCOPE_BASE, filter: "(objectClass=*)", attributes: ["entryUUID"], pageSize: 0).first,
+                let uuid = m.first("entryUUID")
+            {
+                out[Self.dnKey(dn)] = uuid
+            }
+        }
+        return out
+    }
+
+    /// A DN compared as directories do for the common spellings: ASCII case and the spaces
+    /// around `,` and `=` ignored.
+    static func dnKey(_ dn: String) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(dn.utf8.count)
+        var spaces = 0
+        var afterSeparator = true
+        for b in dn.utf8 {
+            if b == 0x20 { spaces += 1; continue }
+            if b == UInt8(ascii: ",") || b == UInt8(ascii: "=") {
+                afterSeparator = true
+            } else {
+                if !afterSeparator { out.append(contentsOf: repeatElement(0x20, count: spaces)) }
+                afterSeparator = false
+            }
+            spaces = 0
+            out.append(b >= 0x41 && b <= 0x5A ? b | 0x20 : b)
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func trimmed(_ s: Substring) -> Substring {
+        var t = s
+        while t.first == " " { t.removeFirst() }
+        while t.last == " " { t.removeLast() }
+        return t
     }
 
     /// Member ids (entryUUIDs) → DNs; an unknown id is an error.
