@@ -423,7 +423,9 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
         var byContainer: [String: (container: String, rdns: [String])] = [:]
         for dn in dns {
             guard let comma = dn.firstIndex(of: ","), !dn[..<comma].contains(where: { "\\+\"".contains($0) }),
-                let equals = dn[..<comma].firstIndex(of: "=")
+                let equals = dn[..<comma].firstIndex(of: "="),
+                // An attribute name or OID, nothing a filter would read otherwise.
+                Self.trimmed(dn[..<equals]).utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x41...0x5A).contains($0 & 0xDF) || $0 == 0x2D || $0 == 0x2E })
             else { continue }
             let container = String(dn[dn.index(after: comma)...])
             let rdn = "(\(Self.trimmed(dn[..<equals]))=\(LDAPFilter.escape(String(Self.trimmed(dn[dn.index(after: equals)..<comma])))))"
