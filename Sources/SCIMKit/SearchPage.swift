@@ -43,8 +43,8 @@ public struct SearchPage {
         }
     }
 
-    /// The same, for a resource that costs something to make (a group's members looked up
-    /// one by one): made only when it is needed, to be filtered or kept.
+    /// The same, for a resource that costs something to make (a group whose members are
+    /// looked up in a directory): made only when it is needed, to be filtered or kept.
     public mutating func offer(_ make: () throws -> JSON) throws {
         guard filter == nil && sorted else { return try offer(try make()) }
         matches += 1
