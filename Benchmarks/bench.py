@@ -262,10 +262,10 @@ def main():
     # Connectors against their direct client libraries, at the same concurrency.
     if mariadb:
         # The agent above has served every target by now: its heap holds the memory app's
-        # hundreds of thousands of users (peak RSS in the hundreds of MiB). Measured here, that
-        # costs a create about a tenth more agent CPU than in an agent serving the mysql app
-        # alone, so the comparison with direct INSERTs runs on an agent of its own (same build,
-        # same MariaDB and table); the shared agent's first pair is reported beside it.
+        # hundreds of thousands of users, and a create costs it more agent CPU than it costs an
+        # agent serving the mysql app alone (a tenth to a fifth, on this machine). So the
+        # comparison with direct INSERTs runs on an agent of its own (same build, same MariaDB
+        # and table); the shared agent's pair is reported beside it, with both CPU figures.
         # This machine's speed drifts by a quarter within minutes, so one pair decides nothing
         # near the target: three pairs (direct, then the agent) at each concurrency, and the
         # median of their ratios.
@@ -317,8 +317,7 @@ def main():
                       "issued directly over libmariadb (`Benchmarks/direct/mysql_insert.c`, one connection per thread, autocommit), at the same "
                       "concurrency, against the same MariaDB: three pairs per concurrency, each the direct run right before the agent's, on an agent serving "
                       "the mysql app alone. The row *shared agent* is the create cell of the table above (the direct run right before it): "
-                      f"the agent serving every target, its heap grown by their loads (peak RSS {results[('agent · mysql', 'create', 64)]['peak_rss_mib']:.0f} MiB), "
-                      "which costs a create about a tenth more agent CPU. "
+                      f"the agent that served every target first, its heap grown by their loads (peak RSS {results[('agent · mysql', 'create', 64)]['peak_rss_mib']:.0f} MiB). "
                       "The memory app's creates (no database at all) show the agent's own ceiling on this machine: wrk, the agent and MariaDB share its cores.\n\n"
                       "| conns | median ratio of the pairs (target ≥ 50 %) | agent · memory creates/s |\n|---|---|---|\n" + "\n".join(medians) +
                       "\n\n| conns | pair | agent · mysql creates/s | direct INSERTs/s | ratio | CPU µs per create: agent / MariaDB | "
