@@ -323,7 +323,7 @@ def main():
         pw_cores = pw["cpu_us"] * pw["rps"] / 1e6
         report.append("\n## mysql connector\n\nUsers created per second through the agent over HTTP (wrk) vs. the same parameterised INSERT "
                       "issued directly over libmariadb (`Benchmarks/direct/mysql_insert.c`, one connection per thread, autocommit), at the same "
-                      "concurrency, against the same MariaDB: the connector's statement for one user, with what it binds (a random UUID, the creation "
+                      "concurrency, against the same MariaDB: the connector's statement for one user, with what it binds (a time-ordered UUID, the creation "
                       "time, NULL for the unset columns) and the row it reads back (RETURNING). Three pairs per concurrency, each the direct run right "
                       "before the agent's, on an agent serving the mysql app alone. The *earlier baseline* is the lighter statement this benchmark "
                       "used before (id and times from the server, UUID() and NOW(3), nothing read back), run once per concurrency, against the median "

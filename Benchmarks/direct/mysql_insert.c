@@ -1,6 +1,6 @@
 /* The direct baseline for the mysql benchmark: the statement the connector issues for one new
  * user (createSchema tables), over libmariadb, from N threads (one connection each, autocommit),
- * for a fixed time. Like the connector, each row gets a random (version 4) UUID and its
+ * for a fixed time. Like the connector, each row gets a time-ordered (version 7) UUID and its
  * creation time from the client, the unset columns are bound as NULL, and the stored row is
  * read back through RETURNING.
  *
@@ -32,17 +32,20 @@ static const char *SERVER_IDS_SQL =
 
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec / 1e9; }
 
-/* xorshift128+, seeded from the kernel: ids as random as the connector's, at no cost here. */
+/* xorshift128+, seeded from the kernel: the random bits of the ids, at no cost here. */
 static uint64_t next(uint64_t s[2]) {
     uint64_t x = s[0], y = s[1];
     s[0] = y; x ^= x << 23; s[1] = x ^ y ^ (x >> 17) ^ (y >> 26);
     return s[1] + y;
 }
 
-static void uuid4(uint64_t s[2], char out[37]) {
-    unsigned char b[16]; uint64_t a = next(s), c = next(s);
-    memcpy(b, &a, 8); memcpy(b + 8, &c, 8);
-    b[6] = (b[6] & 0x0f) | 0x40; b[8] = (b[8] & 0x3f) | 0x80;
+/* A version 7 UUID, as the connector makes them: 48 bits of Unix milliseconds, 74 random. */
+static void uuid7(uint64_t s[2], char out[37]) {
+    unsigned char b[16]; struct timespec t; clock_gettime(CLOCK_REALTIME, &t);
+    uint64_t ms = (uint64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000, a = next(s), c = next(s);
+    for (int i = 0; i < 6; i++) b[i] = (unsigned char)(ms >> (40 - 8 * i));
+    b[6] = (unsigned char)a; b[7] = (unsigned char)(a >> 8); memcpy(b + 8, &c, 8);
+    b[6] = (b[6] & 0x0f) | 0x70; b[8] = (b[8] & 0x3f) | 0x80;
     static const char *hex = "0123456789abcdef"; int o = 0;
     for (int i = 0; i < 16; i++) {
         if (i == 4 || i == 6 || i == 8 || i == 10) out[o++] = '-';
@@ -88,7 +91,7 @@ static void *worker(void *arg) {
     double end = now() + seconds;
     while (now() < end) {
         len = snprintf(name, sizeof name, "direct-%d-%ld-%ld@example.com", getpid(), id, n);
-        if (connector_mode) { uuid4(seed, uuid); slen = sql_now(stamp); }
+        if (connector_mode) { uuid7(seed, uuid); slen = sql_now(stamp); }
         mysql_stmt_bind_param(st, b);
         if (mysql_stmt_execute(st)) { fprintf(stderr, "%s\n", mysql_stmt_error(st)); exit(1); }
         if (connector_mode) {

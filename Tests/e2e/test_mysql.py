@@ -2,6 +2,8 @@
 literal filter values, compliance, TLS and socket connections, and a MariaDB restart in the
 middle of traffic."""
 import concurrent.futures
+import datetime
+import re
 import warnings
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -236,6 +238,27 @@ def test_concurrent_creates_share_inserts(db_agent, mariadb):
         check_created(base, mariadb, i, names[i], status, body)
     assert len({body["id"] for _, body in results}) == len(names)
     assert mariadb.query("SELECT COUNT(*) FROM users")[0][0] == len(names)
+
+
+def test_new_ids_are_time_ordered_uuids(db_agent, mariadb):
+    """New users get version 7 UUIDs (RFC 9562): their first 48 bits are the creation time in
+    Unix milliseconds, so later users sort after earlier ones and a large table's primary key
+    grows at its end instead of on random pages."""
+    s, base = requests.Session(), db_agent.base("db")
+    created = []
+    for i in range(5):
+        r = s.post(f"{base}/Users", json={"schemas": [USER], "userName": f"ordered{i}@example.com"})
+        assert r.status_code == 201, r.text
+        created.append(r.json())
+        time.sleep(0.003)
+    ids = [u["id"] for u in created]
+    for u in created:
+        assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", u["id"]), u["id"]
+        millis = int(u["id"].replace("-", "")[:12], 16)
+        stamp = datetime.datetime.fromisoformat(u["meta"]["created"].replace("Z", "+00:00")).timestamp() * 1000
+        assert abs(millis - stamp) < 1000, (u["id"], u["meta"]["created"])
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert [r[0] for r in mariadb.query("SELECT id FROM users ORDER BY id")] == ids
 
 
 def test_a_bad_create_in_a_batch_fails_alone(db_agent, mariadb):
