@@ -178,10 +178,11 @@ public final class MySQLConnector: Connector, UserBatchCreating, UserReading, Us
 
     /// A time-ordered (version 7, RFC 9562) UUID, lowercase: 48 bits of Unix milliseconds, then
     /// 74 random bits. New keys land at the right edge of the primary key's B-tree, not on a
-    /// random page: with random (version 4) keys, once a table outgrows InnoDB's buffer pool
-    /// every insert reads a page from disk. Foundation's UUID() opens /dev/urandom on every
+    /// random page: with random (version 4) keys, once a table outgrows InnoDB's buffer pool,
+    /// inserts wait for pages read from disk. Foundation's UUID() opens /dev/urandom on every
     /// call here; the system generator is one getrandom(2).
-    static func newUUID(milliseconds: UInt64 = UInt64(currentTime() * 1000)) -> String {
+    static func newUUID() -> String {
+        let milliseconds = UInt64(currentTime() * 1000)
         var g = SystemRandomNumberGenerator()
         let random = (g.next() as UInt64, g.next() as UInt16)
         var bytes = [UInt8](repeating: 0, count: 16)
