@@ -290,15 +290,15 @@ def main():
         for c in CONNECTIONS:
             m = results[("agent · memory", "create", c)]
             for i, ((d, db_us), a) in enumerate(pairs[c]):
-                log(f"mysql create c={c} pair {i + 1}: agent {a['rps']:.0f}/s, direct {d:.0f}/s ({100 * a['rps'] / d:.0f} %)")
-                rows.append(f"| {c} | {i + 1} | {a['rps']:.0f} | {d:.0f} | {100 * a['rps'] / d:.0f} % | {a['cpu_us']:.0f} / {a['db_cpu_us']:.0f} | {db_us:.0f} |")
+                log(f"mysql create c={c} pair {i + 1}: agent {a['rps']:.0f}/s, direct {d:.0f}/s ({100 * a['rps'] / d:.1f} %)")
+                rows.append(f"| {c} | {i + 1} | {a['rps']:.0f} | {d:.0f} | {100 * a['rps'] / d:.1f} % | {a['cpu_us']:.0f} / {a['db_cpu_us']:.0f} | {db_us:.0f} |")
             (d, db_us), a = direct_inserts[c], results[("agent · mysql", "create", c)]
-            log(f"mysql create c={c} shared agent: agent {a['rps']:.0f}/s, direct {d:.0f}/s ({100 * a['rps'] / d:.0f} %)")
-            rows.append(f"| {c} | shared agent | {a['rps']:.0f} | {d:.0f} | {100 * a['rps'] / d:.0f} % | {a['cpu_us']:.0f} / {a['db_cpu_us']:.0f} | {db_us:.0f} |")
+            log(f"mysql create c={c} shared agent: agent {a['rps']:.0f}/s, direct {d:.0f}/s ({100 * a['rps'] / d:.1f} %)")
+            rows.append(f"| {c} | shared agent | {a['rps']:.0f} | {d:.0f} | {100 * a['rps'] / d:.1f} % | {a['cpu_us']:.0f} / {a['db_cpu_us']:.0f} | {db_us:.0f} |")
             ratio_median = sorted(a["rps"] / d for (d, _), a in pairs[c])[len(pairs[c]) // 2]
             agent_median = sorted(a["rps"] for _, a in pairs[c])[len(pairs[c]) // 2]
-            log(f"mysql create c={c}: earlier baseline {lighter[c]:.0f}/s, median agent {agent_median:.0f}/s ({100 * agent_median / lighter[c]:.0f} %)")
-            medians.append(f"| {c} | **{100 * ratio_median:.0f} %** | {lighter[c]:.0f} | {100 * agent_median / lighter[c]:.0f} % | {m['rps']:.0f} |")
+            log(f"mysql create c={c}: earlier baseline {lighter[c]:.0f}/s, median agent {agent_median:.0f}/s ({100 * agent_median / lighter[c]:.1f} %)")
+            medians.append(f"| {c} | **{100 * ratio_median:.1f} %** | {lighter[c]:.0f} | {100 * agent_median / lighter[c]:.1f} % | {m['rps']:.0f} |")
         # A paged import of exactly 100,000 users: the table is emptied of what the load wrote
         # (TRUNCATE: no half a million deleted rows for InnoDB to purge during the import).
         mariadb.query("TRUNCATE TABLE users")
