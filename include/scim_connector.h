@@ -1,5 +1,5 @@
 /*
- * scim_connector.h — the provisioning-agent connector ABI, version 1.0
+ * scim_connector.h — the provisioning-agent connector ABI, version 1.2
  *
  * A connector is a shared object (.so) that the agent loads with dlopen and calls through
  * this header. It may be written in C, Swift, Rust or Zig; only this header is the contract.
@@ -49,7 +49,7 @@ extern "C" {
 #endif
 
 #define SCIMC_ABI_MAJOR 1
-#define SCIMC_ABI_MINOR 1   /* 1.1: scimc_resource_ops.create_many */
+#define SCIMC_ABI_MINOR 2   /* 1.1: scimc_resource_ops.create_many; 1.2: replace_if */
 
 /* The exported entry point's name, for dlsym. */
 #define SCIMC_ENTRY_SYMBOL "scimc_connector_entry"
@@ -61,7 +61,7 @@ typedef int32_t scimc_status;
 #define SCIMC_FORBIDDEN 403          /* the target refused (e.g. insufficient rights) */
 #define SCIMC_NOT_FOUND 404          /* no resource with that id */
 #define SCIMC_CONFLICT 409           /* uniqueness violated; scimType defaults to uniqueness */
-#define SCIMC_PRECONDITION 412       /* version mismatch */
+#define SCIMC_PRECONDITION 412       /* version mismatch: replace_if found the resource changed */
 #define SCIMC_INTERNAL 500           /* a bug or an unexpected reply from the target */
 #define SCIMC_NOT_IMPLEMENTED 501    /* the operation is not supported for this input */
 #define SCIMC_UNAVAILABLE 503        /* the target cannot be reached now; the client may retry */
@@ -146,7 +146,10 @@ typedef struct scimc_host {
  * their URN). The host has already validated and normalised incoming resources against the
  * schema: attribute names are spelled as RFC 7643 spells them, booleans are booleans.
  * "meta" in an incoming resource is to be ignored; the plugin may emit meta.created,
- * meta.lastModified (RFC 3339); the host fills meta.resourceType, location and version. */
+ * meta.lastModified (RFC 3339); the host fills meta.resourceType, location and the ETag.
+ * A plugin that keeps a version of each resource (a counter, a row version, a directory's
+ * entryCSN) may emit it as meta.version from get: opaque text that changes with every write.
+ * The host never shows it to clients; it comes back to replace_if inside `expected`. */
 typedef struct scimc_resource_ops {
     uint32_t struct_size;
 
@@ -164,7 +167,8 @@ typedef struct scimc_resource_ops {
                                       scimc_buf resource);
 
     /* Applies a PatchOp message (RFC 7644 §3.5.2) natively. Optional even when replace is
-     * set: without it the host does get -> apply -> replace. Emits the result. */
+     * set: without it the host does get -> apply -> replace_if (or replace). Emits the result.
+     * A native patch must apply atomically: to the resource as stored when it runs. */
     scimc_status (*_Nullable patch)(scimc_instance *_Nonnull, scimc_call *_Nonnull, scimc_buf id,
                                     scimc_buf patch_op);
 
@@ -208,6 +212,19 @@ typedef struct scimc_resource_ops {
      * calls at once per instance), so a batch grows with the load and is a single resource
      * when the target is idle. `create` may be NULL then. */
     scimc_status (*_Nullable create_many)(scimc_instance *_Nonnull, scimc_call *_Nonnull, scimc_buf resources);
+
+    /* ABI 1.2. Optional: a conditional replace, what makes the host's PATCH (get -> apply ->
+     * replace) and a PUT with If-Match safe against concurrent writers, in this agent or in
+     * another one on the same target. `expected` is the resource exactly as your get emitted
+     * it when the host read it. Replace only if the stored resource is still that version,
+     * checked and written as one atomic step (under your lock, in one transaction, or as a
+     * conditional write the target offers): compare meta.version if your get emits one, the
+     * whole resource otherwise. If it changed, return SCIMC_PRECONDITION and write nothing:
+     * the host reads it again, re-applies the PATCH and retries (a bounded number of times).
+     * Otherwise as replace. Without it the host serialises its own updates of one resource but
+     * cannot guard against another agent, and `check` says so. */
+    scimc_status (*_Nullable replace_if)(scimc_instance *_Nonnull, scimc_call *_Nonnull, scimc_buf id,
+                                         scimc_buf resource, scimc_buf expected);
 } scimc_resource_ops;
 
 /* The most resources the host passes to one create_many call. */

@@ -155,8 +155,18 @@ public final class FlatFileConnector: Connector, UserCreating, UserReading, User
     public func getUser(id: String) throws -> JSON {
         try read { s in try s.users.get(id) }
     }
-    public func replaceUser(id: String, with resource: JSON) throws -> JSON {
-        try write { s in try s.replace(.user, id, resource) }
+    public func replaceUser(id: String, with resource: JSON, ifUnchanged expected: JSON?) throws -> JSON {
+        try write { s in
+            if let expected { try Self.check(try s.users.get(id), expected) }
+            return try s.replace(.user, id, resource)
+        }
+    }
+
+    /// A conditional replace's check, made under the write lock the replace holds.
+    static func check(_ current: JSON, _ expected: JSON) throws(SCIMError) {
+        guard ResourceVersion.unchanged(current, since: expected) else {
+            throw .changed("\(current["id"]?.stringValue ?? "the resource") changed since it was read")
+        }
     }
     public func deleteUser(id: String) throws {
         try write { s in try s.deleteUser(id) }
@@ -173,8 +183,11 @@ public final class FlatFileConnector: Connector, UserCreating, UserReading, User
     public func getGroup(id: String) throws -> JSON {
         try read { s in s.annotated(try s.groups.get(id)) }
     }
-    public func replaceGroup(id: String, with resource: JSON) throws -> JSON {
-        try write { s in s.annotated(try s.replace(.group, id, resource)) }
+    public func replaceGroup(id: String, with resource: JSON, ifUnchanged expected: JSON?) throws -> JSON {
+        try write { s in
+            if let expected { try Self.check(s.annotated(try s.groups.get(id)), expected) }
+            return s.annotated(try s.replace(.group, id, resource))
+        }
     }
     public func deleteGroup(id: String) throws {
         try write { s in try s.groups.delete(id); s.lastWrite = now() }

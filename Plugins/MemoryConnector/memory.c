@@ -5,7 +5,8 @@
  * may run concurrently. Resources are kept as the JSON text the host sent, with "id" and
  * "meta" added; group members are kept apart so that adding one member never rewrites a
  * group. A filter of the form userName eq "x" is answered from an index; any other filter is
- * left to the host ("filtered": false). The library holds no Swift code, so it is unloadable.
+ * left to the host ("filtered": false). Every write gives the resource a new version (meta.version),
+ * which replace_if compares under the write lock. The library holds no Swift code, so it is unloadable.
  */
 #include "scim_connector.h"
 
@@ -107,6 +108,7 @@ typedef struct entry {
     char *body;         /* JSON members after "{": everything but id, meta and members */
     char *created;
     char *modified;
+    unsigned long long version; /* changes with every write; emitted as meta.version */
     char **members;     /* groups only: member ids */
     char **member_json; /* groups only: each member object as the client sent it */
     size_t nmembers, capmembers;
@@ -127,6 +129,7 @@ typedef struct table {
 typedef struct store {
     pthread_rwlock_t lock;
     table users, groups;
+    unsigned long long versions; /* the last version given out, under the write lock */
 } store;
 
 struct scimc_instance {
@@ -288,7 +291,10 @@ static void render(sbuf *b, entry *e, int is_group) {
         sb_str(b, "]");
     }
     sb_str(b, ",\"meta\":{\"created\":\""); sb_str(b, e->created);
-    sb_str(b, "\",\"lastModified\":\""); sb_str(b, e->modified); sb_str(b, "\"}}");
+    char version[32];
+    snprintf(version, sizeof version, "%llu", e->version);
+    sb_str(b, "\",\"lastModified\":\""); sb_str(b, e->modified);
+    sb_str(b, "\",\"version\":\""); sb_str(b, version); sb_str(b, "\"}}");
 }
 
 static int emit_entry(scimc_instance *in, scimc_call *call, entry *e, int is_group) {
@@ -319,6 +325,7 @@ static int do_create(scimc_instance *in, scimc_call *call, scimc_buf res, int is
         free_entry(e);
         return fail(in, call, SCIMC_CONFLICT, "uniqueness", "userName is already taken");
     }
+    e->version = ++in->s->versions;
     insert(t, e);
     int rc = emit_entry(in, call, e, is_group);
     pthread_rwlock_unlock(&in->s->lock);
@@ -333,20 +340,39 @@ static int do_get(scimc_instance *in, scimc_call *call, scimc_buf id, int is_gro
     return rc;
 }
 
-static int do_replace(scimc_instance *in, scimc_call *call, scimc_buf id, scimc_buf res, int is_group) {
+/* meta.version of a resource as get emitted it, or NULL. */
+static char *version_of(scimc_buf resource) {
+    jmember meta, v;
+    if (!find_member(resource.ptr, resource.ptr + resource.len, "meta", &meta)) return NULL;
+    if (!find_member(meta.value, meta.value_end, "version", &v)) return NULL;
+    return string_contents(v.value, v.value_end, 0);
+}
+
+/* replace, and replace_if when `expected` is given: only if the entry's version is still the one
+ * `expected` carries. */
+static int do_replace(scimc_instance *in, scimc_call *call, scimc_buf id, scimc_buf res, const scimc_buf *expected, int is_group) {
     table *t = is_group ? &in->s->groups : &in->s->users;
+    char *want = NULL;
+    if (expected && !(want = version_of(*expected)))
+        return fail(in, call, SCIMC_BAD_REQUEST, NULL, "replace_if: the expected resource has no meta.version");
     jmember m;
-    if (!find_member(res.ptr, res.ptr + res.len, key_name(is_group), &m) || *m.value != '"')
+    if (!find_member(res.ptr, res.ptr + res.len, key_name(is_group), &m) || *m.value != '"') {
+        free(want);
         return fail(in, call, SCIMC_BAD_REQUEST, "invalidValue", is_group ? "displayName is required" : "userName is required");
+    }
     entry scratch = {0};
     char *body = strip(res.ptr, res.len, is_group, is_group ? &scratch : NULL);
-    if (!body) return fail(in, call, SCIMC_BAD_REQUEST, "invalidSyntax", "resource is not a JSON object");
+    if (!body) { free(want); return fail(in, call, SCIMC_BAD_REQUEST, "invalidSyntax", "resource is not a JSON object"); }
     char *key = string_contents(m.value, m.value_end, 1);
     pthread_rwlock_wrlock(&in->s->lock);
     entry *e = lookup_id(t, id.ptr, id.len);
     int rc;
+    char current[32];
+    if (e) snprintf(current, sizeof current, "%llu", e->version);
     if (!e) {
         rc = SCIMC_NOT_FOUND;
+    } else if (want && strcmp(want, current) != 0) {
+        rc = fail(in, call, SCIMC_PRECONDITION, NULL, "the resource changed since it was read");
     } else if (!is_group && strcmp(key, e->key) != 0 && lookup_key(t, key)) {
         rc = fail(in, call, SCIMC_CONFLICT, "uniqueness", "userName is already taken");
     } else {
@@ -362,11 +388,12 @@ static int do_replace(scimc_instance *in, scimc_call *call, scimc_buf id, scimc_
             scratch.members = NULL; scratch.member_json = NULL; scratch.nmembers = 0;
         }
         free(e->modified); e->modified = now_text();
+        e->version = ++in->s->versions;
         rc = emit_entry(in, call, e, is_group);
     }
     pthread_rwlock_unlock(&in->s->lock);
     for (size_t i = 0; i < scratch.nmembers; i++) { free(scratch.members[i]); free(scratch.member_json[i]); }
-    free(scratch.members); free(scratch.member_json); free(body); free(key);
+    free(scratch.members); free(scratch.member_json); free(body); free(key); free(want);
     return rc;
 }
 
@@ -455,6 +482,7 @@ static int change_members(scimc_instance *in, scimc_call *call, scimc_buf gid, s
         }
         free(g->modified);
         g->modified = now_text();
+        g->version = ++in->s->versions;
     }
     pthread_rwlock_unlock(&in->s->lock);
     for (size_t i = 0; i < scratch.nmembers; i++) { free(scratch.members[i]); free(scratch.member_json[i]); }
@@ -465,12 +493,14 @@ static int change_members(scimc_instance *in, scimc_call *call, scimc_buf gid, s
 /* ---- Entry points ----------------------------------------------------------------------- */
 static int user_create(scimc_instance *i, scimc_call *c, scimc_buf r) { return do_create(i, c, r, 0); }
 static int user_get(scimc_instance *i, scimc_call *c, scimc_buf id) { return do_get(i, c, id, 0); }
-static int user_replace(scimc_instance *i, scimc_call *c, scimc_buf id, scimc_buf r) { return do_replace(i, c, id, r, 0); }
+static int user_replace(scimc_instance *i, scimc_call *c, scimc_buf id, scimc_buf r) { return do_replace(i, c, id, r, NULL, 0); }
+static int user_replace_if(scimc_instance *i, scimc_call *c, scimc_buf id, scimc_buf r, scimc_buf x) { return do_replace(i, c, id, r, &x, 0); }
 static int user_remove(scimc_instance *i, scimc_call *c, scimc_buf id) { return do_remove(i, c, id, 0); }
 static int user_search(scimc_instance *i, scimc_call *c, scimc_buf q) { return do_search(i, c, q, 0); }
 static int group_create(scimc_instance *i, scimc_call *c, scimc_buf r) { return do_create(i, c, r, 1); }
 static int group_get(scimc_instance *i, scimc_call *c, scimc_buf id) { return do_get(i, c, id, 1); }
-static int group_replace(scimc_instance *i, scimc_call *c, scimc_buf id, scimc_buf r) { return do_replace(i, c, id, r, 1); }
+static int group_replace(scimc_instance *i, scimc_call *c, scimc_buf id, scimc_buf r) { return do_replace(i, c, id, r, NULL, 1); }
+static int group_replace_if(scimc_instance *i, scimc_call *c, scimc_buf id, scimc_buf r, scimc_buf x) { return do_replace(i, c, id, r, &x, 1); }
 static int group_remove(scimc_instance *i, scimc_call *c, scimc_buf id) { return do_remove(i, c, id, 1); }
 static int group_search(scimc_instance *i, scimc_call *c, scimc_buf q) { return do_search(i, c, q, 1); }
 static int add_members(scimc_instance *i, scimc_call *c, scimc_buf g, scimc_buf m) { return change_members(i, c, g, m, 1); }
@@ -539,10 +569,12 @@ static int mem_describe(scimc_instance *in, scimc_call *call) {
 static const scimc_resource_ops user_ops = {
     .struct_size = sizeof(scimc_resource_ops),
     .create = user_create, .get = user_get, .replace = user_replace, .remove = user_remove, .search = user_search,
+    .replace_if = user_replace_if,
 };
 static const scimc_resource_ops group_ops = {
     .struct_size = sizeof(scimc_resource_ops),
     .create = group_create, .get = group_get, .replace = group_replace, .remove = group_remove, .search = group_search,
+    .replace_if = group_replace_if,
 };
 
 #ifndef MEMORY_CONNECTOR_VERSION

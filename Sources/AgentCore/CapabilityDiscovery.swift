@@ -12,6 +12,7 @@ enum CapabilityDiscovery {
             if ops.create != nil || ops.create_many != nil { operations.insert(.create) }
             if ops.get != nil { operations.insert(.get) }
             if ops.replace != nil { operations.insert(.replace) }
+            if ops.replace != nil && ops.replace_if != nil { operations.insert(.conditionalReplace) }
             if ops.patch != nil { operations.insert(.patch) }
             if ops.remove != nil { operations.insert(.delete) }
             if ops.search != nil { operations.insert(.search) }

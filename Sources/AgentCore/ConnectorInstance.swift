@@ -151,7 +151,11 @@ public final class ConnectorInstance: Target, @unchecked Sendable {
         }
     }
 
-    public func replace(_ kind: Capabilities.ResourceKind, _ id: String, _ resource: JSON) throws(SCIMError) -> JSON {
+    public func replace(_ kind: Capabilities.ResourceKind, _ id: String, _ resource: JSON, ifUnchanged expected: JSON?) throws(SCIMError) -> JSON {
+        if let expected {
+            guard let fn = ops(kind)?.replace_if else { throw notImplemented("conditional replaces of \(kind.rawValue)s") }
+            return try required(invoke { i, c in Self.buf(id) { idb in Self.buf(resource) { rb in Self.buf(expected) { fn(i, c, idb, rb, $0) } } } }, "replace_if")
+        }
         guard let fn = ops(kind)?.replace else { throw notImplemented("replacing \(kind.rawValue)s") }
         return try required(invoke { i, c in Self.buf(id) { idb in Self.buf(resource) { fn(i, c, idb, $0) } } }, "replace")
     }

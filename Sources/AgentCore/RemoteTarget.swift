@@ -130,13 +130,14 @@ public final class RemoteTarget: Target, @unchecked Sendable {
     }
 
     /// A SCIM call with auth, the circuit breaker, safe retries, and error translation.
-    func send(_ method: String, _ path: String, _ body: JSON? = nil, idempotent: Bool, guarded: Bool = true) throws(SCIMError) -> Reply {
+    func send(_ method: String, _ path: String, _ body: JSON? = nil, idempotent: Bool, guarded: Bool = true, headers: [(String, String)] = []) throws(SCIMError) -> Reply {
         var mayHaveReached = false
-        return try send(method, path, body, idempotent: idempotent, guarded: guarded, mayHaveReached: &mayHaveReached)
+        return try send(method, path, body, idempotent: idempotent, guarded: guarded, headers: headers, mayHaveReached: &mayHaveReached)
     }
 
     /// `mayHaveReached`: false after a failure when no attempt ever got a connection.
-    func send(_ method: String, _ path: String, _ body: JSON?, idempotent: Bool, guarded: Bool, mayHaveReached: inout Bool) throws(SCIMError) -> Reply {
+    func send(_ method: String, _ path: String, _ body: JSON?, idempotent: Bool, guarded: Bool, headers: [(String, String)] = [],
+              mayHaveReached: inout Bool) throws(SCIMError) -> Reply {
         if guarded, let wait = breaker.withLockedValue({ $0.admit(now: Self.now()) }) {
             throw SCIMError(status: 503, detail: "app \(app): remote \(config.url) is failing; not trying again for \(Int(wait.rounded(.up)))s")
         }
@@ -146,10 +147,10 @@ public final class RemoteTarget: Target, @unchecked Sendable {
         for attempt in 0..<attempts {
             if attempt > 0 { usleep(UInt32(min(2.0, 0.1 * pow(2, Double(attempt - 1))) * 1_000_000)) }
             do {
-                var reply = try raw(method, config.url + path, body: body?.serialized(), headers: try authorization())
+                var reply = try raw(method, config.url + path, body: body?.serialized(), headers: try authorization() + headers)
                 if reply.status == 401, case .oauth2 = config.auth {
                     token.withLockedValue { $0 = nil }  // refreshed once
-                    reply = try raw(method, config.url + path, body: body?.serialized(), headers: try authorization())
+                    reply = try raw(method, config.url + path, body: body?.serialized(), headers: try authorization() + headers)
                 }
                 if guarded { breaker.withLockedValue { $0.succeeded() } }
                 return reply
@@ -226,10 +227,18 @@ public final class RemoteTarget: Target, @unchecked Sendable {
         try resource(try send("GET", kind.endpoint + "/" + Self.escape(id), idempotent: true), 200)
     }
 
-    public func replace(_ kind: Capabilities.ResourceKind, _ id: String, _ resource: JSON) throws(SCIMError) -> JSON {
+    /// With `expected`, a PUT with If-Match: the remote's version of what was read.
+    public func replace(_ kind: Capabilities.ResourceKind, _ id: String, _ resource: JSON, ifUnchanged expected: JSON?) throws(SCIMError) -> JSON {
         var r = resource
         r["id"] = .string(id)
-        return try self.resource(try send("PUT", kind.endpoint + "/" + Self.escape(id), r, idempotent: true), 200)
+        var headers: [(String, String)] = []
+        if let expected {
+            guard let version = expected["meta"]?["version"]?.stringValue else {
+                throw SCIMError(status: 502, detail: "app \(app): remote \(config.url) returned \(kind.rawValue) \(id) without meta.version, so it cannot be replaced conditionally")
+            }
+            headers.append(("If-Match", version))
+        }
+        return try self.resource(try send("PUT", kind.endpoint + "/" + Self.escape(id), r, idempotent: true, headers: headers), 200)
     }
 
     public func patch(_ kind: Capabilities.ResourceKind, _ id: String, _ patch: PatchRequest) throws(SCIMError) -> JSON {
@@ -329,6 +338,9 @@ public final class RemoteTarget: Target, @unchecked Sendable {
             let password = spc["changePassword"]?["supported"]?.boolValue ?? false
             var ops: Capabilities.Operations = [.create, .get, .replace, .delete, .search]
             if patch { ops.insert(.patch) }
+            // A server that publishes ETags honours If-Match (RFC 7644 §3.14): the agent's own
+            // get + PUT, when the server has no PATCH, is then conditional.
+            if spc["etag"]?["supported"]?.boolValue == true { ops.insert(.conditionalReplace) }
             var types: [String: ResourceSchema] = [:]
             if let rt = (try? send("GET", "/ResourceTypes", idempotent: true, guarded: false)), rt.status == 200 {
                 let list = rt.body?["Resources"]?.arrayValue ?? rt.body?.arrayValue ?? []

@@ -24,12 +24,20 @@ public final class SCIMService: Sendable {
     public let registry: ConnectorRegistry
     let calls: BlockingCallPool
     let logger: Logger
+    /// Updates of one resource made one at a time in this agent, so that concurrent PATCHes
+    /// of one user queue here rather than retry against the target. What keeps them right
+    /// across agents is the conditional replace; this only spares the retries.
+    let updates = ResourceLocks()
 
     public init(registry: ConnectorRegistry, calls: BlockingCallPool, logger: Logger) {
         self.registry = registry
         self.calls = calls
         self.logger = logger
     }
+
+    /// How many times a PATCH is computed afresh when the resource keeps changing under it
+    /// (another agent writing it) before the client gets a 409 to send it again.
+    static let updateAttempts = 8
 
     public typealias Kind = Capabilities.ResourceKind
 
@@ -159,9 +167,10 @@ public final class SCIMService: Sendable {
         return found
     }
 
-    static func checkVersion(_ lease: Lease, _ r: Capabilities.Resource, _ kind: Kind, _ id: String, ifMatch: String?, baseURL: String) throws(SCIMError) -> JSON? {
-        guard let ifMatch else { return nil }
+    /// Reads the resource, checking it against If-Match when the client sent one.
+    static func checkedFetch(_ lease: Lease, _ r: Capabilities.Resource, _ kind: Kind, _ id: String, ifMatch: String?, baseURL: String) throws(SCIMError) -> JSON {
         let current = try fetch(lease, r, kind, id)
+        guard let ifMatch else { return current }
         let (_, etag) = present(current, kind, r.schema, baseURL: baseURL)
         guard ResourceVersion.ifMatch(ifMatch, current: etag) else {
             throw SCIMError(status: 412, detail: "\(kind.rawValue) \(id) has changed: its version is \(etag), not \(ifMatch)")
@@ -169,25 +178,43 @@ public final class SCIMService: Sendable {
         return current
     }
 
+    /// Whether a replace can be made conditional on the version read (`get` and replace_if,
+    /// or a remote's If-Match).
+    static func replacesConditionally(_ r: Capabilities.Resource) -> Bool {
+        r.operations.isSuperset(of: [.get, .conditionalReplace])
+    }
+
+    /// Runs an update of one resource after the updates of it already running in this agent.
+    func updating<T: Sendable>(_ app: String, _ kind: Kind, _ id: String, _ body: @escaping @Sendable (Lease) throws(SCIMError) -> T) async throws(SCIMError) -> T {
+        try await updates.withLock(app + "/" + kind.rawValue + "/" + id) { () async throws(SCIMError) -> T in
+            try await withTarget(app, body)
+        }
+    }
+
     public func replace(app: String, kind: Kind, id: String, body: JSON, ifMatch: String?, baseURL: String, projection: Projection = .default) async throws(SCIMError) -> SCIMResult {
-        try await withTarget(app) { lease throws(SCIMError) in
+        try await updating(app, kind, id) { lease throws(SCIMError) in
             let r = try Self.resource(lease, kind)
             try Self.require(r, .replace, "replace \(kind.rawValue)s", lease)
             if let given = body["id"]?.stringValue, given != id {
                 throw .mutability("id \(given) in the body does not match the URL's \(id)")
             }
-            _ = try Self.checkVersion(lease, r, kind, id, ifMatch: ifMatch, baseURL: baseURL)
-            let stored = try lease.target.replace(kind, id, try Self.prepare(body, r, kind))
+            let prepared = try Self.prepare(body, r, kind)
+            var expected: JSON?
+            if ifMatch != nil {
+                let current = try Self.checkedFetch(lease, r, kind, id, ifMatch: ifMatch, baseURL: baseURL)
+                if Self.replacesConditionally(r) { expected = current }
+            }
+            let stored = try lease.target.replace(kind, id, prepared, ifUnchanged: expected)
             let (out, etag) = Self.present(stored, kind, r.schema, baseURL: baseURL, projection: projection)
             return SCIMResult(status: 200, body: out, etag: etag)
         }
     }
 
     public func delete(app: String, kind: Kind, id: String, ifMatch: String?, baseURL: String) async throws(SCIMError) -> SCIMResult {
-        try await withTarget(app) { lease throws(SCIMError) in
+        try await updating(app, kind, id) { lease throws(SCIMError) in
             let r = try Self.resource(lease, kind)
             try Self.require(r, .delete, "delete \(kind.rawValue)s", lease)
-            _ = try Self.checkVersion(lease, r, kind, id, ifMatch: ifMatch, baseURL: baseURL)
+            if ifMatch != nil { _ = try Self.checkedFetch(lease, r, kind, id, ifMatch: ifMatch, baseURL: baseURL) }
             try lease.target.delete(kind, id)
             return SCIMResult(status: 204, body: nil)
         }
@@ -195,43 +222,60 @@ public final class SCIMService: Sendable {
 
     public func patch(app: String, kind: Kind, id: String, body: JSON, ifMatch: String?, baseURL: String, projection: Projection = .default) async throws(SCIMError) -> SCIMResult {
         let request = try PatchRequest(json: body)
-        return try await withTarget(app) { lease throws(SCIMError) in
+        return try await updating(app, kind, id) { lease throws(SCIMError) in
             let r = try Self.resource(lease, kind)
             guard r.canPatch else {
                 throw .notImplemented("app \(lease.app) cannot update \(kind.rawValue)s: its connector implements neither patch nor get and replace")
             }
-            let current = try Self.checkVersion(lease, r, kind, id, ifMatch: ifMatch, baseURL: baseURL)
-            let stored = try Self.applyPatch(request, lease, r, kind, id, current: current)
+            let stored = try Self.applyPatch(request, lease, r, kind, id, ifMatch: ifMatch, baseURL: baseURL)
             let (out, etag) = Self.present(stored, kind, r.schema, baseURL: baseURL, projection: projection)
             return SCIMResult(status: 200, body: out, etag: etag)
         }
     }
 
     /// PATCH by the connector's own `patch` when it has one; group member adds and removes as
-    /// deltas when it supports them; everything else as get → apply → replace.
-    static func applyPatch(_ request: PatchRequest, _ lease: Lease, _ r: Capabilities.Resource, _ kind: Kind, _ id: String, current: JSON?) throws(SCIMError) -> JSON {
+    /// deltas when it supports them; everything else as get → apply → replace, the replace
+    /// conditional on the version read where the target can do that, and computed again from
+    /// the new version when another writer got there first.
+    static func applyPatch(_ request: PatchRequest, _ lease: Lease, _ r: Capabilities.Resource, _ kind: Kind, _ id: String,
+                           ifMatch: String?, baseURL: String) throws(SCIMError) -> JSON {
         var operations = request.operations
+        var ifMatch = ifMatch
         if kind == .group && lease.capabilities.groupMemberDeltas {
             let (deltas, rest) = MemberDeltas.split(operations)
             if !deltas.isEmpty {
-                if !rest.isEmpty || !r.operations.contains(.patch) {
-                    // Validate the group exists before changing its members.
-                    if current == nil { _ = try fetch(lease, r, kind, id) }
+                if ifMatch != nil || !rest.isEmpty || !r.operations.contains(.patch) {
+                    // The group exists (at the version asked for) before its members change.
+                    _ = try checkedFetch(lease, r, kind, id, ifMatch: ifMatch, baseURL: baseURL)
                 }
                 for d in deltas { try lease.target.changeMembers(id, d.members, add: d.add) }
                 operations = rest
                 if operations.isEmpty { return try fetch(lease, r, kind, id) }
+                ifMatch = nil  // checked; the group has changed since, by this request
             }
         }
         let remaining = PatchRequest(operations: operations)
-        if r.operations.contains(.patch) { return try lease.target.patch(kind, id, remaining) }
-        let before: JSON
-        if let current { before = current } else { before = try fetch(lease, r, kind, id) }
-        var after = try PatchApplier(schema: r.schema).apply(remaining, to: before)
-        if !r.passwordWritable { after["password"] = nil }
-        if after == before { return before }
-        let prepared = try prepare(after, r, kind)
-        return try lease.target.replace(kind, id, prepared)
+        if r.operations.contains(.patch) {
+            if ifMatch != nil { _ = try checkedFetch(lease, r, kind, id, ifMatch: ifMatch, baseURL: baseURL) }
+            return try lease.target.patch(kind, id, remaining)
+        }
+        let conditional = replacesConditionally(r)
+        for attempt in 1...updateAttempts {
+            let before = try checkedFetch(lease, r, kind, id, ifMatch: ifMatch, baseURL: baseURL)
+            var after = try PatchApplier(schema: r.schema).apply(remaining, to: before)
+            if !r.passwordWritable { after["password"] = nil }
+            if after == before { return before }
+            let prepared = try prepare(after, r, kind)
+            do {
+                return try lease.target.replace(kind, id, prepared, ifUnchanged: conditional ? before : nil)
+            } catch where error.status == 412 && conditional {
+                guard attempt < updateAttempts else { break }
+                // Another writer changed it between the read and the write: a short, growing,
+                // jittered pause, then the PATCH again on what it wrote.
+                usleep(UInt32.random(in: 0...UInt32(1000 << min(attempt, 5))))
+            }
+        }
+        throw SCIMError(status: 409, detail: "\(kind.rawValue) \(id) was changed by other writers \(updateAttempts) times while this PATCH was applied; nothing was written, send it again")
     }
 
     public func search(app: String, kind: Kind, query: Query, projection: Projection, baseURL: String) async throws(SCIMError) -> SCIMResult {

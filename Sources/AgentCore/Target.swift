@@ -9,7 +9,10 @@ public protocol Target: AnyObject, Sendable {
     var version: String { get }
     func create(_ kind: Capabilities.ResourceKind, _ resource: JSON) throws(SCIMError) -> JSON
     func get(_ kind: Capabilities.ResourceKind, _ id: String) throws(SCIMError) -> JSON
-    func replace(_ kind: Capabilities.ResourceKind, _ id: String, _ resource: JSON) throws(SCIMError) -> JSON
+    /// With `expected` (the resource as `get` returned it), only if the target still holds that
+    /// version, else a 412 `SCIMError`; only asked of a target whose capabilities have
+    /// `.conditionalReplace`.
+    func replace(_ kind: Capabilities.ResourceKind, _ id: String, _ resource: JSON, ifUnchanged expected: JSON?) throws(SCIMError) -> JSON
     func patch(_ kind: Capabilities.ResourceKind, _ id: String, _ patch: PatchRequest) throws(SCIMError) -> JSON
     func delete(_ kind: Capabilities.ResourceKind, _ id: String) throws(SCIMError)
     func search(_ kind: Capabilities.ResourceKind, _ query: Query) throws(SCIMError) -> SearchReply

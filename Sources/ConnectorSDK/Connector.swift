@@ -45,14 +45,21 @@ extension UserBatchCreating {
     }
 }
 public protocol UserReading: Connector { func getUser(id: String) throws -> JSON }
-public protocol UserReplacing: Connector { func replaceUser(id: String, with resource: JSON) throws -> JSON }
+/// Replaces a user. With `expected` (the user as `getUser` returned it when the agent read it)
+/// the replace is conditional: check that the stored user is still that version and write it
+/// as one atomic step (under your lock, in one transaction, or as a conditional write the target
+/// offers), or throw `SCIMError.changed` and write nothing; the agent then reads the user again
+/// and retries. `ResourceVersion.unchanged` does the comparison. This is what keeps concurrent
+/// PATCHes (and two agents on one target) from losing each other's changes.
+public protocol UserReplacing: Connector { func replaceUser(id: String, with resource: JSON, ifUnchanged expected: JSON?) throws -> JSON }
 public protocol UserPatching: Connector { func patchUser(id: String, _ patch: PatchRequest) throws -> JSON }
 public protocol UserDeleting: Connector { func deleteUser(id: String) throws }
 public protocol UserSearching: Connector { func searchUsers(_ query: Query) throws -> SearchResult }
 
 public protocol GroupCreating: Connector { func createGroup(_ resource: JSON) throws -> JSON }
 public protocol GroupReading: Connector { func getGroup(id: String) throws -> JSON }
-public protocol GroupReplacing: Connector { func replaceGroup(id: String, with resource: JSON) throws -> JSON }
+/// As `UserReplacing.replaceUser`, for groups (their members included in what is compared).
+public protocol GroupReplacing: Connector { func replaceGroup(id: String, with resource: JSON, ifUnchanged expected: JSON?) throws -> JSON }
 public protocol GroupPatching: Connector { func patchGroup(id: String, _ patch: PatchRequest) throws -> JSON }
 public protocol GroupDeleting: Connector { func deleteGroup(id: String) throws }
 public protocol GroupSearching: Connector { func searchGroups(_ query: Query) throws -> SearchResult }

@@ -162,7 +162,7 @@ enum Export {
     }
 
     static func allocate(_ ops: scimc_resource_ops) -> UnsafePointer<scimc_resource_ops>? {
-        guard ops.create != nil || ops.create_many != nil || ops.get != nil || ops.replace != nil || ops.patch != nil || ops.remove != nil || ops.search != nil else {
+        guard ops.create != nil || ops.create_many != nil || ops.get != nil || ops.replace != nil || ops.replace_if != nil || ops.patch != nil || ops.remove != nil || ops.search != nil else {
             return nil
         }
         let p = UnsafeMutablePointer<scimc_resource_ops>.allocate(capacity: 1)
@@ -189,7 +189,12 @@ enum Export {
         }
         if type is any UserReplacing.Type {
             ops.replace = { i, c, id, r in
-                Export.run(i, c) { try ($0.connector as! any UserReplacing).replaceUser(id: Export.string(id), with: try Export.json(r)) }
+                Export.run(i, c) { try ($0.connector as! any UserReplacing).replaceUser(id: Export.string(id), with: try Export.json(r), ifUnchanged: nil) }
+            }
+            ops.replace_if = { i, c, id, r, x in
+                Export.run(i, c) {
+                    try ($0.connector as! any UserReplacing).replaceUser(id: Export.string(id), with: try Export.json(r), ifUnchanged: try Export.json(x))
+                }
             }
         }
         if type is any UserPatching.Type {
@@ -217,7 +222,12 @@ enum Export {
         }
         if type is any GroupReplacing.Type {
             ops.replace = { i, c, id, r in
-                Export.run(i, c) { try ($0.connector as! any GroupReplacing).replaceGroup(id: Export.string(id), with: try Export.json(r)) }
+                Export.run(i, c) { try ($0.connector as! any GroupReplacing).replaceGroup(id: Export.string(id), with: try Export.json(r), ifUnchanged: nil) }
+            }
+            ops.replace_if = { i, c, id, r, x in
+                Export.run(i, c) {
+                    try ($0.connector as! any GroupReplacing).replaceGroup(id: Export.string(id), with: try Export.json(r), ifUnchanged: try Export.json(x))
+                }
             }
         }
         if type is any GroupPatching.Type {

@@ -11,6 +11,9 @@ public struct Capabilities: Sendable, Equatable {
         public static let patch = Operations(rawValue: 1 << 3)
         public static let delete = Operations(rawValue: 1 << 4)
         public static let search = Operations(rawValue: 1 << 5)
+        /// A replace that writes only if the resource is still the version read (ABI 1.2's
+        /// replace_if, a remote's If-Match): what makes get → apply → replace safe.
+        public static let conditionalReplace = Operations(rawValue: 1 << 6)
         public static let all: Operations = [.create, .get, .replace, .patch, .delete, .search]
     }
 
@@ -101,7 +104,12 @@ extension Capabilities {
             if r.operations.contains(.create) { names.append("create") }
             if r.operations.contains(.get) { names.append("get") }
             if r.operations.contains(.replace) { names.append("replace") }
-            if r.operations.contains(.patch) { names.append("patch") } else if r.canPatch { names.append("patch(get+replace)") }
+            if r.operations.contains(.patch) {
+                names.append("patch")
+            } else if r.canPatch {
+                // Without a conditional replace, two agents on one target can lose each other's changes.
+                names.append(r.operations.contains(.conditionalReplace) ? "patch(get+conditional replace)" : "patch(get+replace, unsafe with two agents)")
+            }
             if r.operations.contains(.delete) { names.append("delete") }
             if r.operations.contains(.search) { names.append("search") }
             return .array(names.map(JSON.string))

@@ -42,6 +42,8 @@ public struct SCIMError: Error, Sendable, Equatable, CustomStringConvertible {
     public static func mutability(_ detail: String) -> SCIMError { SCIMError(status: 400, scimType: .mutability, detail: detail) }
     public static func uniqueness(_ detail: String) -> SCIMError { SCIMError(status: 409, scimType: .uniqueness, detail: detail) }
     public static func notImplemented(_ detail: String) -> SCIMError { SCIMError(status: 501, detail: detail) }
+    /// 412: the resource is no longer the version a conditional write was computed from.
+    public static func changed(_ detail: String) -> SCIMError { SCIMError(status: 412, detail: detail) }
 
     /// The error message body. `status` is a string, as RFC 7644 writes it.
     public var json: JSON {

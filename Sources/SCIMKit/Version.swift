@@ -29,6 +29,13 @@ public enum ResourceVersion {
         return "W/\"" + String(repeating: "0", count: 16 - hex.count) + hex + "\""
     }
 
+    /// Whether `current` is still the version `expected` was read at (a conditional replace's
+    /// check): by `meta.version` when the connector keeps one, else by the whole resource.
+    public static func unchanged(_ current: JSON, since expected: JSON) -> Bool {
+        if let a = expected["meta"]?["version"], let b = current["meta"]?["version"] { return a == b }
+        return current == expected
+    }
+
     /// If-Match: true when the request may proceed. `*` matches any existing resource.
     public static func ifMatch(_ header: String, current: String) -> Bool {
         tags(header).contains { $0 == "*" || weakEquals($0, current) }

@@ -30,6 +30,35 @@ static inline char *scim_ldap_diagnostic(LDAP *ld) {
     return msg;
 }
 
+/* The Assertion control (RFC 4528) with `assertion` as its filter, or NULL when `assertion` is
+ * NULL; free with ldap_control_free. The operation it goes with fails with
+ * LDAP_ASSERTION_FAILED, writing nothing, unless the entry matches the filter. */
+static inline int scim_ldap_assertion(LDAP *ld, const char *assertion, LDAPControl **out) {
+    *out = NULL;
+    if (!assertion) return LDAP_SUCCESS;
+    return ldap_create_assertion_control(ld, (char *)assertion, 1, out);
+}
+
+static inline int scim_ldap_modify(LDAP *ld, const char *dn, LDAPMod **mods, const char *assertion) {
+    LDAPControl *ctrl;
+    int rc = scim_ldap_assertion(ld, assertion, &ctrl);
+    if (rc != LDAP_SUCCESS) return rc;
+    LDAPControl *ctrls[2] = {ctrl, NULL};
+    rc = ldap_modify_ext_s(ld, dn, mods, ctrl ? ctrls : NULL, NULL);
+    if (ctrl) ldap_control_free(ctrl);
+    return rc;
+}
+
+static inline int scim_ldap_rename(LDAP *ld, const char *dn, const char *newrdn, const char *superior, const char *assertion) {
+    LDAPControl *ctrl;
+    int rc = scim_ldap_assertion(ld, assertion, &ctrl);
+    if (rc != LDAP_SUCCESS) return rc;
+    LDAPControl *ctrls[2] = {ctrl, NULL};
+    rc = ldap_rename_s(ld, dn, newrdn, superior, 1, ctrl ? ctrls : NULL, NULL);
+    if (ctrl) ldap_control_free(ctrl);
+    return rc;
+}
+
 /* One modification; `values` is a NULL-terminated array of malloc'd strings (or NULL). */
 static inline LDAPMod *scim_ldap_mod(int op, const char *type, char **values) {
     LDAPMod *m = calloc(1, sizeof *m);

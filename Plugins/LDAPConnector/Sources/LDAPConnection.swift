@@ -68,8 +68,12 @@ final class LDAPConnection {
 
     deinit { ldap_unbind_ext_s(ld, nil, nil) }
 
+    /// The LDAP result code of the last operation that failed on this connection.
+    private(set) var lastFailure: Int32 = LDAP_SUCCESS
+
     /// LDAP result codes as SCIM errors, with the server's diagnostic message.
     func error(_ rc: Int32, _ what: String) -> SCIMError {
+        lastFailure = rc
         var diagnostic = ""
         if let d = scim_ldap_diagnostic(ld) {
             diagnostic = String(cString: d)
@@ -78,6 +82,7 @@ final class LDAPConnection {
         let message = "\(what): \(String(cString: ldap_err2string(rc)))" + (diagnostic.isEmpty ? "" : " (\(diagnostic))")
         switch rc {
         case LDAP_NO_SUCH_OBJECT: return .notFound(message)
+        case LDAP_ASSERTION_FAILED: return .changed(message)
         case LDAP_ALREADY_EXISTS: return .uniqueness(message)
         case LDAP_INSUFFICIENT_ACCESS: return SCIMError(status: 403, detail: message)
         case LDAP_CONSTRAINT_VIOLATION, LDAP_INVALID_SYNTAX, LDAP_OBJECT_CLASS_VIOLATION, LDAP_UNDEFINED_TYPE, LDAP_NAMING_VIOLATION,
@@ -183,11 +188,13 @@ final class LDAPConnection {
         guard rc == LDAP_SUCCESS else { throw error(rc, "add \(dn)") }
     }
 
-    func modify(_ dn: String, _ changes: [LDAPChange]) throws(SCIMError) {
+    /// `assertion`: an RFC 4528 filter the entry must match for the change to be made (a
+    /// conditional write: `(entryCSN=…)` is "unchanged since it was read").
+    func modify(_ dn: String, _ changes: [LDAPChange], assertion: String? = nil) throws(SCIMError) {
         guard !changes.isEmpty else { return }
         let mods = modifications(changes)
         defer { freeMods(mods) }
-        let rc = ldap_modify_ext_s(ld, dn, mods, nil, nil)
+        let rc = scim_ldap_modify(ld, dn, mods, assertion)
         guard rc == LDAP_SUCCESS else { throw error(rc, "modify \(dn)") }
     }
 
@@ -196,8 +203,8 @@ final class LDAPConnection {
         guard rc == LDAP_SUCCESS else { throw error(rc, "delete \(dn)") }
     }
 
-    func rename(_ dn: String, newRDN: String, newSuperior: String?) throws(SCIMError) {
-        let rc = ldap_rename_s(ld, dn, newRDN, newSuperior, 1, nil, nil)
+    func rename(_ dn: String, newRDN: String, newSuperior: String?, assertion: String? = nil) throws(SCIMError) {
+        let rc = scim_ldap_rename(ld, dn, newRDN, newSuperior, assertion)
         guard rc == LDAP_SUCCESS else { throw error(rc, "rename \(dn)") }
     }
 

@@ -129,7 +129,7 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
 
     var userFilter: String { "(objectClass=\(LDAPFilter.escape(userClasses.last ?? "inetOrgPerson")))" }
     var userAttributes: [String] {
-        var attrs = ["entryUUID", "createTimestamp", "modifyTimestamp", "cn"] + mapping.map(\.attribute)
+        var attrs = ["entryUUID", "entryCSN", "createTimestamp", "modifyTimestamp", "cn"] + mapping.map(\.attribute)
         if case .attribute(let name, _) = deactivation { attrs.append(name) }
         return attrs
     }
@@ -170,8 +170,17 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
             if attr.lowercased() == "sn" && value == uid { continue }
             if let sub = path.subAttribute {
                 if CoreSchemas.user.attribute(path.name)?.multiValued == true {
-                    // Only what the directory holds: the values (the first is the primary one).
-                    o[path.name] = .array(e.all(attr).map { v in JSON.object(["value": .string(v)]) })
+                    // The directory keeps values, not types. The first is the primary one; the
+                    // first email is the work one (as mail is), so Entra's
+                    // emails[type eq "work"].value finds what it replaces.
+                    o[path.name] = .array(e.all(attr).enumerated().map { i, v in
+                        var element: JSONObject = ["value": .string(v)]
+                        if i == 0 {
+                            element["primary"] = true
+                            if path.name == "emails" { element["type"] = "work" }
+                        }
+                        return .object(element)
+                    })
                 } else {
                     var inner = o[path.name]?.objectValue ?? JSONObject()
                     inner[sub] = .string(value)
@@ -185,8 +194,20 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
         var meta = JSONObject()
         if let c = Self.rfc3339(e.first("createTimestamp")) { meta["created"] = c }
         if let m = Self.rfc3339(e.first("modifyTimestamp")) { meta["lastModified"] = m }
+        if let csn = e.first("entryCSN") { meta["version"] = .string(csn) }
         o["meta"] = .object(meta)
         return .object(o)
+    }
+
+    /// A conditional replace's check and the assertion its first write carries: the entry
+    /// read now is still the version the agent computed from, and stays so until the write
+    /// (the directory refuses it otherwise). nil when the replace is unconditional.
+    func versionAssertion(_ entry: LDAPEntry, _ current: JSON, since expected: JSON?) throws -> String? {
+        guard let expected else { return nil }
+        guard ResourceVersion.unchanged(current, since: expected), let csn = entry.first("entryCSN") else {
+            throw SCIMError.changed("\(entry.dn) changed since it was read")
+        }
+        return "(entryCSN=\(LDAPFilter.escape(csn)))"
     }
 
     /// The directory attributes for a resource: mapped values, plus cn and sn, which
@@ -197,8 +218,12 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
             var values: [String] = []
             if let sub = path.subAttribute {
                 if let list = r[path.name]?.arrayValue {
-                    let sorted = list.filter { $0["primary"]?.boolValue == true } + list.filter { $0["primary"]?.boolValue != true }
-                    values = sorted.compactMap { $0[sub]?.stringValue }
+                    // The primary value first, then a work one, as the first reads back so.
+                    func rank(_ v: JSON) -> Int { v["primary"]?.boolValue == true ? 0 : v["type"]?.stringValue?.caselessEquals("work") == true ? 1 : 2 }
+                    var seen = Set<String>()
+                    values = list.enumerated().sorted { (rank($0.element), $0.offset) < (rank($1.element), $1.offset) }
+                        .compactMap { $0.element[sub]?.stringValue }
+                        .filter { seen.insert($0.lowercased()).inserted }  // the directory refuses duplicate values
                 } else if let v = r[path.name]?[sub]?.stringValue {
                     values = [v]
                 }
@@ -273,7 +298,7 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
         try pool.withConnection(idempotent: true) { c in user(try findUser(c, id)) }
     }
 
-    public func replaceUser(id: String, with resource: JSON) throws -> JSON {
+    public func replaceUser(id: String, with resource: JSON, ifUnchanged expected: JSON?) throws -> JSON {
         try pool.withConnection { c in
             // A concurrent rename or move of the same entry (two deactivations at once) makes
             // the DN read here stale, and the rename or modify fails with noSuchObject. The
@@ -282,17 +307,21 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
             var attempt = 0
             while true {
                 do {
-                    return try replaceUser(c, id, resource)
+                    return try replaceUser(c, id, resource, ifUnchanged: expected)
                 } catch let error as SCIMError where error.status == 404 && attempt < 3 {
                     attempt += 1
                     _ = try findUser(c, id)
+                    // Moved or renamed since the agent read it: a change, so its PATCH is computed again.
+                    if expected != nil { throw SCIMError.changed("User \(id) was moved or renamed since it was read") }
                 }
             }
         }
     }
 
-    func replaceUser(_ c: LDAPConnection, _ id: String, _ resource: JSON) throws -> JSON {
+    func replaceUser(_ c: LDAPConnection, _ id: String, _ resource: JSON, ifUnchanged expected: JSON?) throws -> JSON {
         var entry = try findUser(c, id)
+        // The first write carries the assertion; the ones after it are the same change's.
+        var assertion = try versionAssertion(entry, user(entry), since: expected)
         guard let userName = resource["userName"]?.stringValue, !userName.isEmpty else { throw SCIMError.invalidValue("userName is required") }
         let active = resource["active"]?.boolValue ?? true
         let oldDN = entry.dn
@@ -303,7 +332,8 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
         if !sameName || moves {
             // A rename (modrdn), or a move in or out of the disabled container.
             try ensureContainer(c, newParent)
-            try c.rename(oldDN, newRDN: "\(rdnAttribute)=\(Self.rdnValue(userName))", newSuperior: newParent)
+            try c.rename(oldDN, newRDN: "\(rdnAttribute)=\(Self.rdnValue(userName))", newSuperior: newParent, assertion: assertion)
+            assertion = nil
             let newDN = "\(rdnAttribute)=\(Self.rdnValue(userName)),\(newParent)"
             try moveMemberships(c, from: oldDN, to: newDN)
             entry = try reread(c, dn: newDN)
@@ -320,7 +350,7 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
             if !active && !isDisabled(entry) { changes.append(LDAPChange(op: .replace, attribute: name, values: [value])) }
             if active && isDisabled(entry) { changes.append(LDAPChange(op: .delete, attribute: name, values: [])) }
         }
-        try c.modify(entry.dn, changes)
+        try c.modify(entry.dn, changes, assertion: assertion)
         if let password = resource["password"]?.stringValue { try c.setPassword(entry.dn, password) }
         return user(try reread(c, dn: entry.dn))
     }
@@ -379,7 +409,7 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
     }
 
     var groupAttributes: [String] {
-        ["entryUUID", "cn", "createTimestamp", "modifyTimestamp", memberAttribute] + [groupExternalIdAttribute].compactMap { $0 }
+        ["entryUUID", "entryCSN", "cn", "createTimestamp", "modifyTimestamp", memberAttribute] + [groupExternalIdAttribute].compactMap { $0 }
     }
 
     func findGroup(_ c: LDAPConnection, _ id: String) throws -> LDAPEntry {
@@ -405,6 +435,7 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
         var meta = JSONObject()
         if let created = Self.rfc3339(e.first("createTimestamp")) { meta["created"] = created }
         if let modified = Self.rfc3339(e.first("modifyTimestamp")) { meta["lastModified"] = modified }
+        if let csn = e.first("entryCSN") { meta["version"] = .string(csn) }
         var o = JSONObject()
         o["schemas"] = .array([.string(CoreSchemas.groupID)])
         o["id"] = .string(e.first("entryUUID") ?? "")
@@ -516,13 +547,15 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
         try pool.withConnection(idempotent: true) { c in try group(c, try findGroup(c, id)) }
     }
 
-    public func replaceGroup(id: String, with resource: JSON) throws -> JSON {
+    public func replaceGroup(id: String, with resource: JSON, ifUnchanged expected: JSON?) throws -> JSON {
         try pool.withConnection { c in
             let base = try requireGroups()
             var entry = try findGroup(c, id)
+            var assertion = try versionAssertion(entry, try group(c, entry), since: expected)
             guard let name = resource["displayName"]?.stringValue, !name.isEmpty else { throw SCIMError.invalidValue("displayName is required") }
             if entry.first("cn") != name {
-                try c.rename(entry.dn, newRDN: "cn=\(Self.rdnValue(name))", newSuperior: nil)
+                try c.rename(entry.dn, newRDN: "cn=\(Self.rdnValue(name))", newSuperior: nil, assertion: assertion)
+                assertion = nil
                 entry.dn = "cn=\(Self.rdnValue(name)),\(base)"
             }
             let dns = try memberDNs(c, Self.memberIDs(resource))
@@ -531,7 +564,7 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
                 let v = resource["externalId"]?.stringValue
                 if v != entry.first(attr) { changes.append(v.map { LDAPChange(op: .replace, attribute: attr, values: [$0]) } ?? LDAPChange(op: .delete, attribute: attr, values: [])) }
             }
-            try c.modify(entry.dn, changes)
+            try c.modify(entry.dn, changes, assertion: assertion)
             return try group(c, try findGroup(c, id))
         }
     }
@@ -568,12 +601,27 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
     public func addMembers(groupID: String, memberIDs: [String]) throws {
         try pool.withConnection { c in
             let entry = try findGroup(c, groupID)
+            // Each add and the placeholder's removal is a value-level change the directory
+            // makes atomically; one that a concurrent request made first is already done.
             for dn in try memberDNs(c, memberIDs) where !entry.all(memberAttribute).contains(where: { $0.lowercased() == dn.lowercased() }) {
-                try c.modify(entry.dn, [LDAPChange(op: .add, attribute: memberAttribute, values: [dn])])
+                try Self.unlessDone(c, LDAP_TYPE_OR_VALUE_EXISTS) {
+                    try c.modify(entry.dn, [LDAPChange(op: .add, attribute: memberAttribute, values: [dn])])
+                }
             }
             if entry.all(memberAttribute).contains(where: { $0.lowercased() == Self.placeholderMember }), !memberIDs.isEmpty {
-                try c.modify(entry.dn, [LDAPChange(op: .delete, attribute: memberAttribute, values: [Self.placeholderMember])])
+                try Self.unlessDone(c, LDAP_NO_SUCH_ATTRIBUTE) {
+                    try c.modify(entry.dn, [LDAPChange(op: .delete, attribute: memberAttribute, values: [Self.placeholderMember])])
+                }
             }
+        }
+    }
+
+    /// Runs a value-level change; failing with `code` means a concurrent request made it first.
+    static func unlessDone(_ c: LDAPConnection, _ code: Int32, _ change: () throws -> Void) throws {
+        do {
+            try change()
+        } catch {
+            guard c.lastFailure == code else { throw error }
         }
     }
 
@@ -588,11 +636,23 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
     /// groupOfNames needs at least one member: the last one out leaves the placeholder.
     func removeMemberDNs(_ c: LDAPConnection, _ groupDN: String, _ dns: [String]) throws {
         for dn in dns {
-            let outcome = Result { () throws(SCIMError) in try c.modify(groupDN, [LDAPChange(op: .delete, attribute: memberAttribute, values: [dn])]) }
-            guard case .failure(let e) = outcome else { continue }
-            if e.detail.contains("No such attribute") { continue }
-            guard e.detail.contains("Object class violation") else { throw e }
-            try c.modify(groupDN, [LDAPChange(op: .replace, attribute: memberAttribute, values: [Self.placeholderMember])])
+            do {
+                try c.modify(groupDN, [LDAPChange(op: .delete, attribute: memberAttribute, values: [dn])])
+            } catch {
+                switch c.lastFailure {
+                case LDAP_NO_SUCH_ATTRIBUTE:
+                    continue  // not a member (any more)
+                case LDAP_OBJECT_CLASS_VIOLATION:
+                    // The last member: the placeholder goes in by the same modify, so a member
+                    // added meanwhile by a concurrent request stays.
+                    try Self.unlessDone(c, LDAP_NO_SUCH_ATTRIBUTE) {
+                        try c.modify(groupDN, [LDAPChange(op: .add, attribute: memberAttribute, values: [Self.placeholderMember]),
+                                               LDAPChange(op: .delete, attribute: memberAttribute, values: [dn])])
+                    }
+                default:
+                    throw error
+                }
+            }
         }
     }
 }

@@ -154,9 +154,12 @@ public final class MySQLConnector: Connector, UserBatchCreating, UserReading, Us
         "SELECT " + t.selectColumns.map(Mapping.quote).joined(separator: ", ") + " FROM " + Mapping.quote(t.table)
     }
 
-    func fetch(_ c: MariaDBConnection, _ kind: Capabilities.ResourceKind, _ id: String) throws -> JSON {
+    /// One resource by id. `forUpdate`: in a transaction, the row is locked until it ends (a
+    /// conditional replace reads and writes under that lock; member changes take the same one).
+    func fetch(_ c: MariaDBConnection, _ kind: Capabilities.ResourceKind, _ id: String, forUpdate: Bool = false) throws -> JSON {
         let (t, codec) = codec(kind)
-        guard let row = try c.execute(selectSQL(t) + " WHERE \(Self.exact(t.key))", [.string(id), .string(id)]).rows.first else {
+        let sql = selectSQL(t) + " WHERE \(Self.exact(t.key))" + (forUpdate ? " FOR UPDATE" : "")
+        guard let row = try c.execute(sql, [.string(id), .string(id)]).rows.first else {
             throw SCIMError.notFound("\(kind.rawValue) \(id) not found")
         }
         var r = codec.resource(row)
@@ -334,10 +337,27 @@ public final class MySQLConnector: Connector, UserBatchCreating, UserReading, Us
         try read { c in try fetch(c, .user, id) }
     }
 
-    public func replaceUser(id: String, with resource: JSON) throws -> JSON {
+    public func replaceUser(id: String, with resource: JSON, ifUnchanged expected: JSON?) throws -> JSON {
         try db { c in
-            try update(c, .user, resource, id: id)
-            return try fetch(c, .user, id)
+            guard let expected else {
+                try update(c, .user, resource, id: id)
+                return try fetch(c, .user, id)
+            }
+            return try c.transaction {
+                try check(c, .user, id, expected)
+                try update(c, .user, resource, id: id)
+                return try fetch(c, .user, id)
+            }
+        }
+    }
+
+    /// A conditional replace's check: the row, locked until the transaction ends, still reads
+    /// as the version the agent computed its change from. Another agent on the same database
+    /// waits for the lock, then finds the row changed.
+    func check(_ c: MariaDBConnection, _ kind: Capabilities.ResourceKind, _ id: String, _ expected: JSON) throws {
+        let current = try fetch(c, kind, id, forUpdate: true)
+        guard ResourceVersion.unchanged(current, since: expected) else {
+            throw SCIMError.changed("\(kind.rawValue) \(id) changed since it was read")
         }
     }
 
@@ -455,7 +475,8 @@ public final class MySQLConnector: Connector, UserBatchCreating, UserReading, Us
         if let lm = g.lastModified {
             r = try c.execute("UPDATE \(Mapping.quote(g.table)) SET \(Mapping.quote(lm)) = ? WHERE \(Self.exact(g.key))", [.string(RowCodec.now()), .string(groupID), .string(groupID)])
         } else {
-            r = try c.execute("SELECT 1 FROM \(Mapping.quote(g.table)) WHERE \(Self.exact(g.key))", [.string(groupID), .string(groupID)])
+            // Locked as an update would lock it, so a conditional replace of the group waits.
+            r = try c.execute("SELECT 1 FROM \(Mapping.quote(g.table)) WHERE \(Self.exact(g.key)) FOR UPDATE", [.string(groupID), .string(groupID)])
             if r.rows.isEmpty { throw SCIMError.notFound("Group \(groupID) not found") }
             return
         }
@@ -482,9 +503,10 @@ public final class MySQLConnector: Connector, UserBatchCreating, UserReading, Us
         try read { c in try fetch(c, .group, id) }
     }
 
-    public func replaceGroup(id: String, with resource: JSON) throws -> JSON {
+    public func replaceGroup(id: String, with resource: JSON, ifUnchanged expected: JSON?) throws -> JSON {
         try db { c in
             try c.transaction {
+                if let expected { try check(c, .group, id, expected) }
                 try update(c, .group, resource, id: id)
                 if let m = mapping.groups?.members {
                     try c.execute("DELETE FROM \(Mapping.quote(m.table)) WHERE \(Self.exact(m.groupColumn))", [.string(id), .string(id)])
