@@ -21,9 +21,8 @@ enum CapabilityDiscovery {
             guard !operations.isEmpty, facts != .bool(false) else { return nil }
             let writes = operations.contains(.create) || operations.contains(.replace) || operations.contains(.patch)
             var schema = kind == .user ? CoreSchemas.userResource : CoreSchemas.groupResource
-            if let names = facts?["attributes"]?.arrayValue?.compactMap(\.stringValue) {
-                schema = restrict(schema, to: names)
-            }
+            let names = facts?["attributes"]?.arrayValue?.compactMap(\.stringValue)
+            if let names { schema = restrict(schema, to: names) }
             for path in facts?["required"]?.arrayValue?.compactMap(\.stringValue).compactMap({ AttributePath(parsing: $0) }) ?? [] {
                 schema = markRequired(schema, path)
             }
@@ -36,7 +35,9 @@ enum CapabilityDiscovery {
                 activeWritable: kind == .user && (facts?["activeWritable"]?.boolValue ?? writes),
                 // The agent evaluates whatever part of a filter a connector leaves, so an
                 // incremental import works wherever search does and resources carry meta.
-                lastModifiedFilter: operations.contains(.search))
+                lastModifiedFilter: operations.contains(.search),
+                // With no attribute list, the connector stores whatever it is given.
+                holdsAnyAttribute: names == nil)
         }
         return Capabilities(
             users: resource(library.users, .user), groups: resource(library.groups, .group),
@@ -65,6 +66,18 @@ enum CapabilityDiscovery {
         var out = schema
         out.core = keep(schema.core, isCore: true)
         out.extensions = schema.extensions.map { keep($0, isCore: false) }.filter { !$0.attributes.isEmpty }
+        // Paths of an extension the agent has no schema for (Okta's
+        // urn:okta:onprem_app:1.0:user:custom:costCenter, mapped by an admin): string attributes
+        // of an extension named by its URN, so that they are advertised and reach the connector.
+        for path in paths {
+            guard let urn = path.schema, !urn.caselessEquals(schema.core.id), schema.schema(withID: urn) == nil else { continue }
+            let attribute = AttributeDefinition(path.name)
+            if let i = out.extensions.firstIndex(where: { $0.id.caselessEquals(urn) }) {
+                if out.extensions[i].attribute(path.name) == nil { out.extensions[i].attributes.append(attribute) }
+            } else {
+                out.extensions.append(Schema(id: urn, name: urn, description: "attributes the connector maps", attributes: [attribute]))
+            }
+        }
         return out
     }
 

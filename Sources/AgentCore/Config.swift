@@ -51,6 +51,16 @@ public struct AgentConfig: Sendable, Equatable {
         public var name: String
         public var target: Target
         public var auth: Auth
+        public var unknownAttributes: UnknownAttributes = .ignore
+    }
+
+    /// What becomes of an attribute the app's target cannot hold (`apps.<app>.unknownAttributes`).
+    public enum UnknownAttributes: String, Sendable, Equatable {
+        /// Accepted without it, and logged once per attribute name: IdPs send more than most
+        /// targets keep (Okta's locale, timezone, its custom extension).
+        case ignore
+        /// 400 invalidValue naming the attribute.
+        case reject
     }
 
     public var file: String
@@ -181,14 +191,23 @@ struct ConfigReader {
                     problem(key, "app names may use letters, digits, '-' and '_' only (they are part of the URL)")
                     continue
                 }
-                guard let app = map(appsMap[name], key, allowed: ["connector", "settings", "auth", "remote"]) else {
+                guard let app = map(appsMap[name], key, allowed: ["connector", "settings", "auth", "remote", "unknownAttributes"]) else {
                     problem(key, "must be a mapping with connector (or remote) and auth")
                     continue
+                }
+                var unknown = AgentConfig.UnknownAttributes.ignore
+                if app["unknownAttributes"] != nil {
+                    guard let text = string(app, "unknownAttributes", key) else { continue }
+                    guard let policy = AgentConfig.UnknownAttributes(rawValue: text) else {
+                        problem("\(key).unknownAttributes", "\"\(text)\" is not one of ignore, reject")
+                        continue
+                    }
+                    unknown = policy
                 }
                 if app["remote"] != nil {
                     if app["connector"] != nil { problem(key, "give either connector or remote, not both") }
                     guard let remote = readRemote(app["remote"], "\(key).remote"), let auth = readAuth(app["auth"], "\(key).auth") else { continue }
-                    apps[name] = AgentConfig.App(name: name, target: .remote(remote), auth: auth)
+                    apps[name] = AgentConfig.App(name: name, target: .remote(remote), auth: auth, unknownAttributes: unknown)
                     continue
                 }
                 guard let connector = string(app, "connector", key) else { continue }
@@ -198,7 +217,7 @@ struct ConfigReader {
                     settings = json(s, "\(key).settings")
                 }
                 guard let auth = readAuth(app["auth"], "\(key).auth") else { continue }
-                apps[name] = AgentConfig.App(name: name, target: .connector(name: connector, settings: settings), auth: auth)
+                apps[name] = AgentConfig.App(name: name, target: .connector(name: connector, settings: settings), auth: auth, unknownAttributes: unknown)
             }
         }
         return AgentConfig(

@@ -67,7 +67,7 @@ public final class ConnectorRegistry: Sendable {
             guard let appConfig = s.config.apps[app] else { return .failure(.notFound("no app named \(app)")) }
             guard case .connector(let name, _) = appConfig.target else {
                 guard let remote = s.remotes[app] else { return .failure(SCIMError(status: 503, detail: "app \(app): remote targets are not served by this command")) }
-                return .success(Lease(app: app, target: remote, capabilities: remote.capabilities, generation: nil, registry: self))
+                return .success(Lease(app: app, target: remote, capabilities: remote.capabilities, unknownAttributes: appConfig.unknownAttributes, generation: nil, registry: self))
             }
             guard let number = s.slots[name]?.lifecycle.acquire(), let generation = s.slots[name]?.generations[number] else {
                 return .failure(SCIMError(status: 503, detail: "connector \(name) for app \(app) is not loaded: no plugin in \(s.config.pluginsDirectory) provides it"))
@@ -77,7 +77,7 @@ public final class ConnectorRegistry: Sendable {
                 let why = generation.appErrors[app] ?? "it was not opened for this app"
                 return .failure(SCIMError(status: 503, detail: "connector \(name) for app \(app) is unavailable: \(why)"))
             }
-            return .success(Lease(app: app, target: instance, capabilities: capabilities, generation: generation, registry: self))
+            return .success(Lease(app: app, target: instance, capabilities: capabilities, unknownAttributes: appConfig.unknownAttributes, generation: generation, registry: self))
         }
         return try result.get()
     }

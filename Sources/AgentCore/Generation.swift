@@ -30,6 +30,7 @@ public struct Lease: Sendable {
     public let app: String
     public let target: any Target
     public let capabilities: Capabilities
+    public let unknownAttributes: AgentConfig.UnknownAttributes
     /// nil for a remote app (nothing to drain).
     let generation: Generation?
     let registry: ConnectorRegistry

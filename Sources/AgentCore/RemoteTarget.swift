@@ -342,6 +342,7 @@ public final class RemoteTarget: Target, @unchecked Sendable {
             // get + PUT, when the server has no PATCH, is then conditional.
             if spc["etag"]?["supported"]?.boolValue == true { ops.insert(.conditionalReplace) }
             var types: [String: ResourceSchema] = [:]
+            var published = false
             if let rt = (try? send("GET", "/ResourceTypes", idempotent: true, guarded: false)), rt.status == 200 {
                 let list = rt.body?["Resources"]?.arrayValue ?? rt.body?.arrayValue ?? []
                 let schemas = (try? send("GET", "/Schemas", idempotent: true, guarded: false)).flatMap { $0.status == 200 ? $0.body : nil }
@@ -356,12 +357,15 @@ public final class RemoteTarget: Target, @unchecked Sendable {
                     types[kind] = ResourceSchema(core: core.attributes.isEmpty ? fallback.core : core, extensions: exts)
                 }
                 source += ", ResourceTypes and Schemas"
+                published = !parsed.isEmpty
             } else {
                 types = ["User": CoreSchemas.userResource, "Group": CoreSchemas.groupResource]
             }
             caps = Capabilities(
-                users: types["User"].map { .init(operations: ops, schema: $0, sort: sort, passwordWritable: password, activeWritable: true, lastModifiedFilter: true) },
-                groups: types["Group"].map { .init(operations: ops, schema: $0, sort: sort) },
+                users: types["User"].map {
+                    .init(operations: ops, schema: $0, sort: sort, passwordWritable: password, activeWritable: true, lastModifiedFilter: true, holdsAnyAttribute: !published)
+                },
+                groups: types["Group"].map { .init(operations: ops, schema: $0, sort: sort, holdsAnyAttribute: !published) },
                 bulkMaxOperations: 1000, filterMaxResults: spc["filter"]?["maxResults"]?.intValue.map { min($0, 1000) } ?? 1000,
                 authenticationSchemes: CapabilityDiscovery.authenticationSchemes(auth))
         }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import SCIMKit
 
 /// A SCIM answer, independent of HTTP.
@@ -28,6 +29,8 @@ public final class SCIMService: Sendable {
     /// of one user queue here rather than retry against the target. What keeps them right
     /// across agents is the conditional replace; this only spares the retries.
     let updates = ResourceLocks()
+    /// "app/Kind/attribute" of each ignored attribute already logged.
+    let ignoredAttributes = NIOLockedValueBox<Set<String>>([])
 
     public init(registry: ConnectorRegistry, calls: BlockingCallPool, logger: Logger) {
         self.registry = registry
@@ -112,8 +115,13 @@ public final class SCIMService: Sendable {
 
     /// Input from a client made ready for a connector: normalised, read-only attributes and
     /// what the target cannot store removed, required attributes checked.
-    static func prepare(_ body: JSON, _ r: Capabilities.Resource, _ kind: Kind) throws(SCIMError) -> JSON {
+    func prepare(_ body: JSON, _ r: Capabilities.Resource, _ kind: Kind, _ lease: Lease) throws(SCIMError) -> JSON {
         var resource = try ResourceNormalizer.normalize(body, schema: r.schema)
+        if !r.holdsAnyAttribute {
+            let (kept, unknown) = r.schema.withoutUnknownAttributes(resource)
+            try screen(unknown, kind, lease)
+            resource = kept
+        }
         for a in CommonAttributes.all where a.mutability == .readOnly { resource[a.name] = nil }
         for a in r.schema.core.attributes where a.mutability == .readOnly { resource[a.name] = nil }
         if !r.passwordWritable { resource["password"] = nil }
@@ -130,6 +138,41 @@ public final class SCIMService: Sendable {
         return resource
     }
 
+    /// Attributes the target cannot hold, by the app's `unknownAttributes`: a 400 naming them,
+    /// or a warning logged once per attribute and app.
+    func screen(_ unknown: [String], _ kind: Kind, _ lease: Lease) throws(SCIMError) {
+        guard !unknown.isEmpty else { return }
+        if lease.unknownAttributes == .reject {
+            throw .invalidValue("app \(lease.app) cannot hold \(unknown.joined(separator: ", ")): its target (\(lease.target.description)) keeps no such \(kind.rawValue) attribute. Map it in the connector's settings, or set apps.\(lease.app).unknownAttributes: ignore")
+        }
+        let prefix = lease.app + "/" + kind.rawValue + "/"
+        let new = ignoredAttributes.withLockedValue { (seen: inout Set<String>) -> [String] in unknown.filter { seen.insert(prefix + $0).inserted } }
+        for name in new {
+            logger.warning("an attribute the target cannot hold is ignored (logged once)", metadata: [
+                "app": .string(lease.app), "scim.resource": .string(kind.rawValue), "scim.attribute": .string(name),
+            ])
+        }
+    }
+
+    /// A PATCH for a target that applies it itself, without what the target cannot hold.
+    func screen(_ request: PatchRequest, _ r: Capabilities.Resource, _ kind: Kind, _ lease: Lease) throws(SCIMError) -> PatchRequest {
+        guard !r.holdsAnyAttribute else { return request }
+        var unknown: [String] = []
+        var kept: [PatchOperation] = []
+        for var op in request.operations {
+            if let path = op.path {
+                if r.schema.holds(path) { kept.append(op) } else { unknown.append(path.text) }
+            } else if let value = op.value {
+                let (v, names) = r.schema.withoutUnknownAttributes(value)
+                unknown += names
+                op.value = v
+                if v.objectValue?.isEmpty != true { kept.append(op) }
+            }
+        }
+        try screen(unknown, kind, lease)
+        return PatchRequest(operations: kept)
+    }
+
     // MARK: - Operations
 
     public func create(app: String, kind: Kind, body: JSON, baseURL: String, projection: Projection = .default) async throws(SCIMError) -> SCIMResult {
@@ -137,7 +180,7 @@ public final class SCIMService: Sendable {
         defer { lease.release() }
         let r = try Self.resource(lease, kind)
         try Self.require(r, .create, "create \(kind.rawValue)s", lease)
-        let resource = try Self.prepare(body, r, kind)
+        let resource = try prepare(body, r, kind, lease)
         let stored: JSON
         if let instance = lease.target as? ConnectorInstance, let batches = instance.batches(kind) {
             // Group commit: the create waits, holding no thread, for the connector's next create_many.
@@ -198,7 +241,7 @@ public final class SCIMService: Sendable {
             if let given = body["id"]?.stringValue, given != id {
                 throw .mutability("id \(given) in the body does not match the URL's \(id)")
             }
-            let prepared = try Self.prepare(body, r, kind)
+            let prepared = try self.prepare(body, r, kind, lease)
             var expected: JSON?
             if ifMatch != nil {
                 let current = try Self.checkedFetch(lease, r, kind, id, ifMatch: ifMatch, baseURL: baseURL)
@@ -227,7 +270,8 @@ public final class SCIMService: Sendable {
             guard r.canPatch else {
                 throw .notImplemented("app \(lease.app) cannot update \(kind.rawValue)s: its connector implements neither patch nor get and replace")
             }
-            let stored = try Self.applyPatch(request, lease, r, kind, id, ifMatch: ifMatch, baseURL: baseURL)
+            // One form for every target: what a strict remote server accepts.
+            let stored = try self.applyPatch(request.standardized(for: r.schema), lease, r, kind, id, ifMatch: ifMatch, baseURL: baseURL)
             let (out, etag) = Self.present(stored, kind, r.schema, baseURL: baseURL, projection: projection)
             return SCIMResult(status: 200, body: out, etag: etag)
         }
@@ -237,7 +281,7 @@ public final class SCIMService: Sendable {
     /// deltas when it supports them; everything else as get → apply → replace, the replace
     /// conditional on the version read where the target can do that, and computed again from
     /// the new version when another writer got there first.
-    static func applyPatch(_ request: PatchRequest, _ lease: Lease, _ r: Capabilities.Resource, _ kind: Kind, _ id: String,
+    func applyPatch(_ request: PatchRequest, _ lease: Lease, _ r: Capabilities.Resource, _ kind: Kind, _ id: String,
                            ifMatch: String?, baseURL: String) throws(SCIMError) -> JSON {
         var operations = request.operations
         var ifMatch = ifMatch
@@ -246,36 +290,38 @@ public final class SCIMService: Sendable {
             if !deltas.isEmpty {
                 if ifMatch != nil || !rest.isEmpty || !r.operations.contains(.patch) {
                     // The group exists (at the version asked for) before its members change.
-                    _ = try checkedFetch(lease, r, kind, id, ifMatch: ifMatch, baseURL: baseURL)
+                    _ = try Self.checkedFetch(lease, r, kind, id, ifMatch: ifMatch, baseURL: baseURL)
                 }
                 for d in deltas { try lease.target.changeMembers(id, d.members, add: d.add) }
                 operations = rest
-                if operations.isEmpty { return try fetch(lease, r, kind, id) }
+                if operations.isEmpty { return try Self.fetch(lease, r, kind, id) }
                 ifMatch = nil  // checked; the group has changed since, by this request
             }
         }
         let remaining = PatchRequest(operations: operations)
         if r.operations.contains(.patch) {
-            if ifMatch != nil { _ = try checkedFetch(lease, r, kind, id, ifMatch: ifMatch, baseURL: baseURL) }
-            return try lease.target.patch(kind, id, remaining)
+            if ifMatch != nil { _ = try Self.checkedFetch(lease, r, kind, id, ifMatch: ifMatch, baseURL: baseURL) }
+            let screened = try screen(remaining, r, kind, lease)
+            if screened.operations.isEmpty { return try Self.fetch(lease, r, kind, id) }
+            return try lease.target.patch(kind, id, screened)
         }
-        let conditional = replacesConditionally(r)
-        for attempt in 1...updateAttempts {
-            let before = try checkedFetch(lease, r, kind, id, ifMatch: ifMatch, baseURL: baseURL)
+        let conditional = Self.replacesConditionally(r)
+        for attempt in 1...Self.updateAttempts {
+            let before = try Self.checkedFetch(lease, r, kind, id, ifMatch: ifMatch, baseURL: baseURL)
             var after = try PatchApplier(schema: r.schema).apply(remaining, to: before)
             if !r.passwordWritable { after["password"] = nil }
             if after == before { return before }
-            let prepared = try prepare(after, r, kind)
+            let prepared = try prepare(after, r, kind, lease)
             do {
                 return try lease.target.replace(kind, id, prepared, ifUnchanged: conditional ? before : nil)
             } catch where error.status == 412 && conditional {
-                guard attempt < updateAttempts else { break }
+                guard attempt < Self.updateAttempts else { break }
                 // Another writer changed it between the read and the write: a short, growing,
                 // jittered pause, then the PATCH again on what it wrote.
                 usleep(UInt32.random(in: 0...UInt32(1000 << min(attempt, 5))))
             }
         }
-        throw SCIMError(status: 409, detail: "\(kind.rawValue) \(id) was changed by other writers \(updateAttempts) times while this PATCH was applied; nothing was written, send it again")
+        throw SCIMError(status: 409, detail: "\(kind.rawValue) \(id) was changed by other writers \(Self.updateAttempts) times while this PATCH was applied; nothing was written, send it again")
     }
 
     public func search(app: String, kind: Kind, query: Query, projection: Projection, baseURL: String) async throws(SCIMError) -> SCIMResult {

@@ -25,7 +25,7 @@ struct SCIMRoutes: ResourceEndpoints {
         }
         v2.get("ServiceProviderConfig") { request, context in
             let app = try appName(context)
-            let attributes = QueryString.parse(request.uri.query ?? "")["attributes"] ?? ""
+            let attributes = try QueryString.parse(request.uri.query ?? "")["attributes"] ?? ""
             let okta = attributes.lowercased().contains(Discovery.oktaProviderConfigSchema)
             return SCIMResponse.json(try service.discovery(app: app, baseURL: baseURL(request, app)).serviceProviderConfig(includeOktaExtension: okta))
         }
@@ -113,7 +113,7 @@ struct SCIMRoutes: ResourceEndpoints {
 
     /// GET on a collection: the query and projection from the query string.
     func search(_ kind: Kind, _ request: Request, app: String, baseURL: String) async throws -> SCIMResult {
-        let parameters = QueryString.parse(request.uri.query ?? "")
+        let parameters = try QueryString.parse(request.uri.query ?? "")
         let query = try Query(parameters: { parameters[$0] })
         let projection = try Projection(attributes: parameters["attributes"], excludedAttributes: parameters["excludedAttributes"])
         return try await service.search(app: app, kind: kind, query: query, projection: projection, baseURL: baseURL)
@@ -176,7 +176,7 @@ struct SCIMRoutes: ResourceEndpoints {
     }
 
     func projection(_ request: Request) throws -> Projection {
-        let parameters = QueryString.parse(request.uri.query ?? "")
+        let parameters = try QueryString.parse(request.uri.query ?? "")
         return try Projection(attributes: parameters["attributes"], excludedAttributes: parameters["excludedAttributes"])
     }
 
@@ -222,20 +222,25 @@ extension ResourceEndpoints {
     }
 }
 
-/// Query strings as SCIM clients send them: percent-encoding, and '+' for a space.
+/// Query strings as SCIM clients send them: percent-encoding, and '+' for a space. A name or
+/// value that is not UTF-8 once decoded is a 400 (`invalidFilter` for the filter), never
+/// replaced characters that would match nothing.
 enum QueryString {
-    static func parse(_ query: String) -> [String: String] {
+    static func parse(_ query: String) throws(SCIMError) -> [String: String] {
         var out: [String: String] = [:]
         for pair in query.split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let key = decode(parts[0])
-            let value = parts.count > 1 ? decode(parts[1]) : ""
+            guard let key = decode(parts[0]) else { throw .invalidValue("a query parameter's name is not UTF-8 once percent-decoded") }
+            guard let value = parts.count > 1 ? decode(parts[1]) : "" else {
+                let detail = "the query parameter \(key) is not UTF-8 once percent-decoded"
+                throw key == "filter" ? .invalidFilter(detail) : .invalidValue(detail)
+            }
             if out[key] == nil { out[key] = value }
         }
         return out
     }
 
-    static func decode(_ s: Substring) -> String {
+    static func decode(_ s: Substring) -> String? {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(s.utf8.count)
         var it = Array(s.utf8)[...]
@@ -249,7 +254,7 @@ enum QueryString {
                 bytes.append(c)
             }
         }
-        return String(decoding: bytes, as: UTF8.self)
+        return String(validating: bytes, as: UTF8.self)
     }
 
     static func hex(_ c: UInt8) -> UInt8? {

@@ -26,15 +26,19 @@ public struct Capabilities: Sendable, Equatable {
         public var activeWritable: Bool
         /// Filters on `meta.lastModified gt` are answered (Okta's incremental import).
         public var lastModifiedFilter: Bool
+        /// The target keeps attributes its schema does not name (a JSON store, a database
+        /// row's attributes column); false when `schema` lists all it can hold.
+        public var holdsAnyAttribute: Bool
 
         public init(operations: Operations, schema: ResourceSchema, sort: Bool = false, passwordWritable: Bool = false,
-                    activeWritable: Bool = false, lastModifiedFilter: Bool = false) {
+                    activeWritable: Bool = false, lastModifiedFilter: Bool = false, holdsAnyAttribute: Bool = true) {
             self.operations = operations
             self.schema = schema
             self.sort = sort
             self.passwordWritable = passwordWritable
             self.activeWritable = activeWritable
             self.lastModifiedFilter = lastModifiedFilter
+            self.holdsAnyAttribute = holdsAnyAttribute
         }
 
         /// PATCH is served natively or as get → apply → replace.
@@ -119,7 +123,7 @@ extension Capabilities {
             guard let r = resource(kind) else { continue }
             o[kind == .user ? "Users" : "Groups"] = [
                 "operations": ops(r), "sort": .bool(r.sort), "passwordWritable": .bool(r.passwordWritable),
-                "activeWritable": .bool(r.activeWritable),
+                "activeWritable": .bool(r.activeWritable), "holdsAnyAttribute": .bool(r.holdsAnyAttribute),
                 "attributes": .array(r.schema.core.attributes.map { .string($0.name) }),
                 "schemaExtensions": .array(r.schema.extensions.map { .string($0.id) }),
             ]

@@ -85,7 +85,9 @@ public struct Discovery: Sendable {
             "sort": ["supported": .bool(capabilities.users?.sort ?? false)],
             "etag": ["supported": false],
             "authenticationSchemes": .array(capabilities.authenticationSchemes),
-            "userManagementCapabilities": .array(capabilities.oktaCapabilities.map(JSON.string)),
+            // Inside the extension object, as Okta's SCIM 1.1 reference shows it: Okta's agent
+            // reads the list there, and assumes everything is implemented when it finds none.
+            Self.oktaProviderConfigSchema: ["userManagementCapabilities": .array(capabilities.oktaCapabilities.map(JSON.string))],
         ]
     }
 }

@@ -64,7 +64,9 @@ public struct PatchApplier: Sendable {
 
     /// A member name of a path-less value that is a path: `attr.sub`, or an attribute of a
     /// schema this resource type has (`urn:…:User:department`). Not an extension's own URN.
-    private func pathAsKey(_ key: String) -> AttributePath? {
+    private func pathAsKey(_ key: String) -> AttributePath? { Self.pathAsKey(key, in: schema) }
+
+    static func pathAsKey(_ key: String, in schema: ResourceSchema) -> AttributePath? {
         guard let path = AttributePath(parsing: key) else { return nil }
         if let urn = path.schema {
             guard schema.schema(withID: urn) != nil, !schema.extensions.contains(where: { $0.id.caselessEquals(key) }) else { return nil }
@@ -172,7 +174,16 @@ public struct PatchApplier: Sendable {
         let value = operation.value.map { ResourceNormalizer.coerce($0, subDefinition ?? top, asElement: true) }
         try modify(attr, in: &root) { (container: inout JSONObject) throws(SCIMError) in
             var elements = container[key]?.arrayValue ?? []
-            let matched = elements.indices.filter { evaluator.matches(filter, elements[$0]) }
+            var matched = elements.indices.filter { evaluator.matches(filter, elements[$0]) }
+            // A filter only on sub-attributes the target does not keep (a directory keeps email
+            // values, not their types) cannot tell its values apart: it selects the one the
+            // target keeps first, its primary. So Entra's `emails[type eq "work"].value` replace
+            // replaces the address rather than adding a second one.
+            if matched.isEmpty, let top, !elements.isEmpty, !top.subAttributes.isEmpty,
+                filter.paths.allSatisfy({ top.subAttribute($0.name) == nil })
+            {
+                matched = [elements.firstIndex { $0["primary"]?.boolValue == true } ?? elements.startIndex]
+            }
             switch operation.op {
             case .remove:
                 if let sub {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import AgentHTTP
+import SCIMKit
 
 @Suite struct HTTPHelperTests {
     @Test func constantTimeComparison() {
@@ -20,10 +21,20 @@ import Testing
         #expect(!AuthenticationMiddleware.checkBasic("Basic !!!", username: "okta", password: "change-me"))
     }
 
-    @Test func queryStrings() {
-        let q = QueryString.parse("filter=userName+eq+%22a%2Bb%40x.com%22&count=10&count=20&empty")
+    @Test func queryStrings() throws {
+        let q = try QueryString.parse("filter=userName+eq+%22a%2Bb%40x.com%22&count=10&count=20&empty")
         #expect(q["filter"] == #"userName eq "a+b@x.com""#)
         #expect(q["count"] == "10" && q["empty"] == "")
+        #expect(try QueryString.parse("filter=displayName+eq+%22J%C3%BCrgen%22")["filter"] == #"displayName eq "Jürgen""#)
+    }
+
+    @Test func queryStringsThatAreNotUTF8() {
+        func error(_ query: String) -> SCIMError? {
+            do { _ = try QueryString.parse(query); return nil } catch { return error }
+        }
+        #expect(error("filter=userName%20eq%20%22%FF%22") == .invalidFilter("the query parameter filter is not UTF-8 once percent-decoded"))
+        #expect(error("attributes=%C3")?.scimType == .invalidValue)
+        #expect(error("%FF=1")?.status == 400)
     }
 
     @Test func appNames() {

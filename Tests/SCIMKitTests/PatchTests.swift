@@ -22,6 +22,22 @@ import Testing
         #expect(r["nickName"] == "Babs2")
     }
 
+    /// What a remote SCIM server is sent for the IdPs' forms: RFC 7644's own, applying the same.
+    @Test func idpFormsStandardized() throws {
+        let ext = CoreSchemas.enterpriseUserID
+        let entra = try request(#"[{"op":"Replace","value":{"name.givenName":"Barb","active":"False","\#(ext):department":"R&D"}},"#
+            + #"{"op":"replace","path":"active","value":"True"}]"#)
+        let standard = entra.standardized(for: CoreSchemas.userResource)
+        #expect(standard.json == (try request(#"[{"op":"replace","value":{"active":false}},{"op":"replace","path":"name.givenName","value":"Barb"},"#
+            + #"{"op":"replace","path":"\#(ext):department","value":"R&D"},{"op":"replace","path":"active","value":true}]"#)).json)
+        #expect(try users.apply(standard, to: Fixtures.bjensen) == (try users.apply(entra, to: Fixtures.bjensen)))
+
+        let removal = try request(#"[{"op":"Remove","path":"members","value":[{"value":"2819c223-7f76-453a-919d-413861904646"},{"value":"902c246b-6245-4190-8e05-00816be7344a"}]}]"#)
+        let members = removal.standardized(for: CoreSchemas.groupResource)
+        #expect(members.operations.map(\.path?.text) == [#"members[value eq "2819c223-7f76-453a-919d-413861904646" or value eq "902c246b-6245-4190-8e05-00816be7344a"]"#])
+        #expect(try groups.apply(members, to: Fixtures.group)["members"]?.arrayValue?.isEmpty ?? true)
+    }
+
     /// Microsoft Entra ID's forms: paths as member names of a path-less value, and the
     /// enterprise manager as a bare id.
     @Test func entraPathsInAValueAndABareManager() throws {

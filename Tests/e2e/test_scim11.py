@@ -86,7 +86,9 @@ def test_scim11_errors_and_discovery(agent):
     r = s.post(f"{base}/Users", data=b'{"userName": ')
     assert r.status_code == 400 and r.json()["Errors"][0]["code"] == "400"
     spc = s.get(f"{base}/ServiceProviderConfigs").json()
-    assert "PUSH_NEW_USERS" in spc["userManagementCapabilities"]
+    # Okta's documented shape: the list inside the extension object, none at the top level.
+    assert "PUSH_NEW_USERS" in spc["urn:okta:schemas:scim:providerconfig:1.0"]["userManagementCapabilities"]
+    assert "userManagementCapabilities" not in spc
     # SCIM 2.0 errors are unchanged, even where "/scim/v1/" appears further down a 2.0 path.
     assert "Errors" not in s.get(f"{agent.base('mem')}/Users/nope").json()
     r = s.get(f"{agent.base('mem')}/Users/x/scim/v1/y")

@@ -168,19 +168,18 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
             // sn is mandatory in inetOrgPerson; when no familyName was given it holds the
             // userName, which reads back as no familyName.
             if attr.lowercased() == "sn" && value == uid { continue }
+            if let urn = Self.extensionURN(path) {
+                // An extension's attribute (the enterprise one's, or Okta's custom ones).
+                var ext = o[urn]?.objectValue ?? JSONObject()
+                ext[path.name] = .string(value)
+                o[urn] = .object(ext)
+                if o["schemas"]?.arrayValue?.contains(.string(urn)) != true { o["schemas"] = .array((o["schemas"]?.arrayValue ?? []) + [.string(urn)]) }
+                continue
+            }
             if let sub = path.subAttribute {
                 if CoreSchemas.user.attribute(path.name)?.multiValued == true {
-                    // The directory keeps values, not types. The first is the primary one; the
-                    // first email is the work one (as mail is), so Entra's
-                    // emails[type eq "work"].value finds what it replaces.
-                    o[path.name] = .array(e.all(attr).enumerated().map { i, v in
-                        var element: JSONObject = ["value": .string(v)]
-                        if i == 0 {
-                            element["primary"] = true
-                            if path.name == "emails" { element["type"] = "work" }
-                        }
-                        return .object(element)
-                    })
+                    // Only what the directory holds: the values (the first is the primary one).
+                    o[path.name] = .array(e.all(attr).map { v in JSON.object(["value": .string(v)]) })
                 } else {
                     var inner = o[path.name]?.objectValue ?? JSONObject()
                     inner[sub] = .string(value)
@@ -210,13 +209,21 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
         return "(entryCSN=\(LDAPFilter.escape(csn)))"
     }
 
+    /// The URN of a mapped path that lies in an extension, nil for a core attribute.
+    static func extensionURN(_ path: AttributePath) -> String? {
+        guard let urn = path.schema, !urn.caselessEquals(CoreSchemas.userID) else { return nil }
+        return urn
+    }
+
     /// The directory attributes for a resource: mapped values, plus cn and sn, which
     /// inetOrgPerson requires.
     func attributes(_ r: JSON) throws -> [(String, [String])] {
         var out: [(String, [String])] = []
         for (path, attr) in mapping {
             var values: [String] = []
-            if let sub = path.subAttribute {
+            if let urn = Self.extensionURN(path) {
+                if let v = r[urn]?[path.name]?.stringValue { values = [v] }
+            } else if let sub = path.subAttribute {
                 if let list = r[path.name]?.arrayValue {
                     // The primary value first, then a work one, as the first reads back so.
                     func rank(_ v: JSON) -> Int { v["primary"]?.boolValue == true ? 0 : v["type"]?.stringValue?.caselessEquals("work") == true ? 1 : 2 }

@@ -1,0 +1,131 @@
+"""What Okta and Microsoft Entra ID send, stored as they meant it: Entra's email update and
+member removal on a directory and through a remote app, Okta's custom extension on targets
+that cannot hold it (unknownAttributes), and a query string that is not UTF-8."""
+import concurrent.futures
+import time
+
+import pytest
+import requests
+
+from servers import ScimPeer
+from test_ldap import clean
+
+USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+OKTA_CUSTOM = "urn:okta:onprem_app:1.0:user:custom"
+
+
+@pytest.fixture
+def peer():
+    p = ScimPeer()
+    yield p
+    p.stop()
+
+
+def remote(peer, **extra):
+    return {"remote": {"url": peer.base, "auth": {"type": "header", "name": "Authorization", "value": f"Bearer {ScimPeer.TOKEN}"}},
+            "auth": {"type": "none"}, **extra}
+
+
+def okta_user(name):
+    return {"schemas": [USER, OKTA_CUSTOM], "userName": name, "name": {"givenName": "Cost", "familyName": "Center"},
+            "emails": [{"value": f"{name}@example.com", "type": "work", "primary": True}], OKTA_CUSTOM: {"costCenter": "CC-42"}}
+
+
+def test_entra_email_update_replaces_the_directory_address(make_agent, slapd):
+    clean(slapd)
+    a = make_agent({"dir": {"connector": "ldap", "settings": slapd.settings(), "auth": {"type": "none"}}}, plugins=("ldap.so",)).start()
+    base = a.base("dir")
+    u = requests.post(f"{base}/Users", json={"schemas": [USER], "userName": "ent", "emails": [{"value": "old@example.com", "type": "work", "primary": True}]}).json()
+    r = requests.patch(f"{base}/Users/{u['id']}", json={"schemas": [PATCH], "Operations": [
+        {"op": "Replace", "path": 'emails[type eq "work"].value', "value": "new@example.com"}]})
+    assert r.status_code == 200, r.text
+    (entry,) = slapd.search(slapd.PEOPLE, f"(entryUUID={u['id']})")
+    assert entry.mail.values == ["new@example.com"]
+    assert [e["value"] for e in requests.get(f"{base}/Users/{u['id']}").json()["emails"]] == ["new@example.com"]
+
+
+def test_concurrent_first_members_of_an_empty_directory_group(make_agent, slapd):
+    clean(slapd)
+    a = make_agent({"dir": {"connector": "ldap", "settings": slapd.settings(), "auth": {"type": "none"}}}, plugins=("ldap.so",)).start()
+    base = a.base("dir")
+    ids = [requests.post(f"{base}/Users", json={"schemas": [USER], "userName": f"first{i}"}).json()["id"] for i in range(16)]
+    gid = requests.post(f"{base}/Groups", json={"schemas": [GROUP], "displayName": "Empty"}).json()["id"]
+
+    def add(uid):
+        return requests.patch(f"{base}/Groups/{gid}", json={"schemas": [PATCH], "Operations": [{"op": "add", "path": "members", "value": [{"value": uid}]}]}).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+        assert list(pool.map(add, ids)) == [200] * 16
+    (entry,) = slapd.search(slapd.GROUPS, f"(entryUUID={gid})")
+    assert sorted(dn.split(",")[0] for dn in entry.member.values) == sorted(f"uid=first{i}" for i in range(16))
+
+
+def test_entra_forms_reach_a_strict_remote_server_in_rfc_form(make_agent, peer):
+    a = make_agent({"crm": remote(peer)}, plugins=()).start()
+    base = a.base("crm")
+    users = [requests.post(f"{base}/Users", json={"schemas": [USER], "userName": f"r{i}", "active": True}).json()["id"] for i in range(3)]
+    gid = requests.post(f"{base}/Groups", json={"schemas": [GROUP], "displayName": "Sales", "members": [{"value": u} for u in users]}).json()["id"]
+    # Entra's member removal: the members as the value of a remove of "members".
+    r = requests.patch(f"{base}/Groups/{gid}", json={"schemas": [PATCH], "Operations": [
+        {"op": "Remove", "path": "members", "value": [{"value": users[0]}, {"value": users[2]}]}]})
+    assert r.status_code == 200, r.text
+    assert [m["value"] for m in peer.get(f"/Groups/{gid}").json()["members"]] == [users[1]]
+    # Entra's disable, a string boolean in a path-less replace with a dotted path.
+    r = requests.patch(f"{base}/Users/{users[1]}", json={"schemas": [PATCH], "Operations": [
+        {"op": "Replace", "value": {"active": "False", "name.givenName": "Rita"}}]})
+    assert r.status_code == 200, r.text
+    stored = peer.get(f"/Users/{users[1]}").json()
+    assert stored["active"] is False and stored["name"]["givenName"] == "Rita"
+
+
+def test_okta_custom_extension_on_a_directory(make_agent, slapd):
+    clean(slapd)
+    settings = slapd.settings()
+    apps = {
+        "ignoring": {"connector": "ldap", "settings": settings, "auth": {"type": "none"}},
+        "rejecting": {"connector": "ldap", "settings": settings, "auth": {"type": "none"}, "unknownAttributes": "reject"},
+        "mapped": {"connector": "ldap", "settings": {**settings, "attributes": {f"{OKTA_CUSTOM}:costCenter": "departmentNumber"}}, "auth": {"type": "none"}},
+    }
+    a = make_agent(apps, plugins=("ldap.so",)).start()
+    r = requests.post(f"{a.base('rejecting')}/Users", json=okta_user("rejected"))
+    assert r.status_code == 400 and r.json()["scimType"] == "invalidValue" and f"{OKTA_CUSTOM}:costCenter" in r.json()["detail"], r.text
+    assert slapd.search(slapd.PEOPLE, "(uid=rejected)") == []
+
+    r = requests.post(f"{a.base('ignoring')}/Users", json=okta_user("ignored"))
+    assert r.status_code == 201, r.text
+    requests.post(f"{a.base('ignoring')}/Users", json=okta_user("ignored2"))
+    time.sleep(0.2)
+    warnings = [l for l in a.log.read_text().splitlines() if "cannot hold is ignored" in l]
+    assert len(warnings) == 1 and f"{OKTA_CUSTOM}:costCenter" in warnings[0], warnings
+
+    r = requests.post(f"{a.base('mapped')}/Users", json=okta_user("mapped"))
+    assert r.status_code == 201, r.text
+    (entry,) = slapd.search(slapd.PEOPLE, "(uid=mapped)")
+    assert entry.departmentNumber.value == "CC-42"
+    assert requests.get(f"{a.base('mapped')}/Users/{r.json()['id']}").json()[OKTA_CUSTOM] == {"costCenter": "CC-42"}
+    schemas = requests.get(f"{a.base('mapped')}/Schemas").json()["Resources"]
+    assert OKTA_CUSTOM in [s["id"] for s in schemas]
+
+
+def test_okta_custom_extension_through_a_remote_that_publishes_its_schemas(make_agent, peer):
+    a = make_agent({"ignoring": remote(peer), "rejecting": remote(peer, unknownAttributes="reject")}, plugins=()).start()
+    r = requests.post(f"{a.base('rejecting')}/Users", json=okta_user("rejected"))
+    assert r.status_code == 400 and OKTA_CUSTOM in r.json()["detail"], r.text
+    r = requests.post(f"{a.base('ignoring')}/Users", json=okta_user("ignored"))
+    assert r.status_code == 201, r.text
+    stored = peer.get(f"/Users/{r.json()['id']}").json()
+    assert stored["userName"] == "ignored" and OKTA_CUSTOM not in stored
+    # A PATCH the remote applies itself is screened the same way.
+    r = requests.patch(f"{a.base('ignoring')}/Users/{stored['id']}", json={"schemas": [PATCH], "Operations": [
+        {"op": "replace", "path": f"{OKTA_CUSTOM}:costCenter", "value": "CC-7"}, {"op": "replace", "path": "displayName", "value": "Ig"}]})
+    assert r.status_code == 200, r.text
+    assert peer.get(f"/Users/{stored['id']}").json()["displayName"] == "Ig"
+
+
+def test_a_query_string_that_is_not_utf8_is_a_400(agent):
+    r = requests.get(agent.base("mem") + "/Users?filter=userName%20eq%20%22%FF%22", auth=("okta", "change-me"))
+    assert r.status_code == 400 and r.json()["scimType"] == "invalidFilter", r.text
+    r = requests.get(agent.base("mem") + "/Users?attributes=%C3", auth=("okta", "change-me"))
+    assert r.status_code == 400 and r.json()["scimType"] == "invalidValue", r.text
