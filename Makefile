@@ -7,7 +7,7 @@ BUILD := .build/debug
 VENV := .venv
 PLUGINS := plugins
 
-.PHONY: all build plugins plugins-alt run test test-swift test-e2e deps python-deps clean bench
+.PHONY: all build plugins plugins-alt run test test-swift test-e2e deps python-deps clean bench fuzz
 
 all: build plugins
 
@@ -59,7 +59,15 @@ $(VENV)/.installed: Tests/e2e/requirements.txt
 test: python-deps build plugins plugins-alt
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+	bash scripts/fuzz.sh $(TEST_FUZZ_SECONDS)
 	$(VENV)/bin/python -m pytest -q Tests/e2e
+
+# libFuzzer over the parsers (JSON, filters, PATCH, SCIM 1.1, flatfile CSV, configuration),
+# FUZZ_SECONDS each; `make test` runs each for TEST_FUZZ_SECONDS. See scripts/fuzz.sh.
+FUZZ_SECONDS ?= 60
+TEST_FUZZ_SECONDS ?= 15
+fuzz: build
+	bash scripts/fuzz.sh $(FUZZ_SECONDS)
 
 # Release builds of the agent and the plugins, the peers, then Benchmarks/bench.py (see BENCHMARKS.md).
 bench: python-deps plugins-alt
@@ -79,4 +87,4 @@ bench: python-deps plugins-alt
 	$(VENV)/bin/python Benchmarks/bench.py
 
 clean:
-	rm -rf .build .build-alt $(PLUGINS) plugins-alt plugins-release plugins-alt-release .venv
+	rm -rf .build .build-alt .build-fuzz $(PLUGINS) plugins-alt plugins-release plugins-alt-release .venv

@@ -3,10 +3,13 @@ enum CSV {
     static func encode(_ rows: [[String]]) -> String {
         var out = ""
         for row in rows {
+            // One empty field is written quoted: an empty line reads as no row at all.
+            if row == [""] { out += "\"\"\r\n"; continue }
             for (i, field) in row.enumerated() {
                 if i > 0 { out += "," }
-                if field.utf8.contains(where: { $0 == 0x2C || $0 == 0x22 || $0 == 0x0A || $0 == 0x0D }) {
-                    out += "\"" + field.replacingAll("\"", with: "\"\"") + "\""
+                // Quoted too: a field that starts as a byte-order mark does, which would read as one.
+                if field.utf8.contains(where: { $0 == 0x2C || $0 == 0x22 || $0 == 0x0A || $0 == 0x0D }) || field.utf8.starts(with: [0xEF, 0xBB, 0xBF]) {
+                    out += "\"" + Self.doublingQuotes(field) + "\""
                 } else {
                     out += field
                 }
@@ -14,6 +17,18 @@ enum CSV {
             out += "\r\n"
         }
         return out
+    }
+
+    /// Every `"` doubled, byte by byte: a search by Characters misses a quote that a preceding
+    /// prepend mark (U+06DD) joins into one grapheme (found by the fuzzer).
+    static func doublingQuotes(_ field: String) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(field.utf8.count + 2)
+        for b in field.utf8 {
+            if b == 0x22 { bytes.append(0x22) }
+            bytes.append(b)
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     struct ParseError: Error { var line: Int; var message: String }
@@ -61,18 +76,5 @@ enum CSV {
         if inQuotes { throw ParseError(line: line, message: "unterminated quoted field") }
         if fieldStarted || !field.isEmpty || !row.isEmpty { endField(); rows.append(row) }
         return rows
-    }
-}
-
-extension String {
-    func replacingAll(_ target: String, with replacement: String) -> String {
-        var out = ""
-        var rest = Substring(self)
-        while let r = rest.firstRange(of: target) {
-            out += rest[..<r.lowerBound]
-            out += replacement
-            rest = rest[r.upperBound...]
-        }
-        return out + rest
     }
 }

@@ -88,12 +88,41 @@ public struct AgentConfig: Sendable, Equatable {
     public static func parse(_ text: String, file: String, environment: [String: String]) throws -> AgentConfig {
         var reader = ConfigReader(file: file, environment: environment)
         let root: Any?
-        do { root = try Yams.load(yaml: text) } catch {
+        do {
+            // Yams traps on a mapping key that is not a plain scalar (`? [a, b]: c`, found by
+            // the fuzzer): such a file is refused, naming where, before it is loaded.
+            let node = try Yams.compose(yaml: text)
+            if let problem = node.flatMap({ nonScalarKey(in: $0, at: "") }) { throw Invalid(problems: ["\(file): \(problem)"]) }
+            root = node?.any
+        } catch let invalid as Invalid {
+            throw invalid
+        } catch {
             throw Invalid(problems: ["\(file): not valid YAML: \(error)"])
         }
         let config = reader.read(root)
         guard reader.problems.isEmpty, let config else { throw Invalid(problems: reader.problems) }
         return config
+    }
+}
+
+/// Where a mapping of `node` has a key that is not a plain string, if anywhere.
+func nonScalarKey(in node: Node, at path: String) -> String? {
+    switch node {
+    case .mapping(let mapping):
+        for (key, value) in mapping {
+            guard case .scalar(let k) = key else {
+                return "line \(key.mark.map { String($0.line) } ?? "?"): a key\(path.isEmpty ? "" : " under \(path)") must be a plain string"
+            }
+            if let p = nonScalarKey(in: value, at: path.isEmpty ? k.string : path + "." + k.string) { return p }
+        }
+        return nil
+    case .sequence(let sequence):
+        for (i, value) in sequence.enumerated() {
+            if let p = nonScalarKey(in: value, at: "\(path)[\(i)]") { return p }
+        }
+        return nil
+    default:
+        return nil
     }
 }
 

@@ -177,6 +177,9 @@ public struct FilterParser {
             let start = position
             position += 1
             while let d = current, d != UInt8(ascii: "\"") { position += d == UInt8(ascii: "\\") ? 2 : 1 }
+            // A backslash as the last byte steps past the end (found by the fuzzer: the
+            // error's excerpt then trapped on a range past the end).
+            position = min(position, bytes.count)
             guard current == UInt8(ascii: "\"") else { throw error("unterminated string") }
             position += 1
             do {

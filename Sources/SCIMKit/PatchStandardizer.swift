@@ -20,6 +20,7 @@ extension PatchRequest {
                     rest[m.key] = m.key.lowercased().hasPrefix("urn:") ? m.value : coerced(m.value, AttributePath(name: m.key), schema)
                 }
             }
+            if split.isEmpty { return [PatchOperation(op: operation.op, value: .object(rest))] }  // {} stays an operation
             return (rest.isEmpty ? [] : [PatchOperation(op: operation.op, value: .object(rest))]) + split
         }
         // Entra: the members to remove sent as the value of a remove of "members".

@@ -59,6 +59,19 @@ import SCIMKit
         #expect(p.contains { $0.contains("apps.noauth.auth: is required") })
     }
 
+    /// Found by the fuzzer: Yams traps on a key that is not a scalar.
+    @Test func aKeyThatIsNotAStringIsAProblemNotATrap() {
+        #expect(problems("server:\n  ? [a, b]\n  : 1\n") == ["/etc/agent/agent.yaml: line 2: a key under server must be a plain string"])
+        #expect(problems("? {a: 1}\n: x\n").first?.contains("a key must be a plain string") == true)
+    }
+
+    @Test func unknownAttributesPolicy() throws {
+        let base = "plugins: { directory: p }\napps:\n  hr: { connector: memory, auth: { type: none }"
+        #expect(try parse(base + " }\n").apps["hr"]?.unknownAttributes == .ignore)
+        #expect(try parse(base + ", unknownAttributes: reject }\n").apps["hr"]?.unknownAttributes == .reject)
+        #expect(problems(base + ", unknownAttributes: drop }\n") == [#"/etc/agent/agent.yaml: apps.hr.unknownAttributes: "drop" is not one of ignore, reject"#])
+    }
+
     @Test func invalidYAML() {
         #expect(problems("apps: [unclosed").first?.contains("not valid YAML") == true)
     }

@@ -106,6 +106,8 @@ import Testing
         #"emails[type eq "work""#, #"emails[type eq "work"][value pr]"#, "a pr and", "x eq tru", "x eq 1e999", "x.y.z pr",
         #"emails[type eq "work"].value"#, #"emails[type eq "work"]. eq "x""#, #"emails[type eq "work"].value.x eq "x""#,
         #"emails[type eq "work"].urn:x:value eq "x""#, #"emails[type eq "work"].value[primary eq true]"#,
+        // Found by the fuzzer: a backslash as the last byte of an unterminated string trapped.
+        #"userName eq "Ali\"#, #"a eq "x" or b[c eq "d\"#,
     ])
     func parseErrorsAreInvalidFilter(_ text: String) {
         #expect {

@@ -135,3 +135,18 @@ def test_two_instances_on_one_directory_lose_no_acknowledged_write(make_agent):
     assert failures == [], failures[:5]
     for app in ("a", "b"):
         assert acknowledged <= all_user_names(requests.Session(), agent.base(app))
+
+
+def test_a_quote_after_a_prepend_mark_survives_the_spreadsheet(make_agent):
+    """Found by fuzzing the CSV reader: U+06DD joins the next character into one grapheme, and a
+    quote after it was not doubled, so the compacted users.csv no longer parsed."""
+    a = make_agent(APPS).start()
+    s, base = session_for("files"), a.base("files")
+    name = 'Ayah \u06dd"quoted" , and more'
+    r = s.post(f"{base}/Users", json={"schemas": [USER], "userName": "ayah", "displayName": name})
+    assert r.status_code == 201, r.text
+    a.stop()  # compacts the journal into users.csv
+    rows = list(csv.DictReader(io.StringIO((a.workdir / "data" / "files" / "users.csv").read_text(encoding="utf-8-sig"))))
+    assert [row["displayName"] for row in rows] == [name]
+    a.start()
+    assert s.get(f"{base}/Users/{r.json()['id']}").json()["displayName"] == name
