@@ -7,7 +7,7 @@ BUILD := .build/debug
 VENV := .venv
 PLUGINS := plugins
 
-.PHONY: all build plugins plugins-alt run test test-swift test-e2e deps python-deps clean bench fuzz
+.PHONY: all build plugins plugins-alt run test test-swift test-e2e deps python-deps clean bench bench-build bench-base bench-patch fuzz
 
 all: build plugins
 
@@ -69,8 +69,31 @@ TEST_FUZZ_SECONDS ?= 15
 fuzz: build
 	bash scripts/fuzz.sh $(FUZZ_SECONDS)
 
-# Release builds of the agent and the plugins, the peers, then Benchmarks/bench.py (see BENCHMARKS.md).
-bench: python-deps plugins-alt
+# Release builds of the agent and the plugins, the peers, then Benchmarks/bench.py and
+# Benchmarks/patch_bench.py (see BENCHMARKS.md). `make bench-patch` runs only the PATCH
+# comparison against BENCH_BASE, whose agent and plugins are built under .build-base.
+BENCH_BASE ?= 36adcc4
+bench: bench-build bench-base
+	$(VENV)/bin/python Benchmarks/bench.py
+	BENCH_BASE=$(BENCH_BASE) $(VENV)/bin/python Benchmarks/patch_bench.py
+
+bench-patch: bench-build bench-base
+	BENCH_BASE=$(BENCH_BASE) $(VENV)/bin/python Benchmarks/patch_bench.py
+
+bench-base:
+	@if [ "$$(cat .build-base/rev 2>/dev/null)" != "$(BENCH_BASE)" ] || [ ! -x .build-base/release/provisioning-agent ]; then \
+		rm -rf .build-base/src .build-base/release .build-base/plugins .build-base/rev && mkdir -p .build-base/src && \
+		git archive $(BENCH_BASE) | tar -x -C .build-base/src; fi
+	cd .build-base/src && for p in provisioning-agent FlatFileConnector MySQLConnector LDAPConnector; do $(SWIFT) build -c release --product $$p || exit 1; done
+	@mkdir -p .build-base/release .build-base/plugins
+	cp .build-base/src/.build/release/provisioning-agent .build-base/release/
+	cp .build-base/src/.build/release/libFlatFileConnector.so .build-base/plugins/flatfile.so
+	cp .build-base/src/.build/release/libMySQLConnector.so .build-base/plugins/mysql.so
+	cp .build-base/src/.build/release/libLDAPConnector.so .build-base/plugins/ldap.so
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -fPIC -shared -fvisibility=hidden -I.build-base/src/include .build-base/src/Plugins/MemoryConnector/memory.c -o .build-base/plugins/memory.so -lpthread
+	@echo $(BENCH_BASE) > .build-base/rev
+
+bench-build: python-deps plugins-alt
 	$(SWIFT) build -c release --product provisioning-agent
 	$(SWIFT) build -c release --product bare-hummingbird
 	$(SWIFT) build -c release --product agent-micro
@@ -84,7 +107,6 @@ bench: python-deps plugins-alt
 	$(SWIFT) build -c release --product FlatFileConnector --scratch-path .build-alt -Xswiftc -DALTERNATE_BUILD
 	cp .build-alt/release/libFlatFileConnector.so plugins-alt-release/flatfile.so
 	$(VENV)/bin/pip install -q scim2-server uvicorn httptools
-	$(VENV)/bin/python Benchmarks/bench.py
 
 clean:
-	rm -rf .build .build-alt .build-fuzz $(PLUGINS) plugins-alt plugins-release plugins-alt-release .venv
+	rm -rf .build .build-alt .build-fuzz .build-base $(PLUGINS) plugins-alt plugins-release plugins-alt-release .venv

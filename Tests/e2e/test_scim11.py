@@ -102,3 +102,30 @@ def test_okta_scim11_flow_on_mysql_lands_in_the_table(make_agent, mariadb):
     uid = okta_11_flow(requests.Session(), v1(agent, "db"), agent.base("db"))
     assert mariadb.query("SELECT userName, givenName, active FROM users WHERE id = %s", uid)[0] == ("bjensen@example.com", "Babs", 1)
     assert mariadb.query("SELECT COUNT(*) FROM `groups`")[0][0] == 0
+
+
+def test_okta_scim11_flow_on_ldap_lands_in_the_directory(make_agent, slapd):
+    from test_ldap import clean
+    clean(slapd)
+    # The enterprise department has no default attribute in a directory: the admin maps it.
+    settings = slapd.settings(attributes={"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department": "departmentNumber"})
+    agent = make_agent({"dir": {"connector": "ldap", "settings": settings, "auth": {"type": "none"}}}, plugins=("ldap.so",)).start()
+    uid = okta_11_flow(requests.Session(), v1(agent, "dir"), agent.base("dir"))
+    (entry,) = slapd.search(slapd.PEOPLE, f"(entryUUID={uid})")
+    assert entry.uid.value == "bjensen@example.com" and entry.givenName.value == "Babs" and entry.departmentNumber.value == "Tour Operations"
+    assert entry.entry_dn.endswith(slapd.PEOPLE) and "disabled" not in entry.entry_dn  # reactivated
+
+
+def test_okta_scim11_flow_through_a_remote_app(make_agent):
+    from servers import ScimPeer
+    peer = ScimPeer()
+    try:
+        apps = {"crm": {"remote": {"url": peer.base, "auth": {"type": "header", "name": "Authorization", "value": f"Bearer {ScimPeer.TOKEN}"}},
+                        "auth": {"type": "none"}}}
+        agent = make_agent(apps, plugins=()).start()
+        uid = okta_11_flow(requests.Session(), v1(agent, "crm"), agent.base("crm"))
+        stored = peer.get(f"/Users/{uid}").json()
+        assert stored["name"]["givenName"] == "Babs" and stored["active"] is True
+        assert stored["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["department"] == "Tour Operations"
+    finally:
+        peer.stop()
