@@ -129,3 +129,64 @@ def test_a_query_string_that_is_not_utf8_is_a_400(agent):
     assert r.status_code == 400 and r.json()["scimType"] == "invalidFilter", r.text
     r = requests.get(agent.base("mem") + "/Users?attributes=%C3", auth=("okta", "change-me"))
     assert r.status_code == 400 and r.json()["scimType"] == "invalidValue", r.text
+
+
+ENTRA_TARGETS = ["memory", "flatfile", "mysql", "ldap", "remote"]
+
+
+@pytest.mark.parametrize("target", ENTRA_TARGETS)
+def test_microsoft_entra_provisioning_lands_on_every_target(make_agent, request, target):
+    """Entra ID's documented provisioning requests, in its own forms, and the stored result."""
+    from test_concurrent_updates import PLUGINS, apps_for
+    app, server = apps_for(target, request)
+    a = make_agent({"app": app}, plugins=PLUGINS[target]).start()
+    s = requests.Session()
+    s.headers["Content-Type"] = "application/scim+json"
+    base = a.base("app")
+    # Query before create; create.
+    r = s.get(f"{base}/Users", params={"filter": 'userName eq "Test_User_ab6490ee"'})
+    assert r.status_code == 200 and r.json()["totalResults"] == 0
+    r = s.post(f"{base}/Users", json={"schemas": [USER], "externalId": "0a21f0f2", "userName": "Test_User_ab6490ee", "active": True,
+                                      "emails": [{"primary": True, "type": "work", "value": "Test_User_fd0ea19b@testuser.com"}],
+                                      "displayName": "Test_User_dfeef4c5", "name": {"formatted": "givenName familyName", "familyName": "familyName", "givenName": "givenName"}})
+    assert r.status_code == 201, r.text
+    uid = r.json()["id"]
+    # Multi-valued and single-valued updates, as Entra sends them.
+    r = s.patch(f"{base}/Users/{uid}", json={"schemas": [PATCH], "Operations": [
+        {"op": "Replace", "path": 'emails[type eq "work"].value', "value": "updatedEmail@microsoft.com"},
+        {"op": "Replace", "value": {"name.familyName": "updatedFamilyName", "displayName": "Updated Name"}}]})
+    assert r.status_code == 200, r.text
+    # Disable with a string boolean.
+    r = s.patch(f"{base}/Users/{uid}", json={"schemas": [PATCH], "Operations": [{"op": "Replace", "path": "active", "value": "False"}]})
+    assert r.status_code == 200 and r.json()["active"] is False, r.text
+    user = s.get(f"{base}/Users/{uid}").json()
+    assert [e["value"] for e in user["emails"]] == ["updatedEmail@microsoft.com"]
+    assert user["name"]["familyName"] == "updatedFamilyName" and user["displayName"] == "Updated Name" and user["active"] is False
+    # Groups: create, add a member, remove it in Entra's form, rename.
+    other = s.post(f"{base}/Users", json={"schemas": [USER], "userName": "Test_User_2"}).json()["id"]
+    r = s.post(f"{base}/Groups", json={"schemas": [GROUP], "externalId": "8aa1a0c0", "displayName": "displayName"})
+    assert r.status_code == 201, r.text
+    gid = r.json()["id"]
+    r = s.patch(f"{base}/Groups/{gid}", json={"schemas": [PATCH], "Operations": [{"op": "Add", "path": "members", "value": [{"value": uid}, {"value": other}]}]})
+    assert r.status_code in (200, 204), r.text
+    r = s.patch(f"{base}/Groups/{gid}", json={"schemas": [PATCH], "Operations": [{"op": "Remove", "path": "members", "value": [{"value": uid}]}]})
+    assert r.status_code in (200, 204), r.text
+    r = s.patch(f"{base}/Groups/{gid}", json={"schemas": [PATCH], "Operations": [{"op": "Replace", "path": "displayName", "value": "1879db59-3bdf-4490-ad68-ab880a269474updatedDisplayName"}]})
+    assert r.status_code in (200, 204), r.text
+    group = s.get(f"{base}/Groups/{gid}", params={"excludedAttributes": "members"}).json()
+    assert group["displayName"] == "1879db59-3bdf-4490-ad68-ab880a269474updatedDisplayName" and "members" not in group
+    assert [m["value"] for m in s.get(f"{base}/Groups/{gid}").json()["members"]] == [other]
+
+    if target == "mysql":
+        row = server.query("SELECT email, familyName, displayName, active FROM users WHERE id = %s", uid)[0]
+        assert row == ("updatedEmail@microsoft.com", "updatedFamilyName", "Updated Name", 0)
+        assert [r[0] for r in server.query("SELECT member_id FROM group_members WHERE group_id = %s", gid)] == [other]
+    elif target == "ldap":
+        (entry,) = server.search("dc=example,dc=org", f"(entryUUID={uid})")
+        assert entry.mail.values == ["updatedEmail@microsoft.com"] and entry.sn.value == "updatedFamilyName" and ",ou=disabled," in entry.entry_dn
+        (g,) = server.search(server.GROUPS, f"(entryUUID={gid})")
+        assert g.cn.value == "1879db59-3bdf-4490-ad68-ab880a269474updatedDisplayName" and [d.split(",")[0] for d in g.member.values] == ["uid=Test_User_2"]
+    elif target == "remote":
+        stored = server.get(f"/Users/{uid}").json()
+        assert [e["value"] for e in stored["emails"]] == ["updatedEmail@microsoft.com"] and stored["active"] is False
+        assert [m["value"] for m in server.get(f"/Groups/{gid}").json()["members"]] == [other]
