@@ -14,6 +14,12 @@ enum CheckReport {
                 var line = "    \(kind): \(ops.joined(separator: " "))"
                 if c?[kind]?["sort"]?.boolValue == true { line += ", sorting" }
                 lines.append(line)
+                if c?[kind]?["holdsAnyAttribute"]?.boolValue == false {
+                    let keeps = c?[kind]?["attributes"]?.arrayValue?.compactMap(\.stringValue).joined(separator: " ") ?? ""
+                    let exts = c?[kind]?["schemaExtensions"]?.arrayValue?.compactMap(\.stringValue) ?? []
+                    let policy = r["unknownAttributes"]?.stringValue == "reject" ? "rejected (400)" : "ignored, logged once each"
+                    lines.append("      keeps only: \(([keeps] + exts).filter { !$0.isEmpty }.joined(separator: " ")); other attributes are \(policy)")
+                }
             } else {
                 lines.append("    \(kind): not supported")
             }

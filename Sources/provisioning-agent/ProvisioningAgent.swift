@@ -146,6 +146,7 @@ struct Check: AsyncParsableCommand {
             case .remote(let remote)?: report["connector"] = .string("remote \(remote.url)")
             case nil: break
             }
+            report["unknownAttributes"] = .string(config.apps[name]?.unknownAttributes.rawValue ?? "ignore")
             do {
                 let message = try await service.test(app: name)
                 let capabilities = try service.discovery(app: name, baseURL: "").capabilities

@@ -107,6 +107,10 @@ def test_okta_custom_extension_on_a_directory(make_agent, slapd):
     assert requests.get(f"{a.base('mapped')}/Users/{r.json()['id']}").json()[OKTA_CUSTOM] == {"costCenter": "CC-42"}
     schemas = requests.get(f"{a.base('mapped')}/Schemas").json()["Resources"]
     assert OKTA_CUSTOM in [s["id"] for s in schemas]
+    # check says what each app keeps and what becomes of the rest, and how PATCH is made.
+    text = a.cli("check").stdout
+    assert "other attributes are rejected (400)" in text and "other attributes are ignored, logged once each" in text, text
+    assert "patch(get+conditional replace)" in text and f"keeps only: " in text and OKTA_CUSTOM in text, text
 
 
 def test_okta_custom_extension_through_a_remote_that_publishes_its_schemas(make_agent, peer):
