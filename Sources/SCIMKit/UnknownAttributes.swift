@@ -10,7 +10,16 @@ extension ResourceSchema {
         var unknown: [String] = []
         for member in input {
             let key = member.key
-            if key.caselessEquals("schemas") || key.caselessEquals("password") || CommonAttributes.attribute(key) != nil || core.attribute(key) != nil {
+            if let def = core.attribute(key), def.type == .complex, !def.multiValued, !def.subAttributes.isEmpty, case .object(let members) = member.value {
+                // A single-valued complex attribute keeps the sub-attributes it has (ldap's
+                // name: givenName and familyName, not formatted). The elements of a
+                // multi-valued one keep their type and primary whatever the target stores.
+                var kept = JSONObject()
+                for m in members {
+                    if def.subAttribute(m.key) != nil { kept[m.key] = m.value } else { unknown.append(key + "." + m.key) }
+                }
+                if !kept.isEmpty { out[key] = .object(kept) }
+            } else if key.caselessEquals("schemas") || key.caselessEquals("password") || CommonAttributes.attribute(key) != nil || core.attribute(key) != nil {
                 out[key] = member.value
             } else if let ext = extensions.first(where: { $0.id.caselessEquals(key) }) {
                 guard case .object(let members) = member.value else { out[key] = member.value; continue }

@@ -154,3 +154,30 @@ import Testing
         #expect(r["urn:example:custom:1.0:User"]?["badge"] == "42" && r["favouriteColour"] == "green")
     }
 }
+
+@Suite struct UnknownAttributeTests {
+    /// What a directory keeps: userName, name.familyName, the emails' values, the enterprise
+    /// department; everything else is named, and the resource is left without it.
+    @Test func whatATargetCannotHoldIsNamed() throws {
+        var schema = CoreSchemas.userResource
+        schema.core.attributes = schema.core.attributes.compactMap { a in
+            switch a.name {
+            case "userName", "emails": return a
+            case "name": var n = a; n.subAttributes = n.subAttributes.filter { $0.name == "familyName" }; return n
+            default: return nil
+            }
+        }
+        schema.extensions = schema.extensions.map { e in var e = e; e.attributes = e.attributes.filter { $0.name == "department" }; return e }
+        let ent = CoreSchemas.enterpriseUserID
+        let input = try JSON.parse(#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User","\#(ent)","urn:okta:onprem_app:1.0:user:custom"],"#
+            + #""userName":"a","name":{"familyName":"F","formatted":"x"},"emails":[{"value":"a@b","type":"work","primary":true}],"nickName":"n","#
+            + #""\#(ent)":{"department":"D","costCenter":"C"},"urn:okta:onprem_app:1.0:user:custom":{"costCenter":"CC"}}"#)
+        let (kept, unknown) = schema.withoutUnknownAttributes(input)
+        #expect(unknown == ["name.formatted", "nickName", "\(ent):costCenter", "urn:okta:onprem_app:1.0:user:custom:costCenter"])
+        #expect(kept == (try JSON.parse(#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User","\#(ent)"],"userName":"a","name":{"familyName":"F"},"#
+            + #""emails":[{"value":"a@b","type":"work","primary":true}],"\#(ent)":{"department":"D"}}"#)))
+        #expect(CoreSchemas.userResource.withoutUnknownAttributes(Fixtures.bjensen).unknown.isEmpty)
+        let held = try [ent, #"emails[type eq "work"].value"#, "urn:okta:onprem_app:1.0:user:custom:costCenter", "nickName"].map { schema.holds(try PatchPath(parsing: $0)) }
+        #expect(held == [true, true, false, false])
+    }
+}

@@ -194,3 +194,30 @@ def test_microsoft_entra_provisioning_lands_on_every_target(make_agent, request,
         stored = server.get(f"/Users/{uid}").json()
         assert [e["value"] for e in stored["emails"]] == ["updatedEmail@microsoft.com"] and stored["active"] is False
         assert [m["value"] for m in server.get(f"/Groups/{gid}").json()["members"]] == [other]
+
+
+def test_okta_custom_extension_mapped_to_a_legacy_column(make_agent, mariadb):
+    mariadb.root_sql(f"""
+        DROP DATABASE IF EXISTS custom; CREATE DATABASE custom CHARACTER SET utf8mb4;
+        GRANT ALL ON custom.* TO '{mariadb.USER}'@'%';
+        CREATE TABLE custom.accounts (id INT AUTO_INCREMENT PRIMARY KEY, login VARCHAR(100) NOT NULL UNIQUE, surname VARCHAR(100),
+          cost_center VARCHAR(20)) CHARSET=utf8mb4;
+        """)
+    mapping = {"users": {"table": "accounts", "key": "id", "keyGeneration": "auto",
+                         "columns": {"userName": "login", "name.familyName": "surname", f"{OKTA_CUSTOM}:costCenter": "cost_center"}}}
+    apps = {"legacy": {"connector": "mysql", "settings": mariadb.settings(database="custom", mapping=mapping), "auth": {"type": "none"},
+                       "unknownAttributes": "reject"}}
+    a = make_agent(apps, plugins=("mysql.so",)).start()
+    base = a.base("legacy")
+    # The mapped extension attribute lands in its column; an email the table cannot hold is refused.
+    r = requests.post(f"{base}/Users", json=okta_user("cc"))
+    assert r.status_code == 400 and "emails" in r.json()["detail"] and "name.givenName" in r.json()["detail"], r.text
+    body = okta_user("cc")
+    del body["emails"]
+    del body["name"]["givenName"]
+    r = requests.post(f"{base}/Users", json=body)
+    assert r.status_code == 201, r.text
+    assert mariadb.query("SELECT login, surname, cost_center FROM custom.accounts WHERE id = %s", r.json()["id"])[0] == ("cc", "Center", "CC-42")
+    assert requests.get(f"{base}/Users/{r.json()['id']}").json()[OKTA_CUSTOM] == {"costCenter": "CC-42"}
+    r = requests.patch(f"{base}/Users/{r.json()['id']}", json={"schemas": [PATCH], "Operations": [{"op": "replace", "path": f"{OKTA_CUSTOM}:costCenter", "value": "CC-7"}]})
+    assert r.status_code == 200 and mariadb.query("SELECT cost_center FROM custom.accounts WHERE login = 'cc'")[0] == ("CC-7",), r.text
