@@ -40,11 +40,18 @@ def apps_for(target, request):
         clean(directory)
         return {"connector": "ldap", "settings": directory.settings(), "auth": {"type": "none"}}, directory
     peer = request.getfixturevalue("peer")
+    if target == "remote-without-patch":
+        # A server without PATCH that publishes ETags: the agent's GET + PUT carries If-Match.
+        spc = peer.get("/ServiceProviderConfig").json()
+        spc["patch"]["supported"] = False
+        assert spc["etag"]["supported"] is True
+        peer = ScimPeer(spc=spc)
+        request.addfinalizer(peer.stop)
     return {"remote": {"url": peer.base, "auth": {"type": "header", "name": "Authorization", "value": f"Bearer {ScimPeer.TOKEN}"}},
             "auth": {"type": "none"}}, peer
 
 
-PLUGINS = {"memory": ("memory.so",), "flatfile": ("flatfile.so",), "mysql": ("mysql.so",), "ldap": ("ldap.so",), "remote": ()}
+PLUGINS = {"memory": ("memory.so",), "flatfile": ("flatfile.so",), "mysql": ("mysql.so",), "ldap": ("ldap.so",), "remote": (), "remote-without-patch": ()}
 
 
 def agents_for(make_agent, request, target, count):
@@ -82,7 +89,8 @@ def patch(ops):
     return {"schemas": [PATCH], "Operations": ops}
 
 
-CASES = [("memory", 1), ("flatfile", 1), ("mysql", 1), ("ldap", 1), ("remote", 1), ("mysql", 2), ("ldap", 2), ("remote", 2)]
+CASES = [("memory", 1), ("flatfile", 1), ("mysql", 1), ("ldap", 1), ("remote", 1), ("remote-without-patch", 1),
+         ("mysql", 2), ("ldap", 2), ("remote", 2), ("remote-without-patch", 2)]
 
 
 @pytest.mark.parametrize("target,agents", CASES, ids=[f"{t}-{n}agent{'s' if n > 1 else ''}" for t, n in CASES])
@@ -134,7 +142,7 @@ def test_concurrent_patches_of_one_user_all_land(make_agent, request, target, ag
         assert sorted(entry.mail.values) == sorted(emails)
         assert entry.title.value == replaced["title"] and entry.givenName.value == replaced["name.givenName"]
         assert entry.sn.value == replaced["name.familyName"] and entry.employeeNumber.value == replaced["externalId"]
-    elif target == "remote":
+    elif target.startswith("remote"):
         stored = server.get(f"/Users/{uid}").json()
         assert sorted(e["value"] for e in stored["emails"]) == sorted(emails)
         assert all(sub(stored, p) == v for p, v in replaced.items()), stored
@@ -178,6 +186,6 @@ def test_concurrent_member_adds_and_removes_on_one_group_all_land(make_agent, re
         (entry,) = server.search(server.GROUPS, f"(entryUUID={gid})")
         members = {dn.split(",")[0].lower() for dn in entry.member.values}
         assert members == {f"uid=member{i}" for i in range(8, 32)}
-    elif target == "remote":
+    elif target.startswith("remote"):
         stored = server.get(f"/Groups/{gid}").json()
         assert sorted(m["value"] for m in stored.get("members", [])) == sorted(joining)
