@@ -127,6 +127,22 @@ def mariadb():
     server.destroy()
 
 
+@pytest.fixture
+def peer():
+    """A real remote SCIM server (scim2-server) of the test's own."""
+    from servers import ScimPeer
+    p = ScimPeer()
+    yield p
+    p.stop()
+
+
+def remote_app(url, **extra):
+    """An app forwarding to the ScimPeer at `url`; `extra` goes into its remote settings."""
+    from servers import ScimPeer
+    return {"remote": {"url": url, "auth": {"type": "header", "name": "Authorization", "value": f"Bearer {ScimPeer.TOKEN}"}, **extra},
+            "auth": {"type": "none"}}
+
+
 @pytest.fixture(scope="session")
 def slapd():
     from servers import Slapd

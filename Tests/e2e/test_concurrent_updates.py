@@ -8,6 +8,7 @@ import itertools
 import pytest
 import requests
 
+from conftest import remote_app
 from servers import ScimPeer
 from test_ldap import clean
 
@@ -16,13 +17,6 @@ GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 # Attributes every target keeps; each gets exactly one replace, so its final value is known.
 REPLACED = ["title", "displayName", "name.givenName", "name.familyName", "externalId"]
-
-
-@pytest.fixture
-def peer():
-    p = ScimPeer()
-    yield p
-    p.stop()
 
 
 def apps_for(target, request):
@@ -47,8 +41,7 @@ def apps_for(target, request):
         assert spc["etag"]["supported"] is True
         peer = ScimPeer(spc=spc)
         request.addfinalizer(peer.stop)
-    return {"remote": {"url": peer.base, "auth": {"type": "header", "name": "Authorization", "value": f"Bearer {ScimPeer.TOKEN}"}},
-            "auth": {"type": "none"}}, peer
+    return remote_app(peer.base), peer
 
 
 PLUGINS = {"memory": ("memory.so",), "flatfile": ("flatfile.so",), "mysql": ("mysql.so",), "ldap": ("ldap.so",), "remote": (), "remote-without-patch": ()}

@@ -7,25 +7,13 @@ import time
 import pytest
 import requests
 
-from servers import ScimPeer
+from conftest import remote_app
 from test_ldap import clean
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 OKTA_CUSTOM = "urn:okta:onprem_app:1.0:user:custom"
-
-
-@pytest.fixture
-def peer():
-    p = ScimPeer()
-    yield p
-    p.stop()
-
-
-def remote(peer, **extra):
-    return {"remote": {"url": peer.base, "auth": {"type": "header", "name": "Authorization", "value": f"Bearer {ScimPeer.TOKEN}"}},
-            "auth": {"type": "none"}, **extra}
 
 
 def okta_user(name):
@@ -63,7 +51,7 @@ def test_concurrent_first_members_of_an_empty_directory_group(make_agent, slapd)
 
 
 def test_entra_forms_reach_a_strict_remote_server_in_rfc_form(make_agent, peer):
-    a = make_agent({"crm": remote(peer)}, plugins=()).start()
+    a = make_agent({"crm": remote_app(peer.base)}, plugins=()).start()
     base = a.base("crm")
     users = [requests.post(f"{base}/Users", json={"schemas": [USER], "userName": f"r{i}", "active": True}).json()["id"] for i in range(3)]
     gid = requests.post(f"{base}/Groups", json={"schemas": [GROUP], "displayName": "Sales", "members": [{"value": u} for u in users]}).json()["id"]
@@ -114,7 +102,7 @@ def test_okta_custom_extension_on_a_directory(make_agent, slapd):
 
 
 def test_okta_custom_extension_through_a_remote_that_publishes_its_schemas(make_agent, peer):
-    a = make_agent({"ignoring": remote(peer), "rejecting": remote(peer, unknownAttributes="reject")}, plugins=()).start()
+    a = make_agent({"ignoring": remote_app(peer.base), "rejecting": {**remote_app(peer.base), "unknownAttributes": "reject"}}, plugins=()).start()
     r = requests.post(f"{a.base('rejecting')}/Users", json=okta_user("rejected"))
     assert r.status_code == 400 and OKTA_CUSTOM in r.json()["detail"], r.text
     r = requests.post(f"{a.base('ignoring')}/Users", json=okta_user("ignored"))

@@ -10,22 +10,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from conftest import remote_app
 from servers import ScimPeer, free_port
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-
-
-@pytest.fixture
-def peer():
-    p = ScimPeer()
-    yield p
-    p.stop()
-
-
-def remote_app(url, **extra):
-    return {"remote": {"url": url, "auth": {"type": "header", "name": "Authorization", "value": f"Bearer {ScimPeer.TOKEN}"}, **extra},
-            "auth": {"type": "none"}}
 
 
 def mixed(peer):

@@ -4,7 +4,7 @@ default: the provisioning flow on a memory, a flatfile and a mysql app, what 1.1
 import pytest
 import requests
 
-from conftest import session_for
+from conftest import remote_app, session_for
 
 CORE = "urn:scim:schemas:core:1.0"
 ENTERPRISE = "urn:scim:schemas:extension:enterprise:1.0"
@@ -153,16 +153,9 @@ def test_okta_scim11_flow_on_ldap_lands_in_the_directory(make_agent, slapd):
     assert not ldap3.Connection(ldap3.Server(f"ldap://127.0.0.1:{slapd.port}"), entry.entry_dn, "t1meMa$heen").bind()
 
 
-def test_okta_scim11_flow_through_a_remote_app(make_agent):
-    from servers import ScimPeer
-    peer = ScimPeer()
-    try:
-        apps = {"crm": {"remote": {"url": peer.base, "auth": {"type": "header", "name": "Authorization", "value": f"Bearer {ScimPeer.TOKEN}"}},
-                        "auth": {"type": "none"}}}
-        agent = make_agent(apps, plugins=()).start()
-        uid = okta_11_flow(requests.Session(), v1(agent, "crm"), agent.base("crm"), keeps_custom=False)
-        stored = peer.get(f"/Users/{uid}").json()
-        assert stored["name"]["givenName"] == "Babs" and stored["active"] is True
-        assert stored["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["department"] == "Tour Operations"
-    finally:
-        peer.stop()
+def test_okta_scim11_flow_through_a_remote_app(make_agent, peer):
+    agent = make_agent({"crm": remote_app(peer.base)}, plugins=()).start()
+    uid = okta_11_flow(requests.Session(), v1(agent, "crm"), agent.base("crm"), keeps_custom=False)
+    stored = peer.get(f"/Users/{uid}").json()
+    assert stored["name"]["givenName"] == "Babs" and stored["active"] is True
+    assert stored["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["department"] == "Tour Operations"
