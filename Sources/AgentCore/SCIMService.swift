@@ -321,7 +321,7 @@ public final class SCIMService: Sendable {
                 usleep(UInt32.random(in: 0...UInt32(1000 << min(attempt, 5))))
             }
         }
-        throw SCIMError(status: 409, detail: "\(kind.rawValue) \(id) was changed by other writers \(Self.updateAttempts) times while this PATCH was applied; nothing was written, send it again")
+        throw SCIMError(status: 409, detail: "\(kind.rawValue) \(id) was changed by other writers \(Self.updateAttempts) times while this PATCH was applied; send it again")
     }
 
     public func search(app: String, kind: Kind, query: Query, projection: Projection, baseURL: String) async throws(SCIMError) -> SCIMResult {

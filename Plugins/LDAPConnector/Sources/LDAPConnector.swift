@@ -327,24 +327,12 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
 
     func replaceUser(_ c: LDAPConnection, _ id: String, _ resource: JSON, ifUnchanged expected: JSON?) throws -> JSON {
         var entry = try findUser(c, id)
-        // The first write carries the assertion; the ones after it are the same change's.
-        var assertion = try versionAssertion(entry, user(entry), since: expected)
+        let assertion = try versionAssertion(entry, user(entry), since: expected)
         guard let userName = resource["userName"]?.stringValue, !userName.isEmpty else { throw SCIMError.invalidValue("userName is required") }
         let active = resource["active"]?.boolValue ?? true
-        let oldDN = entry.dn
-        let newParent = container(active: active)
-        let sameName = entry.first(rdnAttribute) == userName
-        var moves = false
-        if case .move = deactivation { moves = isDisabled(entry) == active }
-        if !sameName || moves {
-            // A rename (modrdn), or a move in or out of the disabled container.
-            try ensureContainer(c, newParent)
-            try c.rename(oldDN, newRDN: "\(rdnAttribute)=\(Self.rdnValue(userName))", newSuperior: newParent, assertion: assertion)
-            assertion = nil
-            let newDN = "\(rdnAttribute)=\(Self.rdnValue(userName)),\(newParent)"
-            try moveMemberships(c, from: oldDN, to: newDN)
-            entry = try reread(c, dn: newDN)
-        }
+        // The attributes first, then a rename or move: each write asserts the entry is as this
+        // replace last saw it (read, or as its own first write left it), so a change another
+        // writer makes in between is never overwritten; the agent then computes again.
         var changes: [LDAPChange] = []
         for (attr, values) in try attributes(resource) where attr.lowercased() != rdnAttribute.lowercased() {
             let current = entry.all(attr)
@@ -357,9 +345,28 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
             if !active && !isDisabled(entry) { changes.append(LDAPChange(op: .replace, attribute: name, values: [value])) }
             if active && isDisabled(entry) { changes.append(LDAPChange(op: .delete, attribute: name, values: [])) }
         }
-        try c.modify(entry.dn, changes, assertion: assertion)
-        if let password = resource["password"]?.stringValue { try c.setPassword(entry.dn, password) }
-        return user(try reread(c, dn: entry.dn))
+        var renameAssertion = assertion
+        if !changes.isEmpty {
+            try c.modify(entry.dn, changes, assertion: assertion)
+            if assertion != nil {
+                entry = try reread(c, dn: entry.dn)
+                renameAssertion = entry.first("entryCSN").map { "(entryCSN=\(LDAPFilter.escape($0)))" }
+            }
+        }
+        let oldDN = entry.dn
+        let newParent = container(active: active)
+        var moves = false
+        if case .move = deactivation { moves = isDisabled(entry) == active }
+        var dn = oldDN
+        if entry.first(rdnAttribute) != userName || moves {
+            // A rename (modrdn), or a move in or out of the disabled container.
+            try ensureContainer(c, newParent)
+            try c.rename(oldDN, newRDN: "\(rdnAttribute)=\(Self.rdnValue(userName))", newSuperior: newParent, assertion: renameAssertion)
+            dn = "\(rdnAttribute)=\(Self.rdnValue(userName)),\(newParent)"
+            try moveMemberships(c, from: oldDN, to: dn)
+        }
+        if let password = resource["password"]?.stringValue { try c.setPassword(dn, password) }
+        return user(try reread(c, dn: dn))
     }
 
     /// Group memberships follow a renamed or moved entry.

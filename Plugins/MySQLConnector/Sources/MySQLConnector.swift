@@ -22,6 +22,9 @@ public final class MySQLConnector: Connector, UserBatchCreating, UserReading, Us
     let host: ConnectorHost
     private var schemaReady = false
     private let schemaLock = NSLock()
+    /// Per table, whether its lastModified column counts milliseconds (see `versionColumn`);
+    /// guarded by `schemaLock`.
+    private var millisecondColumns: [String: Bool] = [:]
 
     public init(settings: JSON, host: ConnectorHost) throws {
         self.host = host
@@ -243,12 +246,56 @@ public final class MySQLConnector: Connector, UserBatchCreating, UserReading, Us
         deinit { base.deallocate() }
     }
 
-    func update(_ c: MariaDBConnection, _ kind: Capabilities.ResourceKind, _ resource: JSON, id: String) throws {
+    /// Writes a resource's columns. lastModified never goes back nor stays: each write sets it
+    /// to now, or a millisecond past its value if that is later, so that it is the row's version.
+    /// `ifLastModified`: only if the row still has that version (a conditional replace in one
+    /// statement, compare and write atomic in InnoDB); another one is a 412.
+    func update(_ c: MariaDBConnection, _ kind: Capabilities.ResourceKind, _ resource: JSON, id: String, ifLastModified version: String? = nil) throws {
         let t = codec(kind).0
         let values = try changedColumns(kind, resource, now: RowCodec.now())
-        let sets = values.map { Mapping.quote($0.column) + " = ?" }.joined(separator: ", ")
-        let r = try c.execute("UPDATE \(Mapping.quote(t.table)) SET \(sets) WHERE \(Self.exact(t.key))", values.map(\.value) + [.string(id), .string(id)])
-        if r.affectedRows == 0 { throw SCIMError.notFound("\(kind.rawValue) \(id) not found") }
+        let sets = values.map { v in
+            let c = Mapping.quote(v.column)
+            return v.column == t.lastModified ? "\(c) = GREATEST(?, \(c) + INTERVAL 1000 MICROSECOND)" : "\(c) = ?"
+        }.joined(separator: ", ")
+        var sql = "UPDATE \(Mapping.quote(t.table)) SET \(sets) WHERE \(Self.exact(t.key))"
+        var params = values.map(\.value) + [.string(id), .string(id)]
+        if let version, let lm = t.lastModified {
+            sql += " AND \(Mapping.quote(lm)) = ?"
+            params.append(.string(version))
+        }
+        let r = try c.execute(sql, params)
+        if r.affectedRows == 0 {
+            guard version != nil, try c.execute("SELECT 1 FROM \(Mapping.quote(t.table)) WHERE \(Self.exact(t.key))", [.string(id), .string(id)]).rows.count > 0 else {
+                throw SCIMError.notFound("\(kind.rawValue) \(id) not found")
+            }
+            throw SCIMError.changed("\(kind.rawValue) \(id) changed since it was read")
+        }
+    }
+
+    /// The version a conditional replace compares, when the table has one: its lastModified as
+    /// the agent read it, if the column keeps milliseconds (a coarser one could stay the same
+    /// across two writes in a second). nil: the row is compared whole, under a lock.
+    func versionColumn(_ c: MariaDBConnection, _ kind: Capabilities.ResourceKind, _ expected: JSON) throws -> String? {
+        let t = codec(kind).0
+        guard let lm = t.lastModified, let text = expected["meta"]?["lastModified"]?.stringValue,
+            text.count > 20, text.hasSuffix("Z")
+        else { return nil }
+        schemaLock.lock()
+        let known = millisecondColumns[t.table]
+        schemaLock.unlock()
+        let precise: Bool
+        if let known {
+            precise = known
+        } else {
+            let row = try c.execute("SELECT DATA_TYPE, DATETIME_PRECISION FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?",
+                                    [.string(t.table), .string(lm)]).rows.first
+            precise = ["datetime", "timestamp"].contains(row?[0]?.lowercased() ?? "") && (Int(row?[1] ?? "") ?? 0) >= 3
+            schemaLock.lock()
+            millisecondColumns[t.table] = precise
+            schemaLock.unlock()
+        }
+        // As the codec wrote it: 2026-11-29T04:45:24.576Z → 2026-11-29 04:45:24.576
+        return precise ? String(text.prefix(10)) + " " + String(text.dropFirst(11).dropLast()) : nil
     }
 
     /// `INSERT INTO t (columns) VALUES (?, …), …` for `rows` rows of these columns.
@@ -341,6 +388,10 @@ public final class MySQLConnector: Connector, UserBatchCreating, UserReading, Us
         try db { c in
             guard let expected else {
                 try update(c, .user, resource, id: id)
+                return try fetch(c, .user, id)
+            }
+            if let version = try versionColumn(c, .user, expected) {
+                try update(c, .user, resource, id: id, ifLastModified: version)
                 return try fetch(c, .user, id)
             }
             return try c.transaction {
@@ -473,7 +524,9 @@ public final class MySQLConnector: Connector, UserBatchCreating, UserReading, Us
         guard let g = mapping.groups else { return }
         let r: MariaDBConnection.Result
         if let lm = g.lastModified {
-            r = try c.execute("UPDATE \(Mapping.quote(g.table)) SET \(Mapping.quote(lm)) = ? WHERE \(Self.exact(g.key))", [.string(RowCodec.now()), .string(groupID), .string(groupID)])
+            let c2 = Mapping.quote(lm)
+            r = try c.execute("UPDATE \(Mapping.quote(g.table)) SET \(c2) = GREATEST(?, \(c2) + INTERVAL 1000 MICROSECOND) WHERE \(Self.exact(g.key))",
+                              [.string(RowCodec.now()), .string(groupID), .string(groupID)])
         } else {
             // Locked as an update would lock it, so a conditional replace of the group waits.
             r = try c.execute("SELECT 1 FROM \(Mapping.quote(g.table)) WHERE \(Self.exact(g.key)) FOR UPDATE", [.string(groupID), .string(groupID)])
@@ -505,9 +558,11 @@ public final class MySQLConnector: Connector, UserBatchCreating, UserReading, Us
 
     public func replaceGroup(id: String, with resource: JSON, ifUnchanged expected: JSON?) throws -> JSON {
         try db { c in
+            let version = try expected.flatMap { try versionColumn(c, .group, $0) }
             try c.transaction {
-                if let expected { try check(c, .group, id, expected) }
-                try update(c, .group, resource, id: id)
+                if let expected, version == nil { try check(c, .group, id, expected) }
+                // With a version, the update compares it; a member change advances it (`touch`).
+                try update(c, .group, resource, id: id, ifLastModified: version)
                 if let m = mapping.groups?.members {
                     try c.execute("DELETE FROM \(Mapping.quote(m.table)) WHERE \(Self.exact(m.groupColumn))", [.string(id), .string(id)])
                 }
