@@ -19,7 +19,9 @@ from bench import (DURATION, PLUGINS, RELEASE, ROOT, WORK, Slapd, MariaDB, agent
 BASE = ROOT / ".build-base"
 BASE_REV = os.environ.get("BENCH_BASE", "base")
 USERS = int(os.environ.get("BENCH_PATCH_USERS", "2000"))
-PAIRS = 3
+PAIRS = int(os.environ.get("BENCH_PATCH_PAIRS", "3"))
+# BENCH_PATCH_TARGETS=mysql,remote: only those (BENCHMARKS.md is then left alone).
+TARGETS = [t for t in os.environ.get("BENCH_PATCH_TARGETS", "").split(",") if t]
 CONNECTIONS = 16
 
 
@@ -58,6 +60,8 @@ def main():
     # are shared, so both agents patch the same users there.
     lists = {}
     for app in ["mem", "files", "mysql", "ldap", "remote"]:
+        if TARGETS and app not in TARGETS:
+            continue
         for which, (_, port) in agents.items():
             if app in ("mysql", "ldap", "remote") and which == "after":
                 lists[(app, which)] = lists[(app, "before")]
@@ -67,6 +71,8 @@ def main():
 
     rows = []
     for app, label in [("mem", "memory"), ("files", "flatfile"), ("mysql", "mysql"), ("ldap", "ldap"), ("remote", "remote (scim2-server, PATCH passes through)")]:
+        if TARGETS and app not in TARGETS:
+            continue
         pairs = []
         for i in range(PAIRS):
             order = ["before", "after"] if i % 2 == 0 else ["after", "before"]
@@ -96,11 +102,13 @@ def main():
                "MariaDB, slapd and scim2-server. Target: this code at ≥ 80 % of the earlier rate.\n\n"
                "| target | PATCH/s before → after, per pair | after / before, median (pairs) | errors |\n|---|---|---|---|\n"
                + "\n".join(rows) + "\n")
+    print(section)
+    if TARGETS:
+        return
     path = ROOT / "BENCHMARKS.md"
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     text = re.sub(r"\n## PATCH: atomic updates against .*?(?=\n## |\Z)", "", text, flags=re.S)
     path.write_text(text.rstrip() + "\n\n" + section)
-    print(section)
 
 
 if __name__ == "__main__":
