@@ -14,20 +14,12 @@ extension ResourceSchema {
                 // A single-valued complex attribute keeps the sub-attributes it has (ldap's
                 // name: givenName and familyName, not formatted). The elements of a
                 // multi-valued one keep their type and primary whatever the target stores.
-                var kept = JSONObject()
-                for m in members {
-                    if def.subAttribute(m.key) != nil { kept[m.key] = m.value } else { unknown.append(key + "." + m.key) }
-                }
-                if !kept.isEmpty { out[key] = .object(kept) }
+                out[key] = Self.kept(members, where: { def.subAttribute($0) != nil }, naming: { key + "." + $0 }, &unknown)
             } else if key.caselessEquals("schemas") || key.caselessEquals("password") || CommonAttributes.attribute(key) != nil || core.attribute(key) != nil {
                 out[key] = member.value
             } else if let ext = extensions.first(where: { $0.id.caselessEquals(key) }) {
                 guard case .object(let members) = member.value else { out[key] = member.value; continue }
-                var kept = JSONObject()
-                for m in members {
-                    if ext.attribute(m.key) != nil { kept[m.key] = m.value } else { unknown.append(ext.id + ":" + m.key) }
-                }
-                if !kept.isEmpty { out[key] = .object(kept) }
+                out[key] = Self.kept(members, where: { ext.attribute($0) != nil }, naming: { ext.id + ":" + $0 }, &unknown)
             } else if key.lowercased().hasPrefix("urn:"), case .object(let members) = member.value {
                 unknown += members.map { key + ":" + $0.key }
             } else {
@@ -43,6 +35,15 @@ extension ResourceSchema {
             })
         }
         return (.object(out), unknown)
+    }
+
+    /// The members `has` says are held (nil when none is); the others' paths go to `unknown`.
+    static func kept(_ members: JSONObject, where has: (String) -> Bool, naming path: (String) -> String, _ unknown: inout [String]) -> JSON? {
+        var kept = JSONObject()
+        for m in members {
+            if has(m.key) { kept[m.key] = m.value } else { unknown.append(path(m.key)) }
+        }
+        return kept.isEmpty ? nil : .object(kept)
     }
 
     /// Whether a PATCH path names an attribute this schema has.
