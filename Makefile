@@ -7,7 +7,7 @@ BUILD := .build/debug
 VENV := .venv
 PLUGINS := plugins
 
-.PHONY: all build plugins plugins-alt run test test-swift test-e2e deps python-deps clean bench bench-build bench-base bench-patch fuzz
+.PHONY: all build plugins plugins-alt run test test-swift test-e2e deps python-deps clean bench bench-build bench-base bench-compare fuzz
 
 all: build plugins
 
@@ -70,15 +70,16 @@ fuzz: build
 	bash scripts/fuzz.sh $(FUZZ_SECONDS)
 
 # Release builds of the agent and the plugins, the peers, then Benchmarks/bench.py and
-# Benchmarks/patch_bench.py (see BENCHMARKS.md). `make bench-patch` runs only the PATCH
-# comparison against BENCH_BASE, whose agent and plugins are built under .build-base.
-BENCH_BASE ?= 36adcc4
+# Benchmarks/compare_bench.py (see BENCHMARKS.md). `make bench-compare` runs only the
+# comparison of every target and scenario against BENCH_BASE, whose agent and plugins are
+# built under .build-base.
+BENCH_BASE ?= 08b2eb9
 bench: bench-build bench-base
 	$(VENV)/bin/python Benchmarks/bench.py
-	BENCH_BASE=$(BENCH_BASE) $(VENV)/bin/python Benchmarks/patch_bench.py
+	BENCH_BASE=$(BENCH_BASE) $(VENV)/bin/python Benchmarks/compare_bench.py
 
-bench-patch: bench-build bench-base
-	BENCH_BASE=$(BENCH_BASE) $(VENV)/bin/python Benchmarks/patch_bench.py
+bench-compare: bench-build bench-base
+	BENCH_BASE=$(BENCH_BASE) $(VENV)/bin/python Benchmarks/compare_bench.py
 
 bench-base:
 	@if [ "$$(cat .build-base/rev 2>/dev/null)" != "$(BENCH_BASE)" ] || [ ! -x .build-base/release/provisioning-agent ]; then \

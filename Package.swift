@@ -12,9 +12,10 @@ let package = Package(
         .executable(name: "provisioning-agent", targets: ["provisioning-agent"]),
         .library(name: "SCIMKit", targets: ["SCIMKit"]),
         .library(name: "ConnectorSDK", targets: ["ConnectorSDK"]),
-        .library(name: "FlatFileConnector", type: .dynamic, targets: ["FlatFileConnector"]),
-        .library(name: "MySQLConnector", type: .dynamic, targets: ["MySQLConnector"]),
-        .library(name: "LDAPConnector", type: .dynamic, targets: ["LDAPConnector"]),
+        // Each plugin: its entry point (…Plugin) over the connector's code, which the tests link.
+        .library(name: "FlatFileConnector", type: .dynamic, targets: ["FlatFileConnectorPlugin"]),
+        .library(name: "MySQLConnector", type: .dynamic, targets: ["MySQLConnectorPlugin"]),
+        .library(name: "LDAPConnector", type: .dynamic, targets: ["LDAPConnectorPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -55,12 +56,15 @@ let package = Package(
         .executableTarget(
             name: "provisioning-agent",
             dependencies: [
-                "AgentCore", "AgentHTTP",
+                "AgentCore", "AgentHTTP", "CConnectorABI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(
-            name: "FlatFileConnector", dependencies: ["ConnectorSDK"], path: "Plugins/FlatFileConnector",
+            name: "FlatFileConnector", dependencies: ["ConnectorSDK"], path: "Plugins/FlatFileConnector", exclude: ["Entry"],
+            linkerSettings: pluginLinkerSettings),
+        .target(
+            name: "FlatFileConnectorPlugin", dependencies: ["FlatFileConnector"], path: "Plugins/FlatFileConnector/Entry",
             linkerSettings: pluginLinkerSettings),
         .systemLibrary(
             name: "CMariaDB", path: "Plugins/MySQLConnector/CMariaDB", pkgConfig: "libmariadb",
@@ -69,9 +73,15 @@ let package = Package(
         .target(
             name: "MySQLConnector", dependencies: ["ConnectorSDK", "CMariaDB", "CCrypt"], path: "Plugins/MySQLConnector/Sources",
             linkerSettings: pluginLinkerSettings),
+        .target(
+            name: "MySQLConnectorPlugin", dependencies: ["MySQLConnector"], path: "Plugins/MySQLConnector/Entry",
+            linkerSettings: pluginLinkerSettings),
         .systemLibrary(name: "CLDAP", path: "Plugins/LDAPConnector/CLDAP", providers: [.apt(["libldap-dev"])]),
         .target(
             name: "LDAPConnector", dependencies: ["ConnectorSDK", "CLDAP"], path: "Plugins/LDAPConnector/Sources",
+            linkerSettings: pluginLinkerSettings),
+        .target(
+            name: "LDAPConnectorPlugin", dependencies: ["LDAPConnector"], path: "Plugins/LDAPConnector/Entry",
             linkerSettings: pluginLinkerSettings),
         // `make bench`: the bare Hummingbird ceiling and the microbenchmarks.
         .executableTarget(
@@ -83,6 +93,7 @@ let package = Package(
             dependencies: ["SCIMKit", .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "SCIMKit"]),
         .testTarget(name: "ConnectorSDKTests", dependencies: ["ConnectorSDK"]),
+        .testTarget(name: "ConnectorTests", dependencies: ["FlatFileConnector", "MySQLConnector", "LDAPConnector"]),
         .testTarget(
             name: "AgentHTTPTests",
             dependencies: [

@@ -1,5 +1,5 @@
 /*
- * scim_connector.h — the provisioning-agent connector ABI, version 1.2
+ * scim_connector.h — the provisioning-agent connector ABI, version 1.3
  *
  * A connector is a shared object (.so) that the agent loads with dlopen and calls through
  * this header. It may be written in C, Swift, Rust or Zig; only this header is the contract.
@@ -23,7 +23,7 @@
  *
  * THREADS
  *   Calls block; the host makes them on its own worker threads, never on its network event
- *   loops. If the descriptor's flags lack SCIMC_FLAG_CONCURRENT, the host never calls one
+ *   loops, unless the descriptor's flags have SCIMC_FLAG_NONBLOCKING (below). If the descriptor's flags lack SCIMC_FLAG_CONCURRENT, the host never calls one
  *   instance from two threads at once. With it, any operation may run concurrently with any
  *   other on the same instance, and the plugin does its own locking.
  *
@@ -49,7 +49,7 @@ extern "C" {
 #endif
 
 #define SCIMC_ABI_MAJOR 1
-#define SCIMC_ABI_MINOR 2   /* 1.1: scimc_resource_ops.create_many; 1.2: replace_if */
+#define SCIMC_ABI_MINOR 3   /* 1.1: create_many; 1.2: replace_if; 1.3: SCIMC_FLAG_NONBLOCKING */
 
 /* The exported entry point's name, for dlsym. */
 #define SCIMC_ENTRY_SYMBOL "scimc_connector_entry"
@@ -72,6 +72,11 @@ typedef int32_t scimc_status;
 /* The library holds no Swift (or other runtime-registered) code, so the host may dlclose it
  * once its last instance is closed. NEVER set this in a Swift plugin: see DESIGN.md. */
 #define SCIMC_FLAG_UNLOADABLE (1u << 1)
+/* No call ever waits: no I/O, no sleep, no lock held across either (an in-memory store).
+ * The host then makes calls inline on the thread that serves the request instead of handing
+ * them to its blocking pool. A connector that sets it and blocks stalls the agent's network
+ * event loops: leave it unset whenever in doubt. Hosts before ABI 1.3 ignore it. */
+#define SCIMC_FLAG_NONBLOCKING (1u << 2)
 
 /* ---- Log levels for host->log ---------------------------------------------------------- */
 #define SCIMC_LOG_DEBUG 0

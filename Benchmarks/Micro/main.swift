@@ -47,10 +47,9 @@ if CommandLine.arguments.count > 1 {
     logger.logLevel = .error
     let registry = try ConnectorRegistry(config: config, logger: logger)
     registry.install(file: plugins + "/memory.so")
-    let lease = try registry.lease(app: "bench")
-    results["abi_roundtrip"] = try median("ABI round trip (memory test)", iterations: 50_000) { consume(try lease.target.test()) }
-    lease.release()
-    registry.shutdown()
+    let instance = try await registry.withLease(app: "bench") { lease in lease.target as! ConnectorInstance }
+    results["abi_roundtrip"] = try median("ABI round trip (memory test)", iterations: 50_000) { consume(try instance.testNow()) }
+    await registry.shutdown()
 }
 let json = JSON.object(JSONObject(results.sorted { $0.key < $1.key }.map { .init(key: $0.key, value: .number($0.value)) }))
 FileManager.default.createFile(atPath: "/tmp/agent-micro.json", contents: Data(json.serialized().utf8))

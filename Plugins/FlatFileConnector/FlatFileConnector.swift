@@ -3,9 +3,6 @@ import Glibc
 #endif
 import ConnectorSDK
 
-@_cdecl("scimc_connector_entry")
-public func scimcConnectorEntry() -> UnsafeRawPointer { exportConnector(FlatFileConnector.self) }
-
 /// Users and groups in `users.csv` and `groups.csv`, in the directory `settings.directory`.
 public final class FlatFileConnector: Connector, UserCreating, UserReading, UserReplacing, UserDeleting, UserSearching,
     GroupCreating, GroupReading, GroupReplacing, GroupDeleting, GroupSearching, GroupMembership, @unchecked Sendable

@@ -82,7 +82,7 @@ enum Rows {
         var rest = group.objectValue ?? JSONObject()
         let id = rest["id"]?.stringValue ?? "", displayName = rest["displayName"]?.stringValue ?? ""
         let externalId = rest["externalId"]?.stringValue ?? ""
-        let members = (rest["members"]?.arrayValue ?? []).compactMap { $0["value"]?.stringValue }.joined(separator: " ")
+        let members = group.memberIDs.joined(separator: " ")
         let meta = rest["meta"]?.objectValue
         for k in ["id", "displayName", "externalId", "members", "meta", "schemas"] { rest[k] = nil }
         return [id, displayName, externalId, members, meta?["created"]?.stringValue ?? "", meta?["lastModified"]?.stringValue ?? "",

@@ -113,15 +113,6 @@ func now() -> Double {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 
-func newID() -> String {
-    var g = SystemRandomNumberGenerator()
-    var bytes = (0..<16).map { _ in UInt8.random(in: 0...255, using: &g) }
-    bytes[6] = bytes[6] & 0x0F | 0x40
-    bytes[8] = bytes[8] & 0x3F | 0x80
-    let hex = bytes.map { b in String(b, radix: 16).count == 1 ? "0" + String(b, radix: 16) : String(b, radix: 16) }.joined()
-    let h = Array(hex)
-    return String(h[0..<8]) + "-" + String(h[8..<12]) + "-" + String(h[12..<16]) + "-" + String(h[16..<20]) + "-" + String(h[20..<32])
-}
 
 /// One resource type's records, its index on userName/displayName, and its files.
 struct Table {
@@ -138,8 +129,8 @@ struct Table {
     }
 
     var count: Int { records.count }
-    var keyAttribute: String { kind == .user ? "userName" : "displayName" }
-    var schemaID: String { kind == .user ? CoreSchemas.userID : CoreSchemas.groupID }
+    var keyAttribute: String { kind.keyAttribute }
+    var schemaID: String { kind.schemaID }
 
     func key(of r: JSON) -> String { (r[keyAttribute]?.stringValue ?? "").lowercased() }
 
@@ -234,9 +225,7 @@ struct Table {
         r["password"] = nil  // never kept in a plain file
         if r["schemas"] == nil { r["schemas"] = [.string(schemaID)] }
         if kind == .group {
-            let members = (r["members"]?.arrayValue ?? []).compactMap { $0["value"]?.stringValue }
-            var seen = Set<String>()
-            r["members"] = .array(members.filter { seen.insert($0).inserted }.map { ["value": .string($0)] })
+            r["members"] = .array(r.memberIDs.map { ["value": .string($0)] })
         }
         let stamp = DateTime.format(now())
         r["meta"] = ["created": .string(created ?? stamp), "lastModified": .string(stamp)]
@@ -253,7 +242,7 @@ struct Table {
 
     mutating func create(_ resource: JSON) throws(SCIMError) -> JSON {
         try checkUnique(resource, except: nil)
-        let r = stored(resource, id: newID(), created: nil)
+        let r = stored(resource, id: ResourceID.new(), created: nil)
         try files.append(["op": "put", "resource": r])
         put(r)
         return r

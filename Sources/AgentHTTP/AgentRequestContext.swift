@@ -1,12 +1,40 @@
 import Hummingbird
 import Logging
 
-/// Per-request state: the app the request is for, once authentication has found it.
+/// Per-request state. `AppPathMiddleware` sets `app` and `dialect` from the URL once, before
+/// routing; everything after it (authentication, routes, error bodies, the log line) reads
+/// them from here.
 public struct AgentRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
-    var app: String?
+    /// The app of `/apps/{app}/…`; empty outside them.
+    var app = ""
+    var dialect = SCIMDialect.v2
 
     public init(source: Source) {
         coreContext = .init(source: source)
+    }
+}
+
+/// The SCIM version a request speaks, which shapes its answers and errors.
+enum SCIMDialect: String, Sendable {
+    case v2, v1
+}
+
+/// `/apps/{app}/scim/v1[/…]` is SCIM 1.1, every other path SCIM 2.0.
+struct AppPathMiddleware: RouterMiddleware {
+    typealias Context = AgentRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        (context.app, context.dialect) = Self.parse(request.uri.path)
+        return try await next(request, context)
+    }
+
+    static func parse(_ path: String) -> (app: String, dialect: SCIMDialect) {
+        guard path.hasPrefix("/apps/") else { return ("", .v2) }
+        let rest = path.dropFirst(6)
+        let app = rest.prefix { $0 != "/" }
+        let tail = rest.dropFirst(app.count)
+        return (String(app), tail == "/scim/v1" || tail.hasPrefix("/scim/v1/") ? .v1 : .v2)
     }
 }

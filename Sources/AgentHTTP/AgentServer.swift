@@ -8,29 +8,35 @@ import NIOCore
 import SCIMKit
 
 /// The HTTP front: routes, authentication, request logging, TLS.
+///
+/// Every request passes `AppPathMiddleware` (which app, which SCIM dialect), the request log
+/// and `SCIMErrorMiddleware` (every error as a SCIM error in that dialect); the app route
+/// groups add `AuthenticationMiddleware` before their routes.
 public enum AgentServer {
     public static func router(service: SCIMService, config: AgentConfig) -> Router<AgentRequestContext> {
         let router = Router(context: AgentRequestContext.self)
+        router.add(middleware: AppPathMiddleware())
         router.add(middleware: RequestLogMiddleware())
-        router.add(middleware: AuthenticationMiddleware(registry: service.registry))
-        router.get("healthz") { _, _ in SCIMResponse.json(health(service)) }
+        router.add(middleware: SCIMErrorMiddleware())
+        router.get("healthz") { _, _ in SCIMResponse.json(await health(service)) }
+        let authentication = AuthenticationMiddleware(registry: service.registry)
         let routes = SCIMRoutes(service: service, maxBodySize: config.server.maxBodySize, scheme: config.server.tls == nil ? "http" : "https")
-        routes.register(on: router)
-        SCIM11Routes(routes: routes).register(on: router)
+        routes.register(on: router.group("apps/:app/scim/v2").add(middleware: authentication))
+        SCIM11Routes(routes: routes).register(on: router.group("apps/:app/scim/v1").add(middleware: authentication))
         return router
     }
 
-    static func health(_ service: SCIMService) -> JSON {
+    static func health(_ service: SCIMService) async -> JSON {
         let config = service.registry.config
         var apps = JSONObject()
         var healthy = true
         for name in config.appNames {
-            do {
-                let lease = try service.registry.lease(app: name)
-                defer { lease.release() }
-                var entry: JSONObject = ["status": "serving", "connector": .string(lease.target.name), "version": .string(lease.target.version)]
-                if let remote = lease.target as? RemoteTarget { entry["circuitBreaker"] = .string(remote.breakerState) }
-                apps[name] = .object(entry)
+            do throws(SCIMError) {
+                apps[name] = try await service.registry.withLease(app: name, awaitingDiscovery: false) { lease throws(SCIMError) -> JSON in
+                    var entry: JSONObject = ["status": "serving", "connector": .string(lease.target.name), "version": .string(lease.target.version)]
+                    if let remote = lease.target as? RemoteTarget { entry["circuitBreaker"] = .string(remote.breakerState) }
+                    return .object(entry)
+                }
             } catch {
                 healthy = false
                 apps[name] = ["status": "unavailable", "detail": .string(error.detail)]

@@ -4,19 +4,17 @@ import HTTPTypes
 import Hummingbird
 import SCIMKit
 
-/// Checks each app's credentials (basic, a header, or none) before any route runs.
-/// Secrets are compared in constant time and never logged.
+/// On the app route groups: checks the app's credentials (basic, a header, or none) before
+/// its route runs. Secrets are compared in constant time and never logged.
 struct AuthenticationMiddleware: RouterMiddleware {
     typealias Context = AgentRequestContext
     let registry: ConnectorRegistry
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let app = Self.appName(request.uri.path) else { return try await next(request, context) }
+        let app = context.app
         guard let config = registry.config.apps[app] else {
             throw SCIMErrorResponse(error: .notFound("no app named \(app)"))
         }
-        var context = context
-        context.app = app  // request log lines name the app themselves (RequestLogMiddleware)
         switch config.auth {
         case .none:
             break
@@ -36,14 +34,6 @@ struct AuthenticationMiddleware: RouterMiddleware {
             }
         }
         return try await next(request, context)
-    }
-
-    /// `/apps/{app}/...` → app.
-    static func appName(_ path: String) -> String? {
-        guard path.hasPrefix("/apps/") else { return nil }
-        let rest = path.dropFirst(6)
-        let name = rest.prefix { $0 != "/" }
-        return name.isEmpty ? nil : String(name)
     }
 
     static func checkBasic(_ header: String, username: String, password: String) -> Bool {

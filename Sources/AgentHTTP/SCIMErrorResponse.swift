@@ -1,18 +1,40 @@
 import Hummingbird
+import Logging
 import SCIMKit
 
-/// The one place SCIM errors (RFC 7644 §3.12) become HTTP responses.
-struct SCIMErrorResponse: HTTPResponseError {
+/// A SCIM error (RFC 7644 §3.12) with the headers it needs (a 401's challenge, a 405's Allow).
+struct SCIMErrorResponse: Error {
     var error: SCIMError
     var extraHeaders: HTTPFields = [:]
+}
 
-    var status: HTTPResponse.Status { .init(code: error.status) }
-    var headers: HTTPFields { extraHeaders }
+/// The one place errors become HTTP responses: any error a route or the router throws is
+/// answered as a SCIM error in the request's dialect (SCIM 1.1's shape under `/scim/v1/`).
+/// What is not a SCIM error is a 500 whose cause is logged, never sent.
+struct SCIMErrorMiddleware: RouterMiddleware {
+    typealias Context = AgentRequestContext
 
-    /// In the dialect of the URL: SCIM 1.1 errors under `/scim/v1/`, SCIM 2.0 ones elsewhere.
-    func response(from request: Request, context: some RequestContext) throws -> Response {
-        let body = SCIM11Routes.isSCIM11(request.uri.path) ? SCIM11.error(error) : error.json
-        return SCIMResponse.json(body, status: status, headers: extraHeaders)
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let e as SCIMErrorResponse {
+            return Self.response(e.error, headers: e.extraHeaders, context)
+        } catch let e as SCIMError {
+            return Self.response(e, context)
+        } catch let e as HTTPResponseError {
+            let detail = e.status == .notFound ? "no such endpoint: \(request.method) \(request.uri.path)" : e.status.reasonPhrase
+            return Self.response(SCIMError(status: e.status.code, detail: detail), headers: (e as? HTTPError)?.headers ?? [:], context)
+        } catch {
+            var metadata: Logger.Metadata = ["error": .string("\(error)")]
+            if !context.app.isEmpty { metadata["app"] = .string(context.app) }
+            context.logger.error("request failed", metadata: metadata)
+            return Self.response(SCIMError(status: 500, detail: "internal error"), context)
+        }
+    }
+
+    static func response(_ error: SCIMError, headers: HTTPFields = [:], _ context: Context) -> Response {
+        let body = context.dialect == .v1 ? SCIM11.error(error) : error.json
+        return SCIMResponse.json(body, status: .init(code: error.status), headers: headers)
     }
 }
 

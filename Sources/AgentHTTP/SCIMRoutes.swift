@@ -11,49 +11,43 @@ struct SCIMRoutes: ResourceEndpoints {
     let maxBodySize: Int
     let scheme: String
 
-    func register(on router: Router<Context>) {
-        let v2 = router.group("apps/:app/scim/v2")
+    func register(on v2: RouterGroup<Context>) {
         registerResources(on: v2)
         for kind in Kind.allCases {
             v2.post(RouterPath(kind.endpoint.dropFirst() + "/.search")) { request, context in try await searchPost(kind, request, context) }
         }
         v2.post(".search") { request, context in try await searchPost(nil, request, context) }
         v2.post("Bulk") { request, context in
-            let app = try appName(context)
-            let body = try await readBody(request, limit: max(maxBodySize, try service.discovery(app: app, baseURL: "").capabilities.bulkMaxPayloadSize))
-            return respond(try await service.bulk(app: app, body: body, baseURL: baseURL(request, app)))
+            let limit = max(maxBodySize, try await service.capabilities(app: context.app).bulkMaxPayloadSize)
+            let body = try await readBody(request, limit: limit)
+            return respond(try await service.bulk(app: context.app, body: body, baseURL: baseURL(request, context)))
         }
         v2.get("ServiceProviderConfig") { request, context in
-            let app = try appName(context)
             let attributes = try QueryString.parse(request.uri.query ?? "")["attributes"] ?? ""
             let okta = attributes.lowercased().contains(Discovery.oktaProviderConfigSchema)
-            return SCIMResponse.json(try service.discovery(app: app, baseURL: baseURL(request, app)).serviceProviderConfig(includeOktaExtension: okta))
+            return SCIMResponse.json(try await discovery(request, context).serviceProviderConfig(includeOktaExtension: okta))
         }
         v2.get("ResourceTypes") { request, context in
-            let app = try appName(context)
-            let types = try service.discovery(app: app, baseURL: baseURL(request, app)).resourceTypes
+            let types = try await discovery(request, context).resourceTypes
             return SCIMResponse.json(ListResponse(totalResults: types.count, startIndex: 1, resources: types).json)
         }
         v2.get("ResourceTypes/:id") { request, context in
-            let app = try appName(context)
-            let id = context.parameters.get("id") ?? ""
-            guard let type = try service.discovery(app: app, baseURL: baseURL(request, app)).resourceTypes.first(where: { $0["id"]?.stringValue == id }) else {
-                throw SCIMErrorResponse(error: .notFound("app \(app) has no resource type \(id)"))
+            let id = try context.parameters.require("id")
+            guard let type = try await discovery(request, context).resourceTypes.first(where: { $0["id"]?.stringValue == id }) else {
+                throw SCIMError.notFound("app \(context.app) has no resource type \(id)")
             }
             return SCIMResponse.json(type)
         }
         v2.get("Schemas") { request, context in
-            let app = try appName(context)
-            let discovery = try service.discovery(app: app, baseURL: baseURL(request, app))
+            let discovery = try await discovery(request, context)
             let schemas = discovery.schemas.map { discovery.schemaJSON($0) }
             return SCIMResponse.json(ListResponse(totalResults: schemas.count, startIndex: 1, resources: schemas).json)
         }
         v2.get("Schemas/:id") { request, context in
-            let app = try appName(context)
-            let id = context.parameters.get("id") ?? ""
-            let discovery = try service.discovery(app: app, baseURL: baseURL(request, app))
+            let id = try context.parameters.require("id")
+            let discovery = try await discovery(request, context)
             guard let schema = discovery.schemas.first(where: { $0.id.caselessEquals(id) }) else {
-                throw SCIMErrorResponse(error: .notFound("app \(app) has no schema \(id)"))
+                throw SCIMError.notFound("app \(context.app) has no schema \(id)")
             }
             return SCIMResponse.json(discovery.schemaJSON(schema))
         }
@@ -70,15 +64,12 @@ struct SCIMRoutes: ResourceEndpoints {
     // MARK: - Resource endpoints
 
     func create(_ kind: Kind, _ request: Request, _ context: Context) async throws -> Response {
-        let app = try appName(context)
         let body = try await readBody(request)
-        let projection = try projection(request)
-        return respond(try await service.create(app: app, kind: kind, body: body, baseURL: baseURL(request, app), projection: projection))
+        return respond(try await service.create(app: context.app, kind: kind, body: body, presentation: try presentation(request, context)))
     }
 
     func get(_ kind: Kind, _ request: Request, _ context: Context) async throws -> Response {
-        let app = try appName(context)
-        let result = try await service.get(app: app, kind: kind, id: try id(context), baseURL: baseURL(request, app), projection: try projection(request))
+        let result = try await service.get(app: context.app, kind: kind, id: try id(context), presentation: try presentation(request, context))
         if let ifNoneMatch = request.headers[.ifNoneMatch], let etag = result.etag, ResourceVersion.ifNoneMatch(ifNoneMatch, current: etag) {
             return Response(status: .notModified, headers: [.eTag: etag])
         }
@@ -86,44 +77,39 @@ struct SCIMRoutes: ResourceEndpoints {
     }
 
     func replace(_ kind: Kind, _ request: Request, _ context: Context) async throws -> Response {
-        let app = try appName(context)
         let body = try await readBody(request)
         return respond(try await service.replace(
-            app: app, kind: kind, id: try id(context), body: body, ifMatch: request.headers[.ifMatch],
-            baseURL: baseURL(request, app), projection: try projection(request)))
+            app: context.app, kind: kind, id: try id(context), body: body, ifMatch: request.headers[.ifMatch], presentation: try presentation(request, context)))
     }
 
     func patch(_ kind: Kind, _ request: Request, _ context: Context) async throws -> Response {
-        let app = try appName(context)
         let body = try await readBody(request)
         return respond(try await service.patch(
-            app: app, kind: kind, id: try id(context), body: body, ifMatch: request.headers[.ifMatch],
-            baseURL: baseURL(request, app), projection: try projection(request)))
+            app: context.app, kind: kind, id: try id(context), body: body, ifMatch: request.headers[.ifMatch], presentation: try presentation(request, context)))
     }
 
     func delete(_ kind: Kind, _ request: Request, _ context: Context) async throws -> Response {
-        let app = try appName(context)
-        return respond(try await service.delete(app: app, kind: kind, id: try id(context), ifMatch: request.headers[.ifMatch], baseURL: baseURL(request, app)))
+        respond(try await service.delete(app: context.app, kind: kind, id: try id(context), ifMatch: request.headers[.ifMatch]))
     }
 
     func list(_ kind: Kind, _ request: Request, _ context: Context) async throws -> Response {
-        let app = try appName(context)
-        return respond(try await search(kind, request, app: app, baseURL: baseURL(request, app)))
+        respond(try await search(kind, request, context))
     }
 
     /// GET on a collection: the query and projection from the query string.
-    func search(_ kind: Kind, _ request: Request, app: String, baseURL: String) async throws -> SCIMResult {
+    func search(_ kind: Kind, _ request: Request, _ context: Context) async throws -> SCIMResult {
         let parameters = try QueryString.parse(request.uri.query ?? "")
         let query = try Query(parameters: { parameters[$0] })
         let projection = try Projection(attributes: parameters["attributes"], excludedAttributes: parameters["excludedAttributes"])
-        return try await service.search(app: app, kind: kind, query: query, projection: projection, baseURL: baseURL)
+        return try await service.search(
+            app: context.app, kind: kind, query: query, presentation: Presentation(baseURL: baseURL(request, context), projection: projection))
     }
 
     /// POST .search (RFC 7644 §3.4.3): the SearchRequest body carries the query.
     func searchPost(_ kind: Kind?, _ request: Request, _ context: Context) async throws -> Response {
-        let app = try appName(context)
+        let app = context.app
         let body = try await readBody(request)
-        guard case .object = body else { throw SCIMErrorResponse(error: .invalidValue("a SearchRequest must be a JSON object")) }
+        guard case .object = body else { throw SCIMError.invalidValue("a SearchRequest must be a JSON object") }
         func parameter(_ name: String) -> String? {
             switch body[name] {
             case .string(let s)?: return s
@@ -134,15 +120,16 @@ struct SCIMRoutes: ResourceEndpoints {
         }
         let query = try Query(parameters: parameter)
         let projection = try Projection(attributes: parameter("attributes"), excludedAttributes: parameter("excludedAttributes"))
-        let base = baseURL(request, app)
-        let kinds = kind.map { [$0] } ?? Kind.allCases.filter { (try? service.discovery(app: app, baseURL: base).capabilities.resource($0)) != nil }
+        let presentation = Presentation(baseURL: baseURL(request, context), projection: projection)
+        let capabilities = try await service.capabilities(app: app)
+        let kinds = kind.map { [$0] } ?? Kind.allCases.filter { capabilities.resource($0) != nil }
         if kinds.count == 1 {
-            return respond(try await service.search(app: app, kind: kinds[0], query: query, projection: projection, baseURL: base))
+            return respond(try await service.search(app: app, kind: kinds[0], query: query, presentation: presentation))
         }
         // Root search: every resource type, one list, paged as a whole.
         var all: [JSON] = []
         for k in kinds {
-            let r = try await service.search(app: app, kind: k, query: Query(filter: query.filter, sortBy: query.sortBy, sortOrder: query.sortOrder), projection: projection, baseURL: base)
+            let r = try await service.search(app: app, kind: k, query: Query(filter: query.filter, sortBy: query.sortBy, sortOrder: query.sortOrder), presentation: presentation)
             all += r.body?["Resources"]?.arrayValue ?? []
         }
         let page = ResultShaping.page(all, startIndex: query.startIndex, count: query.count)
@@ -159,25 +146,27 @@ struct SCIMRoutes: ResourceEndpoints {
         return SCIMResponse.json(body, status: .init(code: result.status), headers: headers)
     }
 
-    func appName(_ context: Context) throws -> String {
-        guard let app = context.app ?? context.parameters.get("app") else { throw SCIMErrorResponse(error: .notFound("no app in the URL")) }
-        return app
-    }
-
     func id(_ context: Context) throws -> String {
-        guard let id = context.parameters.get("id"), !id.isEmpty else { throw SCIMErrorResponse(error: .notFound("no id in the URL")) }
+        let id = try context.parameters.require("id")
+        guard !id.isEmpty else { throw SCIMError.notFound("no id in the URL") }
         return id
     }
 
-    /// `version`: v2, or v1 for the SCIM 1.1 dialect.
-    func baseURL(_ request: Request, _ app: String, version: String = "v2") -> String {
-        let host = request.head.authority ?? "localhost"
-        return "\(scheme)://\(host)/apps/\(app)/scim/\(version)"
+    func discovery(_ request: Request, _ context: Context) async throws -> Discovery {
+        try await service.discovery(app: context.app, baseURL: baseURL(request, context))
     }
 
-    func projection(_ request: Request) throws -> Projection {
+    /// Where the app's resources live, in the request's dialect, as the client addressed us.
+    func baseURL(_ request: Request, _ context: Context) -> String {
+        let host = request.head.authority ?? "localhost"
+        return "\(scheme)://\(host)/apps/\(context.app)/scim/\(context.dialect.rawValue)"
+    }
+
+    /// The base URL and the `attributes` / `excludedAttributes` the client asked for.
+    func presentation(_ request: Request, _ context: Context) throws -> Presentation {
         let parameters = try QueryString.parse(request.uri.query ?? "")
-        return try Projection(attributes: parameters["attributes"], excludedAttributes: parameters["excludedAttributes"])
+        let projection = try Projection(attributes: parameters["attributes"], excludedAttributes: parameters["excludedAttributes"])
+        return Presentation(baseURL: baseURL(request, context), projection: projection)
     }
 
     func readBody(_ request: Request, limit: Int? = nil) async throws -> JSON {
@@ -186,9 +175,9 @@ struct SCIMRoutes: ResourceEndpoints {
         do {
             buffer = try await request.body.collect(upTo: limit)
         } catch is NIOTooManyBytesError {
-            throw SCIMErrorResponse(error: SCIMError(status: 413, detail: "request body larger than \(limit) bytes"))
+            throw SCIMError(status: 413, detail: "request body larger than \(limit) bytes")
         }
-        guard buffer.readableBytes > 0 else { throw SCIMErrorResponse(error: SCIMError(status: 400, scimType: .invalidSyntax, detail: "the request has no body")) }
+        guard buffer.readableBytes > 0 else { throw SCIMError(status: 400, scimType: .invalidSyntax, detail: "the request has no body") }
         return try buffer.withUnsafeReadableBytes { raw in
             try JSON.parse(raw.bindMemory(to: UInt8.self))
         }

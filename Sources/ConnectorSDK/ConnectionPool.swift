@@ -11,8 +11,10 @@ public final class ConnectionPool<Connection: AnyObject>: @unchecked Sendable {
     private let size: Int
     private let connect: () throws -> Connection
     private let isBroken: (Connection) -> Bool
-    private var mutex = pthread_mutex_t()
-    private var available = pthread_cond_t()
+    // Allocated, so their addresses stay put: `&` of a stored property gives pthread no
+    // stable address.
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let available = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private var idle: [Connection] = []
     private var open = 0
 
@@ -20,13 +22,15 @@ public final class ConnectionPool<Connection: AnyObject>: @unchecked Sendable {
         self.size = max(1, size)
         self.connect = connect
         self.isBroken = isBroken
-        pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&available, nil)
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(available, nil)
     }
 
     deinit {
-        pthread_cond_destroy(&available)
-        pthread_mutex_destroy(&mutex)
+        pthread_cond_destroy(available)
+        pthread_mutex_destroy(mutex)
+        available.deallocate()
+        mutex.deallocate()
     }
 
     /// `idempotent`: `body` may run twice (a read). If it fails on an idle connection that
@@ -46,11 +50,11 @@ public final class ConnectionPool<Connection: AnyObject>: @unchecked Sendable {
 
     /// A connection: an idle one, or a new one when none is idle and fewer than `size` are open.
     private func take() throws -> (Connection, reused: Bool) {
-        pthread_mutex_lock(&mutex)
-        while idle.isEmpty && open >= size { pthread_cond_wait(&available, &mutex) }
+        pthread_mutex_lock(mutex)
+        while idle.isEmpty && open >= size { pthread_cond_wait(available, mutex) }
         let reused = idle.popLast()
         if reused == nil { open += 1 }
-        pthread_mutex_unlock(&mutex)
+        pthread_mutex_unlock(mutex)
         if let reused { return (reused, true) }
         do { return (try connect(), false) } catch {
             giveBack(nil)
@@ -61,7 +65,7 @@ public final class ConnectionPool<Connection: AnyObject>: @unchecked Sendable {
     /// Returns a connection (nil: one that never opened) and wakes waiting callers. A broken
     /// one takes the idle ones with it.
     private func giveBack(_ connection: Connection?) {
-        pthread_mutex_lock(&mutex)
+        pthread_mutex_lock(mutex)
         if let connection, !isBroken(connection) {
             idle.append(connection)
         } else {
@@ -71,14 +75,14 @@ public final class ConnectionPool<Connection: AnyObject>: @unchecked Sendable {
                 idle.removeAll()
             }
         }
-        pthread_cond_broadcast(&available)
-        pthread_mutex_unlock(&mutex)
+        pthread_cond_broadcast(available)
+        pthread_mutex_unlock(mutex)
     }
 
     /// Drops the idle connections (at close).
     public func closeAll() {
-        pthread_mutex_lock(&mutex)
+        pthread_mutex_lock(mutex)
         idle.removeAll()
-        pthread_mutex_unlock(&mutex)
+        pthread_mutex_unlock(mutex)
     }
 }

@@ -69,34 +69,10 @@ public protocol GroupMembership: Connector {
     func removeMembers(groupID: String, memberIDs: [String]) throws
 }
 
-/// What `search` returns; see `scim_connector.h` for the meaning of each flag.
-public struct SearchResult {
-    public var resources: [JSON]
-    public var totalResults: Int?
-    public var filtered: Bool
-    public var sorted: Bool
-    public var paged: Bool
 
-    public init(resources: [JSON], totalResults: Int? = nil, filtered: Bool, sorted: Bool = false, paged: Bool = false) {
-        self.resources = resources
-        self.totalResults = totalResults
-        self.filtered = filtered
-        self.sorted = sorted
-        self.paged = paged
-    }
-
-    var json: JSON {
-        var o: JSONObject = [
-            "Resources": .array(resources), "filtered": .bool(filtered), "sorted": .bool(sorted), "paged": .bool(paged),
-        ]
-        if let totalResults { o["totalResults"] = .number(Double(totalResults)) }
-        return .object(o)
-    }
-}
-
-extension SearchPage {
-    /// The reply for the agent: the page with the count of matches, or every match unsorted.
-    public var result: SearchResult {
-        SearchResult(resources: resources, totalResults: totalResults, filtered: true, sorted: isPage, paged: isPage)
-    }
+/// An error of a connector's own (a database driver's, a directory's) that knows its SCIM
+/// meaning. The SDK turns it into that SCIM error where the call returns to the agent, so a
+/// connector keeps its errors' causes (codes, the operation) until then, and decides on them.
+public protocol SCIMErrorConvertible: Error {
+    var scimError: SCIMError { get }
 }

@@ -72,6 +72,10 @@ enum Export {
         } catch let error as SCIMError {
             fail(host, call, error.scimType?.rawValue, error.detail)
             return Int32(error.status)
+        } catch let error as any SCIMErrorConvertible {
+            let e = error.scimError
+            fail(host, call, e.scimType?.rawValue, e.detail)
+            return Int32(e.status)
         } catch {
             fail(host, call, nil, "\(error)")
             return SCIMC_INTERNAL
@@ -104,12 +108,13 @@ enum Export {
         switch result {
         case .success(let resource):
             return ["resource": resource]
-        case .failure(let error as SCIMError):
+        case .failure(let failure):
+            guard let error = (failure as? SCIMError) ?? (failure as? any SCIMErrorConvertible)?.scimError else {
+                return ["status": 500, "detail": .string("\(failure)")]
+            }
             var o: JSONObject = ["status": .number(Double(error.status)), "detail": .string(error.detail)]
             if let t = error.scimType { o["scimType"] = .string(t.rawValue) }
             return .object(o)
-        case .failure(let error):
-            return ["status": 500, "detail": .string("\(error)")]
         }
     }
 

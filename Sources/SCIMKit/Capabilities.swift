@@ -70,6 +70,15 @@ public struct Capabilities: Sendable, Equatable {
     public enum ResourceKind: String, Sendable, CaseIterable {
         case user = "User", group = "Group"
         public var endpoint: String { self == .user ? "/Users" : "/Groups" }
+        /// The RFC 7643 resource type: its core schema, no extensions.
+        public var coreSchema: ResourceSchema { self == .user ? CoreSchemas.userResource : CoreSchemas.groupResource }
+        public var schemaID: String { self == .user ? CoreSchemas.userID : CoreSchemas.groupID }
+        /// The attribute that names a resource uniquely for people: userName, displayName.
+        public var keyAttribute: String { self == .user ? "userName" : "displayName" }
+        /// `/Users` or `/Groups` (any case) → its kind.
+        public init?(endpoint: String) {
+            if endpoint.caselessEquals("/Users") { self = .user } else if endpoint.caselessEquals("/Groups") { self = .group } else { return nil }
+        }
     }
 
     public func resource(_ kind: ResourceKind) -> Resource? { kind == .user ? users : groups }

@@ -75,3 +75,11 @@ public enum CoreSchemas {
     public static let userResource = ResourceSchema(core: user, extensions: [enterpriseUser])
     public static let groupResource = ResourceSchema(core: group)
 }
+
+extension JSON {
+    /// The ids (`value`) of a group's `members`, each once, in their order.
+    public var memberIDs: [String] {
+        var seen = Set<String>()
+        return (self["members"]?.arrayValue ?? []).compactMap { $0["value"]?.stringValue }.filter { seen.insert($0).inserted }
+    }
+}

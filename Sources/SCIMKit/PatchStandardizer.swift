@@ -25,7 +25,7 @@ extension PatchRequest {
         }
         // Entra: the members to remove sent as the value of a remove of "members".
         if operation.op == .remove, path.filter == nil, path.subAttribute == nil, path.attribute.subAttribute == nil,
-            path.attribute.name.caselessEquals("members"), let ids = memberIDs(operation.value)
+            path.attribute.name.caselessEquals("members"), let ids = everyMemberID(operation.value)
         {
             let filter = ids.dropFirst().reduce(Filter.compare(AttributePath(name: "value"), .eq, .string(ids[0]))) { f, id in
                 .or(f, .compare(AttributePath(name: "value"), .eq, .string(id)))
@@ -45,7 +45,8 @@ extension PatchRequest {
         return ResourceNormalizer.coerce(value, target, asElement: path.subAttribute != nil && top?.multiValued == true)
     }
 
-    static func memberIDs(_ value: JSON?) -> [String]? {
+    /// The `value` of each member given, or nil when one has none.
+    static func everyMemberID(_ value: JSON?) -> [String]? {
         guard let list = value.map({ $0.arrayValue ?? [$0] }), !list.isEmpty else { return nil }
         let ids = list.compactMap { $0["value"]?.stringValue }
         return ids.count == list.count ? ids : nil

@@ -9,7 +9,7 @@ public enum SCIM11 {
 
     /// 1.1 URN → 2.0 URN for a resource of `kind`; other URNs (custom extensions) pass through.
     static func v2URN(_ urn: String, _ kind: Capabilities.ResourceKind) -> String {
-        if urn.caselessEquals(coreSchema) { return kind == .user ? CoreSchemas.userID : CoreSchemas.groupID }
+        if urn.caselessEquals(coreSchema) { return kind.schemaID }
         if urn.caselessEquals(enterpriseSchema) { return CoreSchemas.enterpriseUserID }
         return urn
     }

@@ -20,13 +20,7 @@ public enum ResourceVersion {
         } else {
             resource.write(to: &bytes)
         }
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in bytes {
-            hash ^= UInt64(b)
-            hash = hash &* 0x0000_0100_0000_01B3
-        }
-        let hex = String(hash, radix: 16)
-        return "W/\"" + String(repeating: "0", count: 16 - hex.count) + hex + "\""
+        return "W/\"" + FNV1a.hex(bytes.withUnsafeBytes { FNV1a.hash($0) }) + "\""
     }
 
     /// Whether `current` is still the version `expected` was read at (a conditional replace's
@@ -53,5 +47,20 @@ public enum ResourceVersion {
     static func weakEquals(_ a: String, _ b: String) -> Bool {
         func opaque(_ s: String) -> Substring { s.hasPrefix("W/") ? s.dropFirst(2) : Substring(s) }
         return opaque(a) == opaque(b)
+    }
+}
+
+/// The 64-bit FNV-1a hash: ETags of resources, content hashes of plugin files.
+public enum FNV1a {
+    public static func hash(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in bytes { hash = (hash ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+        return hash
+    }
+
+    /// Sixteen lowercase hex digits.
+    public static func hex(_ hash: UInt64) -> String {
+        let hex = String(hash, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
     }
 }

@@ -1,5 +1,6 @@
 import AgentCore
 import AgentHTTP
+import CConnectorABI
 import ArgumentParser
 import Foundation
 import Logging
@@ -47,34 +48,31 @@ struct Serve: AsyncParsableCommand {
         // One malloc arena per core rather than per thread: the worker pool and event loops
         // otherwise each keep an arena's worth of resident memory.
         _ = glibcMallopt(-8 /* M_ARENA_MAX, <malloc.h> */, Int32(max(2, ProcessInfo.processInfo.activeProcessorCount)))
-        let remoteClients = RemoteClients()
-        let registry = try ConnectorRegistry(config: config, logger: logger, remoteClients: remoteClients)
+        let registry = try ConnectorRegistry(config: config, logger: logger, remoteClients: RemoteClients())
         registry.loadAll()
-        registry.discoverRemotes()
-        let calls = BlockingCallPool()
-        let service = SCIMService(registry: registry, calls: calls, logger: logger)
-        let status = StatusFileService(registry: registry, logger: logger)
-        let reloads = HotReloadService(registry: registry, logger: logger)
+        let service = SCIMService(registry: registry, logger: logger)
+        let services: [any Service] = [
+            StatusFileService(registry: registry, logger: logger),
+            HotReloadService(registry: registry, logger: logger),
+            RemoteDiscoveryService(registry: registry, logger: logger),
+        ]
         let app = try AgentServer.application(
-            service: service, config: config, logger: logger, services: [status, reloads],
+            service: service, config: config, logger: logger, services: services,
             onServerRunning: { channel in
                 logger.info("serving", metadata: [
                     "listen": .string("\(channel.localAddress?.description ?? "?")"),
                     "apps": .string(config.appNames.joined(separator: ",")),
                 ])
             })
+        var failure: (any Error)?
         do {
             try await app.runService()
         } catch {
             logger.error("server stopped", metadata: ["error": .string("\(error)")])
-            calls.shutdown()
-            registry.shutdown()
-            await remoteClients.shutdown()
-            throw ExitCode(1)
+            failure = error
         }
-        calls.shutdown()
-        registry.shutdown()
-        await remoteClients.shutdown()
+        await registry.shutdown()
+        if failure != nil { throw ExitCode(1) }
     }
 }
 
@@ -132,11 +130,9 @@ struct Check: AsyncParsableCommand {
         if let app, config.apps[app] == nil {
             throw ValidationError("no app named \(app) in \(config.file)")
         }
-        let remoteClients = RemoteClients()
-        let registry = try ConnectorRegistry(config: config, logger: logger, remoteClients: remoteClients)
+        let registry = try ConnectorRegistry(config: config, logger: logger, remoteClients: RemoteClients())
         registry.loadAll()
-        let calls = BlockingCallPool()
-        let service = SCIMService(registry: registry, calls: calls, logger: logger)
+        let service = SCIMService(registry: registry, logger: logger)
         var failed = false
         var reports: [JSON] = []
         for name in names {
@@ -149,7 +145,7 @@ struct Check: AsyncParsableCommand {
             report["unknownAttributes"] = .string(config.apps[name]?.unknownAttributes.rawValue ?? "ignore")
             do {
                 let message = try await service.test(app: name)
-                let capabilities = try service.discovery(app: name, baseURL: "").capabilities
+                let capabilities = try await service.capabilities(app: name)
                 report["ok"] = true
                 report["message"] = .string(message)
                 report["capabilities"] = capabilities.summary
@@ -160,9 +156,7 @@ struct Check: AsyncParsableCommand {
             }
             reports.append(.object(report))
         }
-        calls.shutdown()
-        registry.shutdown()
-        await remoteClients.shutdown()
+        await registry.shutdown()
         if json {
             print(JSON.object(["ok": .bool(!failed), "apps": .array(reports)]).serialized())
         } else {
@@ -175,7 +169,7 @@ struct Check: AsyncParsableCommand {
 struct Version: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print the version.")
     func run() {
-        print("provisioning-agent \(ProvisioningAgent.version) (\(SwiftToolchain.current), connector ABI \(1).\(0))")
+        print("provisioning-agent \(ProvisioningAgent.version) (\(SwiftToolchain.current), connector ABI \(SCIMC_ABI_MAJOR).\(SCIMC_ABI_MINOR))")
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import AgentCore
+import SCIMKit
 
 /// Blocks callers until opened.
 final class Gate: @unchecked Sendable {
@@ -45,8 +46,8 @@ final class Gate: @unchecked Sendable {
 
     @Test func errorsReachTheCaller() async {
         let pool = BlockingCallPool(maxThreads: 2, maxPerApp: 2, idleTimeout: 1)
-        await #expect(throws: CancellationError.self) {
-            try await pool.run(app: "a") { () throws -> Int in throw CancellationError() }
+        await #expect(throws: SCIMError.notFound("x")) {
+            try await pool.run(app: "a") { () throws(SCIMError) -> Int in throw SCIMError.notFound("x") }
         }
     }
 
@@ -63,7 +64,7 @@ final class Gate: @unchecked Sendable {
     @Test func afterShutdownCallsAreRefused() async {
         let pool = BlockingCallPool(maxThreads: 2, maxPerApp: 2, idleTimeout: 1)
         pool.shutdown()
-        await #expect(throws: CancellationError.self) { try await pool.run(app: "a") { 1 } }
+        await #expect(throws: SCIMError(status: 503, detail: "the agent is shutting down")) { try await pool.run(app: "a") { 1 } }
     }
 }
 

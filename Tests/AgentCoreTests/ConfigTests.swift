@@ -8,7 +8,7 @@ import SCIMKit
     }
 
     func problems(_ yaml: String, env: [String: String] = [:]) -> [String] {
-        do { _ = try parse(yaml, env: env); return [] } catch let e as AgentConfig.Invalid { return e.problems } catch { return ["\(error)"] }
+        do { _ = try parse(yaml, env: env); return [] } catch let e as AgentConfig.Invalid { return e.problems.map(\.description) } catch { return ["\(error)"] }
     }
 
     @Test func theDesignDocumentExample() throws {

@@ -48,6 +48,31 @@ import Testing
         #expect(!l.fileRemoved && l.draining == [1])
     }
 
+    @Test func aSecondFileForTheSameConnectorIsRefused() {
+        var l = ConnectorLifecycle()
+        #expect(l.admit(file: "/p/a.so") == .open(test: false))
+        #expect(l.opened(number: 1, contentHash: "a", file: "/p/a.so", openErrors: "") == .none)
+        #expect(l.serves(file: "/p/a.so", contentHash: "a") && !l.serves(file: "/p/a.so", contentHash: "b"))
+        #expect(l.admit(file: "/p/b.so") == .duplicate(of: "/p/a.so"))
+        #expect(l.admit(file: "/p/a.so") == .open(test: true))  // a new build of the same file
+        l.fileWasRemoved()
+        #expect(l.admit(file: "/p/b.so") == .open(test: true))  // the file that served is gone: another may take over
+    }
+
+    @Test func aReplacementThatCannotOpenForEveryAppIsDiscarded() {
+        var l = ConnectorLifecycle()
+        _ = l.opened(number: 1, contentHash: "a", file: "/p/a.so", openErrors: "")
+        #expect(l.opened(number: 2, contentHash: "b", file: "/p/a.so", openErrors: "app hr: bad settings") == .discard(2, "new build not loaded: app hr: bad settings"))
+        #expect(l.serving == 1 && l.lastError == "new build not loaded: app hr: bad settings")
+        #expect(l.acquire() == 1)
+    }
+
+    @Test func aFirstLoadServesTheAppsThatOpened() {
+        var l = ConnectorLifecycle()
+        #expect(l.opened(number: 1, contentHash: "a", file: "/p/a.so", openErrors: "app hr: bad settings") == .none)
+        #expect(l.serving == 1 && l.lastError == "app hr: bad settings")
+    }
+
     @Test func nothingServesBeforeALoad() {
         var l = ConnectorLifecycle()
         #expect(l.acquire() == nil)
@@ -96,7 +121,7 @@ import Testing
             _ = try AgentConfig.parse("apps:\n  x:\n    remote: { url: \"http://scim.example.com/v2\" }\n    auth: { type: none }\n", file: "/a.yaml", environment: [:])
             Issue.record("plain http to a non-loopback host was accepted")
         } catch let e as AgentConfig.Invalid {
-            #expect(e.problems.contains { $0.contains("apps.x.remote.url: plain http://") })
+            #expect(e.problems.contains { $0.key == "apps.x.remote.url" && $0.message.hasPrefix("plain http://") })
         }
     }
 }

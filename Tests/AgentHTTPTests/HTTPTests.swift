@@ -37,9 +37,12 @@ import SCIMKit
         #expect(error("%FF=1")?.status == 400)
     }
 
-    @Test func appNames() {
-        #expect(AuthenticationMiddleware.appName("/apps/hr/scim/v2/Users") == "hr")
-        #expect(AuthenticationMiddleware.appName("/healthz") == nil)
-        #expect(AuthenticationMiddleware.appName("/apps/") == nil)
+    @Test func appsAndDialectsFromThePath() {
+        #expect(AppPathMiddleware.parse("/apps/hr/scim/v2/Users") == ("hr", .v2))
+        #expect(AppPathMiddleware.parse("/apps/hr/scim/v1/Users") == ("hr", .v1))
+        #expect(AppPathMiddleware.parse("/apps/hr/scim/v1") == ("hr", .v1))
+        #expect(AppPathMiddleware.parse("/apps/hr/scim/v10/Users") == ("hr", .v2))
+        #expect(AppPathMiddleware.parse("/healthz") == ("", .v2))
+        #expect(AppPathMiddleware.parse("/apps/") == ("", .v2))
     }
 }

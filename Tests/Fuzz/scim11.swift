@@ -7,7 +7,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     for kind in Capabilities.ResourceKind.allCases {
         let v2 = SCIM11.toV2(body, kind)
         _ = SCIM11.fromV2(v2)
-        _ = try? SCIM11.patchToV2(body, kind, schema: kind == .user ? CoreSchemas.userResource : CoreSchemas.groupResource)
+        _ = try? SCIM11.patchToV2(body, kind, schema: kind.coreSchema)
     }
     _ = SCIM11.listFromV2(body)
     return 0

@@ -34,10 +34,11 @@ final class LDAPConnection {
     let timeout: Int
     let bindDN: String
 
-    init(_ s: LDAPSettings) throws(SCIMError) {
+    init(_ s: LDAPSettings) throws(LDAPError) {
         var handle: OpaquePointer?
-        guard ldap_initialize(&handle, s.url) == LDAP_SUCCESS, let handle else {
-            throw SCIMError(status: 503, detail: "invalid LDAP url \(s.url)")
+        let rc = ldap_initialize(&handle, s.url)
+        guard rc == LDAP_SUCCESS, let handle else {
+            throw LDAPError(code: rc == LDAP_SUCCESS ? LDAP_PARAM_ERROR : rc, message: "invalid LDAP url", operation: .connect(s.url))
         }
         ld = handle
         timeout = s.timeout
@@ -57,44 +58,26 @@ final class LDAPConnection {
         }
         if s.startTLS {
             let rc = ldap_start_tls_s(ld, nil, nil)
-            guard rc == LDAP_SUCCESS else { throw error(rc, "StartTLS") }
+            guard rc == LDAP_SUCCESS else { throw error(rc, .startTLS) }
         }
-        let rc = scim_ldap_bind(ld, s.bindDN, s.bindPassword)
-        guard rc == LDAP_SUCCESS else {
-            if rc == LDAP_INVALID_CREDENTIALS { throw SCIMError(status: 503, detail: "LDAP bind as \(s.bindDN) failed: invalid credentials") }
-            throw error(rc, "bind as \(s.bindDN)")
-        }
+        let bound = scim_ldap_bind(ld, s.bindDN, s.bindPassword)
+        guard bound == LDAP_SUCCESS else { throw error(bound, .bind(s.bindDN)) }
     }
 
     deinit { ldap_unbind_ext_s(ld, nil, nil) }
 
-    /// The LDAP result code of the last operation that failed on this connection.
-    private(set) var lastFailure: Int32 = LDAP_SUCCESS
-
-    /// LDAP result codes as SCIM errors, with the server's diagnostic message.
-    func error(_ rc: Int32, _ what: String) -> SCIMError {
-        lastFailure = rc
-        var diagnostic = ""
+    /// An LDAP result code as an `LDAPError`, with the server's diagnostic message; one that
+    /// means the connection is gone marks it broken, so the pool drops it.
+    func error(_ rc: Int32, _ operation: LDAPError.Operation) -> LDAPError {
+        var message = String(cString: ldap_err2string(rc))
         if let d = scim_ldap_diagnostic(ld) {
-            diagnostic = String(cString: d)
+            let diagnostic = String(cString: d)
             ldap_memfree(d)
+            if !diagnostic.isEmpty { message += " (\(diagnostic))" }
         }
-        let message = "\(what): \(String(cString: ldap_err2string(rc)))" + (diagnostic.isEmpty ? "" : " (\(diagnostic))")
-        switch rc {
-        case LDAP_NO_SUCH_OBJECT: return .notFound(message)
-        case LDAP_ASSERTION_FAILED: return .changed(message)
-        case LDAP_ALREADY_EXISTS: return .uniqueness(message)
-        case LDAP_INSUFFICIENT_ACCESS: return SCIMError(status: 403, detail: message)
-        case LDAP_CONSTRAINT_VIOLATION, LDAP_INVALID_SYNTAX, LDAP_OBJECT_CLASS_VIOLATION, LDAP_UNDEFINED_TYPE, LDAP_NAMING_VIOLATION,
-             LDAP_NOT_ALLOWED_ON_RDN, LDAP_UNWILLING_TO_PERFORM, LDAP_INVALID_DN_SYNTAX, LDAP_TYPE_OR_VALUE_EXISTS, LDAP_NO_SUCH_ATTRIBUTE:
-            return .invalidValue(message)
-        case LDAP_SERVER_DOWN, LDAP_CONNECT_ERROR, LDAP_TIMEOUT, LDAP_UNAVAILABLE, LDAP_BUSY, LDAP_TIMELIMIT_EXCEEDED:
-            broken = true
-            return SCIMError(status: 503, detail: "directory unavailable: \(message)")
-        default:
-            if rc < 0 { broken = true }
-            return SCIMError(status: rc < 0 ? 503 : 502, detail: message)
-        }
+        let error = LDAPError(code: rc, message: message, operation: operation)
+        if error.lostConnection { broken = true }
+        return error
     }
 
     static func cStrings(_ values: [String]) -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> {
@@ -105,16 +88,17 @@ final class LDAPConnection {
     }
 
     /// All entries matching, fetched page by page with the Simple Paged Results control.
-    func search(base: String, scope: Int32, filter: String, attributes: [String], pageSize: Int = 500) throws(SCIMError) -> [LDAPEntry] {
+    func search(base: String, scope: Int32, filter: String, attributes: [String], pageSize: Int = 500) throws -> [LDAPEntry] {
         var out: [LDAPEntry] = []
         try forEach(base: base, scope: scope, filter: filter, attributes: attributes, pageSize: pageSize) { out.append($0) }
         return out
     }
 
     /// Each entry a search finds, as its page of results arrives (simple paged results,
-    /// RFC 2696): a large subtree is never held whole.
+    /// RFC 2696): a large subtree is never held whole. Throws an `LDAPError`, a `SCIMError`
+    /// when the directory's size limit cuts the list short, or what `body` throws.
     func forEach(base: String, scope: Int32, filter: String, attributes: [String], pageSize: Int = 500,
-                 _ body: (LDAPEntry) throws(SCIMError) -> Void) throws(SCIMError) {
+                 _ body: (LDAPEntry) throws -> Void) throws {
         let attrs = Self.cStrings(attributes)
         defer {
             for i in 0..<attributes.count { free(attrs[i]) }
@@ -135,7 +119,7 @@ final class LDAPConnection {
                 throw SCIMError(status: 502, detail: "the directory stopped after \(seen) entries under \(base): its size limit for \(bindDN) "
                     + "allows no more. Raise it for this account (OpenLDAP: limits dn.exact=\"\(bindDN)\" size.prtotal=unlimited)")
             }
-            guard rc == LDAP_SUCCESS else { throw error(rc, "search \(base)") }
+            guard rc == LDAP_SUCCESS else { throw error(rc, .search(base)) }
             seen += Int(ldap_count_entries(ld, res))
             var entry = ldap_first_entry(ld, res)
             while let e = entry {
@@ -181,35 +165,87 @@ final class LDAPConnection {
         scim_ldap_mods_free(copy)
     }
 
-    func add(_ dn: String, _ attributes: [LDAPChange]) throws(SCIMError) {
+    func add(_ dn: String, _ attributes: [LDAPChange]) throws(LDAPError) {
         let mods = modifications(attributes)
         defer { freeMods(mods) }
         let rc = ldap_add_ext_s(ld, dn, mods, nil, nil)
-        guard rc == LDAP_SUCCESS else { throw error(rc, "add \(dn)") }
+        guard rc == LDAP_SUCCESS else { throw error(rc, .add(dn)) }
     }
 
     /// `assertion`: an RFC 4528 filter the entry must match for the change to be made (a
     /// conditional write: `(entryCSN=…)` is "unchanged since it was read").
-    func modify(_ dn: String, _ changes: [LDAPChange], assertion: String? = nil) throws(SCIMError) {
+    func modify(_ dn: String, _ changes: [LDAPChange], assertion: String? = nil) throws(LDAPError) {
         guard !changes.isEmpty else { return }
         let mods = modifications(changes)
         defer { freeMods(mods) }
         let rc = scim_ldap_modify(ld, dn, mods, assertion)
-        guard rc == LDAP_SUCCESS else { throw error(rc, "modify \(dn)") }
+        guard rc == LDAP_SUCCESS else { throw error(rc, .modify(dn)) }
     }
 
-    func delete(_ dn: String) throws(SCIMError) {
+    func delete(_ dn: String) throws(LDAPError) {
         let rc = ldap_delete_ext_s(ld, dn, nil, nil)
-        guard rc == LDAP_SUCCESS else { throw error(rc, "delete \(dn)") }
+        guard rc == LDAP_SUCCESS else { throw error(rc, .delete(dn)) }
     }
 
-    func rename(_ dn: String, newRDN: String, newSuperior: String?, assertion: String? = nil) throws(SCIMError) {
+    func rename(_ dn: String, newRDN: String, newSuperior: String?, assertion: String? = nil) throws(LDAPError) {
         let rc = scim_ldap_rename(ld, dn, newRDN, newSuperior, assertion)
-        guard rc == LDAP_SUCCESS else { throw error(rc, "rename \(dn)") }
+        guard rc == LDAP_SUCCESS else { throw error(rc, .rename(dn)) }
     }
 
-    func setPassword(_ dn: String, _ password: String) throws(SCIMError) {
+    func setPassword(_ dn: String, _ password: String) throws(LDAPError) {
         let rc = scim_ldap_passwd(ld, dn, password)
-        guard rc == LDAP_SUCCESS else { throw error(rc, "password modify for \(dn)") }
+        guard rc == LDAP_SUCCESS else { throw error(rc, .password(dn)) }
+    }
+}
+
+/// An LDAP result code with the server's message and what was being done. The connector
+/// decides on `code` (a member already there, an assertion that failed); its SCIM meaning is
+/// `scimError`, taken where the call returns to the agent (`Export.perform`).
+struct LDAPError: Error, SCIMErrorConvertible, CustomStringConvertible {
+    enum Operation {
+        case connect(String), startTLS, bind(String), search(String), add(String), modify(String), delete(String), rename(String), password(String)
+
+        var text: String {
+            switch self {
+            case .connect(let url): "connect to \(url)"
+            case .startTLS: "StartTLS"
+            case .bind(let dn): "bind as \(dn)"
+            case .search(let base): "search \(base)"
+            case .add(let dn): "add \(dn)"
+            case .modify(let dn): "modify \(dn)"
+            case .delete(let dn): "delete \(dn)"
+            case .rename(let dn): "rename \(dn)"
+            case .password(let dn): "password modify for \(dn)"
+            }
+        }
+    }
+
+    /// The LDAP result code (RFC 4511 §4.1.9), or a negative libldap one (the connection).
+    var code: Int32
+    var message: String
+    var operation: Operation
+
+    var description: String { "\(operation.text): \(message)" }
+
+    var lostConnection: Bool {
+        code < 0 || [LDAP_SERVER_DOWN, LDAP_CONNECT_ERROR, LDAP_TIMEOUT, LDAP_UNAVAILABLE, LDAP_BUSY, LDAP_TIMELIMIT_EXCEEDED].contains(code)
+    }
+
+    var scimError: SCIMError {
+        switch (code, operation) {
+        case (LDAP_INVALID_CREDENTIALS, .bind(let dn)): return SCIMError(status: 503, detail: "LDAP bind as \(dn) failed: invalid credentials")
+        case (_, .connect): return SCIMError(status: 503, detail: description)
+        case (LDAP_NO_SUCH_OBJECT, _): return .notFound(description)
+        case (LDAP_ASSERTION_FAILED, _): return .changed(description)
+        case (LDAP_ALREADY_EXISTS, _): return .uniqueness(description)
+        case (LDAP_INSUFFICIENT_ACCESS, _): return SCIMError(status: 403, detail: description)
+        case (LDAP_CONSTRAINT_VIOLATION, _), (LDAP_INVALID_SYNTAX, _), (LDAP_OBJECT_CLASS_VIOLATION, _), (LDAP_UNDEFINED_TYPE, _),
+             (LDAP_NAMING_VIOLATION, _), (LDAP_NOT_ALLOWED_ON_RDN, _), (LDAP_UNWILLING_TO_PERFORM, _), (LDAP_INVALID_DN_SYNTAX, _),
+             (LDAP_TYPE_OR_VALUE_EXISTS, _), (LDAP_NO_SUCH_ATTRIBUTE, _):
+            return .invalidValue(description)
+        default:
+            if lostConnection { return SCIMError(status: 503, detail: "directory unavailable: \(description)") }
+            return SCIMError(status: 502, detail: description)
+        }
     }
 }

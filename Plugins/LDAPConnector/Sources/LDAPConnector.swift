@@ -2,9 +2,6 @@ import CLDAP
 import ConnectorSDK
 import Foundation
 
-@_cdecl("scimc_connector_entry")
-public func scimcConnectorEntry() -> UnsafeRawPointer { exportConnector(LDAPConnector.self) }
-
 /// Users and groups in an LDAP directory (OpenLDAP and the like), over libldap.
 /// SCIM `id` is the entry's entryUUID, so it survives renames.
 public final class LDAPConnector: Connector, UserCreating, UserReading, UserReplacing, UserDeleting, UserSearching,
@@ -277,8 +274,8 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
             do {
                 try c.add(dn, [LDAPChange(op: .add, attribute: "objectClass", values: ["organizationalUnit"]), LDAPChange(op: .add, attribute: "ou", values: [ou])])
             } catch {
-                // 409: created meanwhile by a concurrent deactivation, which is what we wanted.
-                guard error.status == 409 else { throw error }
+                // Created meanwhile by a concurrent deactivation, which is what we wanted.
+                guard error.code == LDAP_ALREADY_EXISTS else { throw error }
             }
         }
     }
@@ -315,7 +312,7 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
             while true {
                 do {
                     return try replaceUser(c, id, resource, ifUnchanged: expected)
-                } catch let error as SCIMError where error.status == 404 && attempt < 3 {
+                } catch let error as LDAPError where error.code == LDAP_NO_SUCH_OBJECT && attempt < 3 {
                     attempt += 1
                     _ = try findUser(c, id)
                     // Moved or renamed since the agent read it: a change, so its PATCH is computed again.
@@ -536,16 +533,11 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
         }
     }
 
-    static func memberIDs(_ r: JSON) -> [String] {
-        var seen = Set<String>()
-        return (r["members"]?.arrayValue ?? []).compactMap { $0["value"]?.stringValue }.filter { seen.insert($0).inserted }
-    }
-
     public func createGroup(_ resource: JSON) throws -> JSON {
         try pool.withConnection { c in
             let base = try requireGroups()
             guard let name = resource["displayName"]?.stringValue, !name.isEmpty else { throw SCIMError.invalidValue("displayName is required") }
-            let dns = try memberDNs(c, Self.memberIDs(resource))
+            let dns = try memberDNs(c, resource.memberIDs)
             let dn = "cn=\(Self.rdnValue(name)),\(base)"
             var changes = [
                 LDAPChange(op: .add, attribute: "objectClass", values: ["top", groupClass]), LDAPChange(op: .add, attribute: "cn", values: [name]),
@@ -572,7 +564,7 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
                 assertion = nil
                 entry.dn = "cn=\(Self.rdnValue(name)),\(base)"
             }
-            let dns = try memberDNs(c, Self.memberIDs(resource))
+            let dns = try memberDNs(c, resource.memberIDs)
             var changes = [LDAPChange(op: .replace, attribute: memberAttribute, values: dns.isEmpty ? [Self.placeholderMember] : dns)]
             if let attr = groupExternalIdAttribute {
                 let v = resource["externalId"]?.stringValue
@@ -618,12 +610,12 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
             // Each add and the placeholder's removal is a value-level change the directory
             // makes atomically; one that a concurrent request made first is already done.
             for dn in try memberDNs(c, memberIDs) where !entry.all(memberAttribute).contains(where: { $0.lowercased() == dn.lowercased() }) {
-                try Self.unlessDone(c, LDAP_TYPE_OR_VALUE_EXISTS) {
+                try Self.unlessDone(LDAP_TYPE_OR_VALUE_EXISTS) { () throws(LDAPError) in
                     try c.modify(entry.dn, [LDAPChange(op: .add, attribute: memberAttribute, values: [dn])])
                 }
             }
             if entry.all(memberAttribute).contains(where: { $0.lowercased() == Self.placeholderMember }), !memberIDs.isEmpty {
-                try Self.unlessDone(c, LDAP_NO_SUCH_ATTRIBUTE) {
+                try Self.unlessDone(LDAP_NO_SUCH_ATTRIBUTE) { () throws(LDAPError) in
                     try c.modify(entry.dn, [LDAPChange(op: .delete, attribute: memberAttribute, values: [Self.placeholderMember])])
                 }
             }
@@ -631,12 +623,12 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
     }
 
     /// Runs a value-level change; failing with `code` means a concurrent request made it first.
-    static func unlessDone(_ c: LDAPConnection, _ code: Int32, _ change: () throws -> Void) throws {
+    static func unlessDone(_ code: Int32, _ change: () throws(LDAPError) -> Void) throws(LDAPError) {
         do {
             try change()
-        } catch {
-            guard c.lastFailure == code else { throw error }
-        }
+        } catch let error where error.code != code {
+            throw error
+        } catch {}
     }
 
     public func removeMembers(groupID: String, memberIDs: [String]) throws {
@@ -650,16 +642,16 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
     /// groupOfNames needs at least one member: the last one out leaves the placeholder.
     func removeMemberDNs(_ c: LDAPConnection, _ groupDN: String, _ dns: [String]) throws {
         for dn in dns {
-            do {
+            do throws(LDAPError) {
                 try c.modify(groupDN, [LDAPChange(op: .delete, attribute: memberAttribute, values: [dn])])
             } catch {
-                switch c.lastFailure {
+                switch error.code {
                 case LDAP_NO_SUCH_ATTRIBUTE:
                     continue  // not a member (any more)
                 case LDAP_OBJECT_CLASS_VIOLATION:
                     // The last member: the placeholder goes in by the same modify, so a member
                     // added meanwhile by a concurrent request stays.
-                    try Self.unlessDone(c, LDAP_NO_SUCH_ATTRIBUTE) {
+                    try Self.unlessDone(LDAP_NO_SUCH_ATTRIBUTE) { () throws(LDAPError) in
                         try c.modify(groupDN, [LDAPChange(op: .add, attribute: memberAttribute, values: [Self.placeholderMember]),
                                                LDAPChange(op: .delete, attribute: memberAttribute, values: [dn])])
                     }

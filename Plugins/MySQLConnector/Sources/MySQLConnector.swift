@@ -1,9 +1,6 @@
 import ConnectorSDK
 import Foundation
 
-@_cdecl("scimc_connector_entry")
-public func scimcConnectorEntry() -> UnsafeRawPointer { exportConnector(MySQLConnector.self) }
-
 func currentTime() -> Double { Date().timeIntervalSince1970 }
 
 /// Users and groups in a MySQL/MariaDB application database, over libmariadb, prepared
@@ -182,38 +179,12 @@ public final class MySQLConnector: Connector, UserBatchCreating, UserReading, Us
         return values
     }
 
-    /// A time-ordered (version 7, RFC 9562) UUID, lowercase: 48 bits of Unix milliseconds, then
-    /// 74 random bits. New keys land at the right edge of the primary key's B-tree, not on a
-    /// random page: with random (version 4) keys, once a table outgrows InnoDB's buffer pool,
-    /// inserts wait for pages read from disk. Foundation's UUID() opens /dev/urandom on every
-    /// call here; the system generator is one getrandom(2).
-    static func newUUID() -> String {
-        let milliseconds = UInt64(currentTime() * 1000)
-        var g = SystemRandomNumberGenerator()
-        let random = (g.next() as UInt64, g.next() as UInt16)
-        var bytes = [UInt8](repeating: 0, count: 16)
-        for i in 0..<6 { bytes[i] = UInt8(truncatingIfNeeded: milliseconds >> (40 - 8 * UInt64(i))) }
-        withUnsafeBytes(of: random.0) { for i in 0..<8 { bytes[8 + i] = $0[i] } }
-        withUnsafeBytes(of: random.1) { bytes[6] = $0[0]; bytes[7] = $0[1] }
-        bytes[6] = bytes[6] & 0x0F | 0x70
-        bytes[8] = bytes[8] & 0x3F | 0x80
-        let hex = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(36)
-        for (i, b) in bytes.enumerated() {
-            if i == 4 || i == 6 || i == 8 || i == 10 { out.append(UInt8(ascii: "-")) }
-            out.append(hex[Int(b >> 4)])
-            out.append(hex[Int(b & 0x0F)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
     /// A new row: the changed columns, the creation time and, for uuid keys, the new id first.
     func newRow(_ kind: Capabilities.ResourceKind, _ resource: JSON, now: String = RowCodec.now()) throws -> Row {
         let t = codec(kind).0
         var values = try changedColumns(kind, resource, now: now)
         if let cr = t.created { values.append((cr, .string(now))) }
-        if t.keyGeneration == .uuid { values.insert((t.key, .string(Self.newUUID())), at: 0) }
+        if t.keyGeneration == .uuid { values.insert((t.key, .string(ResourceID.new())), at: 0) }
         return values
     }
 

@@ -6,7 +6,7 @@ struct RowCodec {
     let table: Mapping.Table
     let kind: Capabilities.ResourceKind
 
-    var schemaID: String { kind == .user ? CoreSchemas.userID : CoreSchemas.groupID }
+    var schemaID: String { kind.schemaID }
 
     /// The value a resource holds at a mapped path: `emails.value` reads the primary email
     /// (or the first one).
@@ -128,7 +128,7 @@ struct RowCodec {
             return
         }
         guard let sub = path.subAttribute else { o[path.name] = value; return }
-        let def = (kind == .user ? CoreSchemas.userResource : CoreSchemas.groupResource).definition(for: path.parent)
+        let def = kind.coreSchema.definition(for: path.parent)
         if def?.multiValued == true {
             var list = o[path.name]?.arrayValue ?? []
             if list.isEmpty { list = [["type": "work", "primary": true]] }

@@ -14,7 +14,7 @@ struct SQLFilter {
         var exact: Bool
     }
 
-    var schema: ResourceSchema { kind == .user ? CoreSchemas.userResource : CoreSchemas.groupResource }
+    var schema: ResourceSchema { kind.coreSchema }
 
     /// nil: nothing could be pushed (the agent filters everything).
     func clause(_ f: Filter) -> Clause? {

@@ -5,7 +5,7 @@ import ServiceLifecycle
 
 /// Publishes the registry's plugin status to a file beside the private plugin copies, so
 /// `provisioning-agent plugins` can show a running agent's generations and in-flight calls
-/// without opening a network endpoint. Rewritten every second while something changes.
+/// without opening a network endpoint. Checked four times a second, rewritten when it changed.
 public struct StatusFileService: Service {
     let registry: ConnectorRegistry
     let logger: Logger

@@ -2,6 +2,9 @@
 /// feeds it events and carries out the actions it returns (DESIGN.md, "Hot reload").
 ///
 /// - A file with the serving generation's content hash is ignored; any other content is loaded.
+/// - A second file providing a connector name that another file serves is refused.
+/// - A replacement must open and pass `test` for every app, or it is discarded and the serving
+///   generation keeps serving; a first load serves the apps that opened.
 /// - A loaded generation becomes the serving one at once; the one it replaces drains, and is
 ///   retired when its last leased call returns (at once if none is in flight).
 /// - A failed load changes nothing but `lastError`: the serving generation keeps serving.
@@ -20,8 +23,20 @@ public struct ConnectorLifecycle: Sendable, Equatable {
         case none
         /// Close the generation's instances (and unload its library if allowed).
         case retire(Int)
+        /// Close a new generation that will not serve, for the reason given.
+        case discard(Int, String)
     }
 
+    /// What to do with a build of this connector, once its file is loaded.
+    public enum Admission: Sendable, Equatable {
+        /// Open its instances; `test`: a replacement, which must prove itself first.
+        case open(test: Bool)
+        /// Another file serves this connector: refuse this one.
+        case duplicate(of: String)
+    }
+
+    /// The plugin file that provides this connector.
+    public private(set) var file: String?
     public private(set) var serving: Int?
     public private(set) var generations: [Int: Generation] = [:]
     public private(set) var fileRemoved = false
@@ -35,6 +50,31 @@ public struct ConnectorLifecycle: Sendable, Equatable {
     public func shouldLoad(contentHash: String) -> Bool {
         guard let serving else { return true }
         return generations[serving]?.contentHash != contentHash
+    }
+
+    /// Whether `file` with this content is what serves already (nothing to load).
+    public func serves(file: String, contentHash: String) -> Bool {
+        self.file == file && !shouldLoad(contentHash: contentHash)
+    }
+
+    /// A build of this connector was loaded from `file`.
+    public func admit(file: String) -> Admission {
+        if let current = self.file, current != file, !fileRemoved, serving != nil { return .duplicate(of: current) }
+        return .open(test: serving != nil)
+    }
+
+    /// A build from `file` opened as generation `number`; `openErrors` names the apps it
+    /// could not serve (empty when all opened). A replacement with errors is discarded.
+    public mutating func opened(number: Int, contentHash: String, file: String, openErrors: String) -> Action {
+        if serving != nil && !openErrors.isEmpty {
+            let reason = "new build not loaded: " + openErrors
+            lastError = reason
+            return .discard(number, reason)
+        }
+        self.file = file
+        let action = loaded(number: number, contentHash: contentHash)
+        if !openErrors.isEmpty { lastError = openErrors }  // serving the apps that opened
+        return action
     }
 
     /// A new generation opened its instances and passed its test.
@@ -54,9 +94,6 @@ public struct ConnectorLifecycle: Sendable, Equatable {
 
     /// A load or its check failed: the serving generation keeps serving.
     public mutating func loadFailed(_ error: String) { lastError = error }
-
-    /// The serving generation's open failed for some apps; it serves the others.
-    public mutating func degraded(_ error: String) { lastError = error }
 
     public mutating func fileWasRemoved() { fileRemoved = true }
 

@@ -20,7 +20,7 @@ enum CapabilityDiscovery {
             // `"groups": false`: this instance has none (e.g. its mapping has no group tables).
             guard !operations.isEmpty, facts != .bool(false) else { return nil }
             let writes = operations.contains(.create) || operations.contains(.replace) || operations.contains(.patch)
-            var schema = kind == .user ? CoreSchemas.userResource : CoreSchemas.groupResource
+            var schema = kind.coreSchema
             let names = facts?["attributes"]?.arrayValue?.compactMap(\.stringValue)
             if let names { schema = restrict(schema, to: names) }
             for path in facts?["required"]?.arrayValue?.compactMap(\.stringValue).compactMap({ AttributePath(parsing: $0) }) ?? [] {

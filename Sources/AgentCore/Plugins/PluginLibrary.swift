@@ -14,6 +14,8 @@ public final class PluginLibrary: @unchecked Sendable {
     public let version: String
     public let toolchain: String?
     public let isConcurrent: Bool
+    /// `SCIMC_FLAG_NONBLOCKING`: calls run inline, not on the blocking pool.
+    public let neverBlocks: Bool
     public let isUnloadable: Bool
     public let loadedAt: Date
     let handle: UnsafeMutableRawPointer
@@ -21,48 +23,53 @@ public final class PluginLibrary: @unchecked Sendable {
     let hostTable: HostTable
 
     public struct LoadError: Error, CustomStringConvertible, Sendable {
+        /// What kind of file it was, for a caller that decides on it.
+        public enum Code: String, Sendable {
+            case notSharedObject, cannotCopy, dlopenFailed, notAConnector, descriptorTooSmall, unsupportedABI, otherToolchain, emptyName
+        }
         public var file: String
+        public var code: Code
         public var reason: String
         public var description: String { "\(file): \(reason)" }
     }
 
     /// Loads `file`. Throws a `LoadError` naming the file and the reason for anything that
     /// is not a connector this agent can run.
-    public static func load(file: String, data: Data, contentHash hash: String, privateDirectory: String, configDirectory: String, logger: Logger) throws -> PluginLibrary {
-        func fail(_ reason: String) -> LoadError { LoadError(file: file, reason: reason) }
+    public static func load(file: String, data: Data, contentHash hash: String, privateDirectory: String, configDirectory: String, logger: Logger) throws(LoadError) -> PluginLibrary {
+        func fail(_ code: LoadError.Code, _ reason: String) -> LoadError { LoadError(file: file, code: code, reason: reason) }
         guard data.count >= 4, data.prefix(4).elementsEqual([0x7F, 0x45, 0x4C, 0x46]) else {
-            throw fail("not a shared object (no ELF header)")
+            throw fail(.notSharedObject, "not a shared object (no ELF header)")
         }
         let privatePath = privateDirectory + "/" + hash + "-" + URL(fileURLWithPath: file).lastPathComponent
         if !FileManager.default.fileExists(atPath: privatePath) {
             let temp = privatePath + ".tmp"
             guard FileManager.default.createFile(atPath: temp, contents: data), rename(temp, privatePath) == 0 else {
-                throw fail("cannot copy to \(privatePath)")
+                throw fail(.cannotCopy, "cannot copy to \(privatePath)")
             }
         }
         guard let handle = dlopen(privatePath, RTLD_NOW | RTLD_LOCAL) else {
-            throw fail("dlopen failed: \(String(cString: dlerror()))")
+            throw fail(.dlopenFailed, "dlopen failed: \(String(cString: dlerror()))")
         }
         // From here on a Swift library may already have registered its metadata: never dlclose
         // it on failure unless it says it holds no Swift code (checked below).
         guard let symbol = dlsym(handle, SCIMC_ENTRY_SYMBOL) else {
-            throw fail("no \(SCIMC_ENTRY_SYMBOL) symbol: not a provisioning-agent connector")
+            throw fail(.notAConnector, "no \(SCIMC_ENTRY_SYMBOL) symbol: not a provisioning-agent connector")
         }
         let entry = unsafeBitCast(symbol, to: scimc_entry_fn.self)
         let descriptor = entry()
         let d = descriptor.pointee
         guard d.struct_size >= UInt32(MemoryLayout<scimc_connector>.offset(of: \scimc_connector.remove_members)! + 8) else {
-            throw fail("descriptor is too small (\(d.struct_size) bytes)")
+            throw fail(.descriptorTooSmall, "descriptor is too small (\(d.struct_size) bytes)")
         }
         guard Int32(d.abi_major) == SCIMC_ABI_MAJOR, Int32(d.abi_minor) <= SCIMC_ABI_MINOR else {
-            throw fail("ABI \(d.abi_major).\(d.abi_minor) is not supported by this agent (ABI \(SCIMC_ABI_MAJOR).\(SCIMC_ABI_MINOR))")
+            throw fail(.unsupportedABI, "ABI \(d.abi_major).\(d.abi_minor) is not supported by this agent (ABI \(SCIMC_ABI_MAJOR).\(SCIMC_ABI_MINOR))")
         }
         let toolchain = d.toolchain.map { String(cString: $0) }
         if let toolchain, toolchain != SwiftToolchain.current {
-            throw fail("built with \(toolchain), but this agent was built with \(SwiftToolchain.current); rebuild the plugin with the agent's toolchain")
+            throw fail(.otherToolchain, "built with \(toolchain), but this agent was built with \(SwiftToolchain.current); rebuild the plugin with the agent's toolchain")
         }
         let name = String(cString: d.name)
-        guard !name.isEmpty else { throw fail("the descriptor has an empty name") }
+        guard !name.isEmpty else { throw fail(.emptyName, "the descriptor has an empty name") }
         return PluginLibrary(
             sourceFile: file, contentHash: hash, name: name, version: String(cString: d.version), toolchain: toolchain,
             flags: d.flags, handle: handle, descriptor: descriptor,
@@ -77,6 +84,7 @@ public final class PluginLibrary: @unchecked Sendable {
         self.version = version
         self.toolchain = toolchain
         self.isConcurrent = flags & UInt64(SCIMC_FLAG_CONCURRENT) != 0
+        self.neverBlocks = flags & UInt64(SCIMC_FLAG_NONBLOCKING) != 0
         // A library with a Swift toolchain is never unloadable, whatever its flags say.
         self.isUnloadable = flags & UInt64(SCIMC_FLAG_UNLOADABLE) != 0 && toolchain == nil
         self.loadedAt = Date()
@@ -107,11 +115,6 @@ public final class PluginLibrary: @unchecked Sendable {
 
 enum ContentHash {
     static func fnv1a64(_ data: Data) -> String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        data.withUnsafeBytes { raw in
-            for b in raw { hash = (hash ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
-        }
-        let hex = String(hash, radix: 16)
-        return String(repeating: "0", count: 16 - hex.count) + hex
+        FNV1a.hex(data.withUnsafeBytes { FNV1a.hash($0) })
     }
 }

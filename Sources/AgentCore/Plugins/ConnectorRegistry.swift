@@ -21,7 +21,6 @@ public final class ConnectorRegistry: Sendable {
     }
 
     struct Slot {
-        var file: String
         var lifecycle = ConnectorLifecycle()
         var generations: [Int: Generation] = [:]  // serving and draining
     }
@@ -32,6 +31,7 @@ public final class ConnectorRegistry: Sendable {
         var failedFiles: [String: String] = [:]  // file → reason, for files that provide no connector
         var retired: [PluginStatus] = []  // the most recent retired generations, for `plugins`
         var remotes: [String: RemoteTarget] = [:]  // remote apps by name
+        var given: [String: (target: any Target, capabilities: Capabilities)] = [:]  // `serve(app:…)`
         var nextGeneration = 1
     }
 
@@ -44,12 +44,14 @@ public final class ConnectorRegistry: Sendable {
 
     /// The HTTP clients of remote apps (nil where none are served, as for `plugins`).
     let remoteClients: RemoteClients?
-    /// The remotes whose discovery documents are being read.
-    private let discovering = NIOLockedValueBox(Set<ObjectIdentifier>())
+    /// Where connector calls run (`ConnectorInstance.run`).
+    public let calls: BlockingCallPool
 
-    public init(config: AgentConfig, logger: Logger, openInstances: Bool = true, remoteClients: RemoteClients? = nil) throws {
+    public init(config: AgentConfig, logger: Logger, openInstances: Bool = true, remoteClients: RemoteClients? = nil,
+                calls: BlockingCallPool = BlockingCallPool()) throws {
         self.openInstances = openInstances
         self.remoteClients = remoteClients
+        self.calls = calls
         self.state = NIOLockedValueBox(State(config: config))
         self.logger = logger
         self.privateDirectory = RuntimePaths.privateDirectory(for: config)
@@ -62,9 +64,24 @@ public final class ConnectorRegistry: Sendable {
 
     // MARK: - Leases
 
-    public func lease(app: String) throws(SCIMError) -> Lease {
+    /// Runs `body` with a lease on the app's target: the generation serving when it starts
+    /// keeps serving this call to its end, across a hot reload (DESIGN.md). A remote app
+    /// whose discovery documents are being read for the first time waits for them (a few
+    /// seconds at most) unless `awaitingDiscovery` is false (a status page has no need).
+    public func withLease<T: Sendable>(app: String, awaitingDiscovery: Bool = true, _ body: (Lease) async throws(SCIMError) -> T) async throws(SCIMError) -> T {
+        let lease = try lease(app: app)
+        defer { lease.release() }
+        if awaitingDiscovery, let remote = lease.target as? RemoteTarget { await remote.awaitFirstDiscovery() }
+        return try await body(lease)
+    }
+
+    /// A lease to release exactly once: `withLease` does both.
+    func lease(app: String) throws(SCIMError) -> Lease {
         let result: Result<Lease, SCIMError> = state.withLockedValue { s in
             guard let appConfig = s.config.apps[app] else { return .failure(.notFound("no app named \(app)")) }
+            if let (target, capabilities) = s.given[app] {
+                return .success(Lease(app: app, target: target, capabilities: capabilities, unknownAttributes: appConfig.unknownAttributes, generation: nil, registry: self))
+            }
             guard case .connector(let name, _) = appConfig.target else {
                 guard let remote = s.remotes[app] else { return .failure(SCIMError(status: 503, detail: "app \(app): remote targets are not served by this command")) }
                 return .success(Lease(app: app, target: remote, capabilities: remote.capabilities, unknownAttributes: appConfig.unknownAttributes, generation: nil, registry: self))
@@ -80,6 +97,12 @@ public final class ConnectorRegistry: Sendable {
             return .success(Lease(app: app, target: instance, capabilities: capabilities, unknownAttributes: appConfig.unknownAttributes, generation: generation, registry: self))
         }
         return try result.get()
+    }
+
+    /// Serves a configured app from `target` rather than from what its configuration names:
+    /// a target built in code (a test's fake, an embedding program's own).
+    public func serve(app: String, target: any Target, capabilities: Capabilities) {
+        state.withLockedValue { $0.given[app] = (target, capabilities) }
     }
 
     func release(_ generation: Generation) {
@@ -113,53 +136,40 @@ public final class ConnectorRegistry: Sendable {
             return false
         }
         let hash = ContentHash.fnv1a64(data)
-        let unchanged = state.withLockedValue { s in
-            s.slots.values.contains { $0.file == file && !$0.lifecycle.shouldLoad(contentHash: hash) }
-        }
-        if unchanged { return true }
+        if state.withLockedValue({ s in s.slots.values.contains { $0.lifecycle.serves(file: file, contentHash: hash) } }) { return true }
         let library: PluginLibrary
         do {
             library = try PluginLibrary.load(file: file, data: data, contentHash: hash, privateDirectory: privateDirectory, configDirectory: config.directory, logger: logger)
         } catch {
-            recordFailure(file: file, reason: (error as? PluginLibrary.LoadError)?.reason ?? "\(error)")
+            recordFailure(file: file, reason: error.reason)
             return false
         }
-        let (duplicateOf, replacing) = state.withLockedValue { s -> (String?, Bool) in
-            guard let slot = s.slots[library.name] else { return (nil, false) }
-            if slot.file != file && !slot.lifecycle.fileRemoved && slot.lifecycle.serving != nil { return (slot.file, false) }
-            return (nil, slot.lifecycle.serving != nil)
-        }
-        if let duplicateOf {
-            _ = library.unloadIfAllowed()
-            recordFailure(file: file, reason: "connector \(library.name) is already provided by \(duplicateOf)")
+        let admission = state.withLockedValue { s in s.slots[library.name]?.lifecycle.admit(file: file) ?? .open(test: false) }
+        guard case .open(let test) = admission else {
+            if case .duplicate(let other) = admission {
+                _ = library.unloadIfAllowed()
+                recordFailure(file: file, reason: "connector \(library.name) is already provided by \(other)")
+            }
             return false
         }
-        let (generation, errors) = openGeneration(library, config: config, test: replacing)
-        if replacing && !errors.isEmpty {
-            // A bad replacement: the serving generation keeps serving.
-            generation.closeInstances()
-            _ = library.unloadIfAllowed()
-            let reason = "new build not loaded: " + errors
-            logger.error("plugin replacement rejected", metadata: ["plugin.file": .string(file), "connector.name": .string(library.name), "error": .string(reason)])
-            state.withLockedValue { $0.slots[library.name]?.lifecycle.loadFailed(reason) }
-            return false
-        }
+        let (generation, errors) = openGeneration(library, config: config, test: test)
         let action = state.withLockedValue { s -> ConnectorLifecycle.Action in
-            s.failedFiles[file] = nil
-            var slot = s.slots[library.name] ?? Slot(file: file)
-            slot.file = file
+            var slot = s.slots[library.name] ?? Slot()
             slot.generations[generation.number] = generation
-            let action = slot.lifecycle.loaded(number: generation.number, contentHash: hash)
-            if !errors.isEmpty { slot.lifecycle.degraded(errors) }
+            let action = slot.lifecycle.opened(number: generation.number, contentHash: hash, file: file, openErrors: errors)
+            if case .discard = action {} else { s.failedFiles[file] = nil }
             s.slots[library.name] = slot
             return action
         }
-        logger.info("connector loaded", metadata: [
-            "connector.name": .string(library.name), "connector.version": .string(library.version),
-            "plugin.file": .string(file), "plugin.generation": .stringConvertible(generation.number),
-            "apps": .string(generation.instances.keys.sorted().joined(separator: ",")),
-        ])
+        if case .discard = action {} else {
+            logger.info("connector loaded", metadata: [
+                "connector.name": .string(library.name), "connector.version": .string(library.version),
+                "plugin.file": .string(file), "plugin.generation": .stringConvertible(generation.number),
+                "apps": .string(generation.instances.keys.sorted().joined(separator: ",")),
+            ])
+        }
         perform(action, connector: library.name)
+        if case .discard = action { return false }
         return true
     }
 
@@ -175,9 +185,9 @@ public final class ConnectorRegistry: Sendable {
         for app in config.apps.values.sorted(by: { $0.name < $1.name }) {
             guard openInstances, case .connector(let name, let settings) = app.target, name == library.name else { continue }
             do {
-                let instance = try ConnectorInstance.open(library, app: app.name, settings: settings)
+                let instance = try ConnectorInstance.open(library, app: app.name, settings: settings, calls: calls)
                 instances[app.name] = instance
-                if test { _ = try instance.test() }  // a replacement must prove itself first
+                if test { _ = try instance.testNow() }  // a replacement must prove itself first
                 capabilities[app.name] = CapabilityDiscovery.capabilities(of: library, described: try instance.describe(), auth: app.auth)
             } catch let error as ConnectorInstance.OpenError {
                 appErrors[app.name] = error.error.detail
@@ -197,7 +207,7 @@ public final class ConnectorRegistry: Sendable {
     func recordFailure(file: String, reason: String) {
         logger.error("plugin not loaded", metadata: ["plugin.file": .string(file), "error": .string(reason)])
         state.withLockedValue { s in
-            if let name = s.slots.first(where: { $0.value.file == file && $0.value.lifecycle.serving != nil })?.key {
+            if let name = s.slots.first(where: { $0.value.lifecycle.file == file && $0.value.lifecycle.serving != nil })?.key {
                 s.slots[name]?.lifecycle.loadFailed(reason)
             } else {
                 s.failedFiles[file] = reason
@@ -209,7 +219,7 @@ public final class ConnectorRegistry: Sendable {
     public func fileRemoved(_ file: String) {
         state.withLockedValue { s in
             s.failedFiles[file] = nil
-            for (name, slot) in s.slots where slot.file == file { s.slots[name]?.lifecycle.fileWasRemoved() }
+            for (name, slot) in s.slots where slot.lifecycle.file == file { s.slots[name]?.lifecycle.fileWasRemoved() }
         }
         logger.warning("plugin file removed; its loaded generation keeps serving", metadata: ["plugin.file": .string(file)])
     }
@@ -221,18 +231,17 @@ public final class ConnectorRegistry: Sendable {
             s.slots.values.compactMap { slot in slot.lifecycle.serving.flatMap { slot.generations[$0]?.library } }
         }
         var fresh: [Generation] = []
-        var problems: [String] = []
+        var problems: [AgentConfig.Problem] = []
         for library in libraries {
             let (g, errors) = openGeneration(library, config: newConfig, test: true)
             fresh.append(g)
-            if !errors.isEmpty { problems.append("connector \(library.name): \(errors)") }
+            if !errors.isEmpty { problems.append(AgentConfig.Problem(file: newConfig.file, "connector \(library.name): \(errors)")) }
         }
         if !problems.isEmpty {
             for g in fresh { g.closeInstances() }
             throw AgentConfig.Invalid(problems: problems)
         }
         let remotes = makeRemotes(newConfig, keeping: state.withLockedValue { $0.remotes })
-        discover(remotes.filter { $0.value.version.hasPrefix("defaults") }, waitingAtMost: 5)
         let actions = state.withLockedValue { s -> [(String, ConnectorLifecycle.Action)] in
             s.config = newConfig
             s.remotes = remotes
@@ -264,38 +273,17 @@ public final class ConnectorRegistry: Sendable {
         return out
     }
 
-    /// Reads every remote app's discovery documents (at start and periodically). Blocking.
-    public func discoverRemotes(waitingAtMost wait: Double = 5) {
-        discover(state.withLockedValue { $0.remotes }, waitingAtMost: wait)
-    }
-
-    /// Reads the remotes' discovery documents, each on its own thread, and waits at most
-    /// `wait` seconds: a remote that does not answer by then (connect timeouts, retries)
-    /// finishes in the background and keeps what was known until it does (the defaults at
-    /// start). One unreachable remote holds up neither the others nor the agent's start. A
-    /// remote still being read is not read again.
-    func discover(_ remotes: [String: RemoteTarget], waitingAtMost wait: Double) {
-        let group = DispatchGroup()
-        for (app, remote) in remotes {
-            guard discovering.withLockedValue({ $0.insert(ObjectIdentifier(remote)).inserted }) else { continue }
-            group.enter()
-            Thread {
-                defer {
-                    self.discovering.withLockedValue { _ = $0.remove(ObjectIdentifier(remote)) }
-                    group.leave()
-                }
-                do throws(SCIMError) {
-                    try remote.discover()
-                    self.logger.info("remote capabilities discovered", metadata: ["app": .string(app), "source": .string(remote.version)])
-                } catch {
-                    self.logger.warning("remote discovery failed; keeping what was known", metadata: ["app": .string(app), "error": .string(error.detail)])
-                }
-            }.start()
-        }
-        _ = group.wait(timeout: .now() + wait)
-    }
+    /// The remote apps now configured (their discovery is `RemoteDiscoveryService`'s).
+    var remotes: [String: RemoteTarget] { state.withLockedValue { $0.remotes } }
 
     func perform(_ action: ConnectorLifecycle.Action, connector: String) {
+        if case .discard(let number, let reason) = action {
+            guard let g = state.withLockedValue({ $0.slots[connector]?.generations.removeValue(forKey: number) }) else { return }
+            g.closeInstances()
+            _ = g.library.unloadIfAllowed()
+            logger.error("plugin replacement rejected", metadata: ["plugin.file": .string(g.library.sourceFile), "connector.name": .string(connector), "error": .string(reason)])
+            return
+        }
         guard case .retire(let number) = action else { return }
         let found = state.withLockedValue { s -> (Generation, Bool)? in
             guard let g = s.slots[connector]?.generations[number] else { return nil }
@@ -314,10 +302,12 @@ public final class ConnectorRegistry: Sendable {
         ])
     }
 
-    /// Closes every instance (at shutdown).
-    public func shutdown() {
+    /// Refuses new connector calls, lets those queued finish, and closes every instance.
+    public func shutdown() async {
+        calls.shutdown()
         let generations = state.withLockedValue { s in s.slots.values.flatMap { $0.generations.values } }
         for g in generations { g.closeInstances() }
+        await remoteClients?.shutdown()
     }
 
     // MARK: - Status
@@ -328,7 +318,7 @@ public final class ConnectorRegistry: Sendable {
             return nil
         }.sorted()
         return PluginStatus(
-            file: slot?.file ?? g.library.sourceFile, connector: g.library.name, version: g.library.version,
+            file: slot?.lifecycle.file ?? g.library.sourceFile, connector: g.library.name, version: g.library.version,
             contentHash: g.library.contentHash, generation: g.number, loadedAt: g.library.loadedAt, state: state,
             inFlight: inFlight, lastError: lastError, apps: apps)
     }
@@ -350,17 +340,6 @@ public final class ConnectorRegistry: Sendable {
                 out.append(PluginStatus(file: file, state: "failed", inFlight: 0, lastError: reason, apps: []))
             }
             return out
-        }
-    }
-
-    /// The capabilities and any error of an app, for `check` and `/healthz`.
-    public func appReport(app: String) -> (capabilities: Capabilities?, error: String?) {
-        do {
-            let lease = try lease(app: app)
-            defer { lease.release() }
-            return (lease.capabilities, nil)
-        } catch {
-            return (nil, error.detail)
         }
     }
 }

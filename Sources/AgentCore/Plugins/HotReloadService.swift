@@ -91,7 +91,6 @@ public final class HotReloadService: Service, Sendable {
         var pending: [String: Double] = [:]  // file → time of the last event
         var configPending: Double?
         var lastRescan = now()
-        var lastDiscovery = now()
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
 
         while !stop.withLockedValue({ $0 }) {
@@ -133,10 +132,6 @@ public final class HotReloadService: Service, Sendable {
                     registry.install(file: file)
                 }
             }
-            if t - lastDiscovery >= 60 {
-                lastDiscovery = t
-                registry.discoverRemotes()  // remote capabilities can change
-            }
             if configReloadRequested.withLockedValue({ r in defer { r = false }; return r }) { configPending = t - debounce }
             if let at = configPending, t - at >= debounce {
                 configPending = nil
@@ -159,7 +154,7 @@ public final class HotReloadService: Service, Sendable {
             }
             try registry.reload(config: fresh)
         } catch let error as AgentConfig.Invalid {
-            for problem in error.problems { logger.error("configuration not reloaded", metadata: ["error": .string(problem)]) }
+            for problem in error.problems { logger.error("configuration not reloaded", metadata: ["error": .string(problem.description)]) }
         } catch {
             logger.error("configuration not reloaded", metadata: ["error": .string("\(error)")])
         }

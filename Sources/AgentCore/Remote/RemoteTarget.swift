@@ -9,8 +9,8 @@ import NIOSSL
 import SCIMKit
 
 /// An app that forwards to a remote SCIM server over HTTP (one pooled client for the process).
-/// Its capabilities come from the remote's discovery documents. Calls block on the connector
-/// thread pool, never on an event loop.
+/// Its capabilities come from the remote's discovery documents. Calls hold no thread while
+/// they wait for the remote (AsyncHTTPClient's async `execute`, `Task.sleep` between retries).
 public final class RemoteTarget: Target, @unchecked Sendable {
     // @unchecked: mutable state lives in the NIOLockedValueBoxes.
     public let app: String
@@ -21,6 +21,9 @@ public final class RemoteTarget: Target, @unchecked Sendable {
     let breaker: NIOLockedValueBox<CircuitBreaker>
     let discovered: NIOLockedValueBox<Discovered>
     let token = NIOLockedValueBox<(value: String, expires: Double)?>(nil)
+    /// Open once the first discovery has finished, answered or not.
+    let firstDiscovery = Latch()
+    private let discovering = NIOLockedValueBox(false)
 
     struct Discovered {
         var capabilities: Capabilities
@@ -76,7 +79,7 @@ public final class RemoteTarget: Target, @unchecked Sendable {
     /// transport failure, which may have happened after the request went out.
     enum Failure: Error { case unreachable(String), connect(String), timeout(String), lost(String) }
 
-    func authorization() throws(SCIMError) -> [(String, String)] {
+    func authorization() async throws(SCIMError) -> [(String, String)] {
         switch config.auth {
         case .none: return []
         case .basic(let u, let p): return [("Authorization", "Basic " + Data("\(u):\(p)".utf8).base64EncodedString())]
@@ -88,7 +91,7 @@ public final class RemoteTarget: Target, @unchecked Sendable {
             let basic = Data("\(clientID):\(secret)".utf8).base64EncodedString()
             let reply: Reply
             do {
-                reply = try raw("POST", tokenURL, body: form, contentType: "application/x-www-form-urlencoded", headers: [("Authorization", "Basic " + basic)])
+                reply = try await raw("POST", tokenURL, body: form, contentType: "application/x-www-form-urlencoded", headers: [("Authorization", "Basic " + basic)])
             } catch {
                 throw SCIMError(status: 502, detail: "app \(app): cannot reach the OAuth token endpoint (\(error))")
             }
@@ -101,16 +104,28 @@ public final class RemoteTarget: Target, @unchecked Sendable {
         }
     }
 
-    /// One HTTP exchange, blocking.
-    func raw(_ method: String, _ url: String, body: String?, contentType: String = "application/scim+json", headers: [(String, String)] = []) throws -> Reply {
-        var h = HTTPHeaders()
-        h.add(name: "Accept", value: "application/scim+json, application/json")
-        if body != nil { h.add(name: "Content-Type", value: contentType) }
-        for (n, v) in headers { h.add(name: n, value: v) }
-        let request = try HTTPClient.Request(url: url, method: HTTPMethod(rawValue: method), headers: h, body: body.map { .string($0) }, tlsConfiguration: tls)
-        let response: HTTPClient.Response
+    /// The most a remote's reply may hold.
+    static let maxReplySize = 64 << 20
+
+    /// One HTTP exchange.
+    func raw(_ method: String, _ url: String, body: String?, contentType: String = "application/scim+json", headers: [(String, String)] = []) async throws -> Reply {
+        var request = HTTPClientRequest(url: url)
+        request.method = HTTPMethod(rawValue: method)
+        request.headers.add(name: "Accept", value: "application/scim+json, application/json")
+        if let body {
+            request.headers.add(name: "Content-Type", value: contentType)
+            request.body = .bytes(ByteBuffer(string: body))
+        }
+        for (n, v) in headers { request.headers.add(name: n, value: v) }
+        request.tlsConfiguration = tls
+        let status: Int
+        var buffer: ByteBuffer
         do {
-            response = try client.execute(request: request, deadline: .now() + .milliseconds(Int64(config.requestTimeout * 1000))).wait()
+            let response = try await client.execute(request, deadline: .now() + .milliseconds(Int64(config.requestTimeout * 1000)))
+            status = Int(response.status.code)
+            buffer = try await response.body.collect(upTo: Self.maxReplySize)
+        } catch is NIOTooManyBytesError {
+            throw Failure.connect("the reply is larger than \(Self.maxReplySize) bytes")
         } catch let e as HTTPClientError where e == .deadlineExceeded || e == .readTimeout {
             throw Failure.timeout("no answer within \(config.requestTimeout)s")
         } catch let e as HTTPClientError where e == .remoteConnectionClosed {
@@ -123,21 +138,21 @@ public final class RemoteTarget: Target, @unchecked Sendable {
             throw Failure.connect("\(error)")
         }
         var json: JSON?
-        if var buffer = response.body, buffer.readableBytes > 0, let bytes = buffer.readBytes(length: buffer.readableBytes) {
+        if buffer.readableBytes > 0, let bytes = buffer.readBytes(length: buffer.readableBytes) {
             json = try? JSON.parse(bytes)
         }
-        return Reply(status: Int(response.status.code), body: json)
+        return Reply(status: status, body: json)
     }
 
     /// A SCIM call with auth, the circuit breaker, safe retries, and error translation.
-    func send(_ method: String, _ path: String, _ body: JSON? = nil, idempotent: Bool, guarded: Bool = true, headers: [(String, String)] = []) throws(SCIMError) -> Reply {
+    func send(_ method: String, _ path: String, _ body: JSON? = nil, idempotent: Bool, guarded: Bool = true, headers: [(String, String)] = []) async throws(SCIMError) -> Reply {
         var mayHaveReached = false
-        return try send(method, path, body, idempotent: idempotent, guarded: guarded, headers: headers, mayHaveReached: &mayHaveReached)
+        return try await send(method, path, body, idempotent: idempotent, guarded: guarded, headers: headers, mayHaveReached: &mayHaveReached)
     }
 
     /// `mayHaveReached`: false after a failure when no attempt ever got a connection.
     func send(_ method: String, _ path: String, _ body: JSON?, idempotent: Bool, guarded: Bool, headers: [(String, String)] = [],
-              mayHaveReached: inout Bool) throws(SCIMError) -> Reply {
+              mayHaveReached: inout Bool) async throws(SCIMError) -> Reply {
         if guarded, let wait = breaker.withLockedValue({ $0.admit(now: Self.now()) }) {
             throw SCIMError(status: 503, detail: "app \(app): remote \(config.url) is failing; not trying again for \(Int(wait.rounded(.up)))s")
         }
@@ -145,12 +160,13 @@ public final class RemoteTarget: Target, @unchecked Sendable {
         var lastFailure = ""
         var timedOut = false
         for attempt in 0..<attempts {
-            if attempt > 0 { usleep(UInt32(min(2.0, 0.1 * pow(2, Double(attempt - 1))) * 1_000_000)) }
+            if attempt > 0 { try? await Task.sleep(for: .milliseconds(Int(min(2.0, 0.1 * pow(2, Double(attempt - 1))) * 1000))) }
             do {
-                var reply = try raw(method, config.url + path, body: body?.serialized(), headers: try authorization() + headers)
+                let text = body?.serialized()
+                var reply = try await raw(method, config.url + path, body: text, headers: try await authorization() + headers)
                 if reply.status == 401, case .oauth2 = config.auth {
                     token.withLockedValue { $0 = nil }  // refreshed once
-                    reply = try raw(method, config.url + path, body: body?.serialized(), headers: try authorization() + headers)
+                    reply = try await raw(method, config.url + path, body: text, headers: try await authorization() + headers)
                 }
                 if guarded { breaker.withLockedValue { $0.succeeded() } }
                 return reply
@@ -199,21 +215,21 @@ public final class RemoteTarget: Target, @unchecked Sendable {
 
     // MARK: - Target
 
-    public func create(_ kind: Capabilities.ResourceKind, _ resource: JSON) throws(SCIMError) -> JSON {
+    public func create(_ kind: Capabilities.ResourceKind, _ resource: JSON) async throws(SCIMError) -> JSON {
         let reply: Reply
         var mayHaveReached = false
         do {
-            reply = try send("POST", kind.endpoint, resource, idempotent: false, guarded: true, mayHaveReached: &mayHaveReached)
+            reply = try await send("POST", kind.endpoint, resource, idempotent: false, guarded: true, mayHaveReached: &mayHaveReached)
         } catch where error.status == 502 && mayHaveReached {
             // The request may have reached the server (the connection closed or was reset
             // after sending): look before deciding, never a blind retry. When no connection
             // was made, nothing was sent and there is nothing to look for.
-            let key = kind == .user ? "userName" : "displayName"
+            let key = kind.keyAttribute
             guard let value = resource[key]?.stringValue else { throw error }
             let query = Query(filter: .compare(AttributePath(name: key), .eq, .string(value)), count: 2)
             for attempt in 0..<3 {
-                if attempt > 0 { usleep(200_000) }
-                if let found = try? search(kind, query).resources {
+                if attempt > 0 { try? await Task.sleep(for: .milliseconds(200)) }
+                if let found = try? await search(kind, query).resources {
                     if found.count == 1 { return found[0] }
                     break  // answered: the create did not happen (or is ambiguous)
                 }
@@ -223,12 +239,12 @@ public final class RemoteTarget: Target, @unchecked Sendable {
         return try self.resource(reply, 201, 200)
     }
 
-    public func get(_ kind: Capabilities.ResourceKind, _ id: String) throws(SCIMError) -> JSON {
-        try resource(try send("GET", kind.endpoint + "/" + Self.escape(id), idempotent: true), 200)
+    public func get(_ kind: Capabilities.ResourceKind, _ id: String) async throws(SCIMError) -> JSON {
+        try resource(try await send("GET", kind.endpoint + "/" + Self.escape(id), idempotent: true), 200)
     }
 
     /// With `expected`, a PUT with If-Match: the remote's version of what was read.
-    public func replace(_ kind: Capabilities.ResourceKind, _ id: String, _ resource: JSON, ifUnchanged expected: JSON?) throws(SCIMError) -> JSON {
+    public func replace(_ kind: Capabilities.ResourceKind, _ id: String, _ resource: JSON, ifUnchanged expected: JSON?) async throws(SCIMError) -> JSON {
         var r = resource
         r["id"] = .string(id)
         var headers: [(String, String)] = []
@@ -238,20 +254,20 @@ public final class RemoteTarget: Target, @unchecked Sendable {
             }
             headers.append(("If-Match", version))
         }
-        return try self.resource(try send("PUT", kind.endpoint + "/" + Self.escape(id), r, idempotent: true, headers: headers), 200)
+        return try self.resource(try await send("PUT", kind.endpoint + "/" + Self.escape(id), r, idempotent: true, headers: headers), 200)
     }
 
-    public func patch(_ kind: Capabilities.ResourceKind, _ id: String, _ patch: PatchRequest) throws(SCIMError) -> JSON {
-        let reply = try send("PATCH", kind.endpoint + "/" + Self.escape(id), patch.json, idempotent: false)
-        if reply.status == 204 { return try get(kind, id) }
+    public func patch(_ kind: Capabilities.ResourceKind, _ id: String, _ patch: PatchRequest) async throws(SCIMError) -> JSON {
+        let reply = try await send("PATCH", kind.endpoint + "/" + Self.escape(id), patch.json, idempotent: false)
+        if reply.status == 204 { return try await get(kind, id) }
         return try resource(reply, 200)
     }
 
-    public func delete(_ kind: Capabilities.ResourceKind, _ id: String) throws(SCIMError) {
-        _ = try expect(try send("DELETE", kind.endpoint + "/" + Self.escape(id), idempotent: true), 204, 200)
+    public func delete(_ kind: Capabilities.ResourceKind, _ id: String) async throws(SCIMError) {
+        _ = try expect(try await send("DELETE", kind.endpoint + "/" + Self.escape(id), idempotent: true), 204, 200)
     }
 
-    public func search(_ kind: Capabilities.ResourceKind, _ query: Query) throws(SCIMError) -> SearchReply {
+    public func search(_ kind: Capabilities.ResourceKind, _ query: Query) async throws(SCIMError) -> SearchResult {
         let caps = capabilities
         let filters = discovered.withLockedValue { $0.filter }
         let sort = caps.resource(kind)?.sort ?? false
@@ -259,18 +275,18 @@ public final class RemoteTarget: Target, @unchecked Sendable {
         let sortBy = sort ? query.sortBy : nil
         if query.filter == nil || filters, query.sortBy == nil || sort {
             // The remote answers the whole query: one page of it.
-            let (resources, total) = try list(kind, filter: filter, sortBy: sortBy, query.sortOrder, startIndex: query.startIndex, count: query.count ?? 1000,
+            let (resources, total) = try await list(kind, filter: filter, sortBy: sortBy, query.sortOrder, startIndex: query.startIndex, count: query.count ?? 1000,
                                               withoutMembers: query.withoutMembers)
-            return SearchReply(resources: resources, totalResults: total ?? resources.count, filtered: true, sorted: true, paged: true)
+            return SearchResult(resources: resources, totalResults: total ?? resources.count, filtered: true, sorted: true, paged: true)
         }
         // The agent filters or sorts: every page of what the remote selects is read (one
         // page would hold only its first `filter.maxResults`, and miss the rest).
-        let schema = caps.resource(kind)?.schema ?? (kind == .user ? CoreSchemas.userResource : CoreSchemas.groupResource)
+        let schema = caps.resource(kind)?.schema ?? kind.coreSchema
         var page = SearchPage(query, filtered: filter != nil || query.filter == nil, sorted: query.sortBy == nil || sort, schema: schema, noun: "\(kind.rawValue)s")
         var seen = Set<String>()
         var start = 1
         while true {
-            let (resources, total) = try list(kind, filter: filter, sortBy: sortBy, query.sortOrder, startIndex: start, count: caps.filterMaxResults,
+            let (resources, total) = try await list(kind, filter: filter, sortBy: sortBy, query.sortOrder, startIndex: start, count: caps.filterMaxResults,
                                               withoutMembers: query.withoutMembers)
             for r in resources {
                 // Pages of a list the remote does not sort may overlap: each resource once.
@@ -280,12 +296,12 @@ public final class RemoteTarget: Target, @unchecked Sendable {
             start += resources.count
             guard !resources.isEmpty, let total, start <= total else { break }
         }
-        return SearchReply(resources: page.resources, totalResults: page.totalResults, filtered: true, sorted: page.isPage, paged: page.isPage)
+        return SearchResult(resources: page.resources, totalResults: page.totalResults, filtered: true, sorted: page.isPage, paged: page.isPage)
     }
 
     /// One GET of a list from the remote: its resources and totalResults.
     func list(_ kind: Capabilities.ResourceKind, filter: Filter?, sortBy: AttributePath?, _ order: Query.SortOrder, startIndex: Int, count: Int,
-              withoutMembers: Bool) throws(SCIMError) -> (resources: [JSON], total: Int?)
+              withoutMembers: Bool) async throws(SCIMError) -> (resources: [JSON], total: Int?)
     {
         var items: [URLQueryItem] = []
         if withoutMembers { items.append(URLQueryItem(name: "excludedAttributes", value: "members")) }
@@ -299,35 +315,48 @@ public final class RemoteTarget: Target, @unchecked Sendable {
         var components = URLComponents()
         components.queryItems = items
         let q = (components.percentEncodedQuery ?? "").replacingOccurrences(of: "+", with: "%2B")
-        let body = try expect(try send("GET", kind.endpoint + "?" + q, idempotent: true), 200)
+        let body = try expect(try await send("GET", kind.endpoint + "?" + q, idempotent: true), 200)
         guard let resources = body?["Resources"]?.arrayValue ?? (body?["totalResults"]?.intValue == 0 ? [] : nil) else {
             throw SCIMError(status: 502, detail: "app \(app): remote list has no Resources")
         }
         return (resources, body?["totalResults"]?.intValue)
     }
 
-    public func changeMembers(_ groupID: String, _ members: [JSON], add: Bool) throws(SCIMError) {
+    public func changeMembers(_ groupID: String, _ members: [JSON], add: Bool) async throws(SCIMError) {
         throw .notImplemented("remote targets take membership changes as PATCH")
     }
 
-    public func test() throws(SCIMError) -> String {
-        let reply = try send("GET", "/ServiceProviderConfig", idempotent: true)
+    public func test() async throws(SCIMError) -> String {
+        let reply = try await send("GET", "/ServiceProviderConfig", idempotent: true)
         if reply.status == 401 || reply.status == 403 { throw SCIMError(status: 502, detail: "app \(app): remote \(config.url) refused our credentials (\(reply.status))") }
-        try discover()
+        try await discover()
         return "remote \(config.url) reachable and authenticated; capabilities from \(version)"
     }
 
     // MARK: - Discovery
 
+    /// False while a discovery of this remote is already running.
+    func startDiscovery() -> Bool { discovering.withLockedValue { d in defer { d = true }; return !d } }
+
+    /// Until the first discovery has finished, waits for it `limit` at most: the first
+    /// requests after a start see what the remote publishes, not the defaults.
+    func awaitFirstDiscovery(atMost limit: Duration = .seconds(5)) async {
+        guard !firstDiscovery.isOpen else { return }
+        await firstDiscovery.wait(atMost: limit)
+    }
+
+    func finishDiscovery() { discovering.withLockedValue { $0 = false } }
+
     /// Reads /ServiceProviderConfig, /ResourceTypes and /Schemas; falls back to Okta's SCIM 1.1
     /// /ServiceProviderConfigs, then to safe defaults.
-    public func discover() throws(SCIMError) {
+    public func discover() async throws(SCIMError) {
+        defer { firstDiscovery.open() }
         var caps = Self.defaults(auth: auth)
         var source = "defaults (the remote publishes no discovery documents)"
         var filter = true
         // Discovery goes around the circuit breaker: only client requests open it.
-        var spc = try send("GET", "/ServiceProviderConfig", idempotent: true, guarded: false).body
-        if spc?["schemas"] == nil, let v1 = (try? send("GET", "/ServiceProviderConfigs", idempotent: true, guarded: false)), v1.status == 200 {
+        var spc = try await send("GET", "/ServiceProviderConfig", idempotent: true, guarded: false).body
+        if spc?["schemas"] == nil, let v1 = (try? await send("GET", "/ServiceProviderConfigs", idempotent: true, guarded: false)), v1.status == 200 {
             spc = v1.body
         }
         if let spc {
@@ -343,9 +372,9 @@ public final class RemoteTarget: Target, @unchecked Sendable {
             if spc["etag"]?["supported"]?.boolValue == true { ops.insert(.conditionalReplace) }
             var types: [String: ResourceSchema] = [:]
             var published = false
-            if let rt = (try? send("GET", "/ResourceTypes", idempotent: true, guarded: false)), rt.status == 200 {
+            if let rt = (try? await send("GET", "/ResourceTypes", idempotent: true, guarded: false)), rt.status == 200 {
                 let list = rt.body?["Resources"]?.arrayValue ?? rt.body?.arrayValue ?? []
-                let schemas = (try? send("GET", "/Schemas", idempotent: true, guarded: false)).flatMap { $0.status == 200 ? $0.body : nil }
+                let schemas = (try? await send("GET", "/Schemas", idempotent: true, guarded: false)).flatMap { $0.status == 200 ? $0.body : nil }
                 let parsed = (schemas?["Resources"]?.arrayValue ?? schemas?.arrayValue ?? []).compactMap { try? Schema(json: $0) }
                 for t in list {
                     guard let endpoint = t["endpoint"]?.stringValue else { continue }

@@ -1,4 +1,5 @@
 import Foundation
+import SCIMKit
 
 /// The threads connector calls run on. Calls block (a database round trip, an LDAP bind), so
 /// they never run on the HTTP event loops.
@@ -70,12 +71,14 @@ public final class BlockingCallPool: @unchecked Sendable {
         return try body()
     }
 
-    /// Runs `body` on a pool thread on behalf of `app` and returns its result.
-    public func run<T: Sendable>(app: String, _ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-            let accepted = execute(app: app) { continuation.resume(with: Result { try body() }) }
-            if !accepted { continuation.resume(throwing: CancellationError()) }
+    /// Runs `body` on a pool thread on behalf of `app` and returns its result; a 503 once the
+    /// pool is shut down.
+    public func run<T: Sendable>(app: String, _ body: @escaping @Sendable () throws(SCIMError) -> T) async throws(SCIMError) -> T {
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, SCIMError>, Never>) in
+            let accepted = execute(app: app) { continuation.resume(returning: Result { () throws(SCIMError) in try body() }) }
+            if !accepted { continuation.resume(returning: .failure(SCIMError(status: 503, detail: "the agent is shutting down"))) }
         }
+        return try result.get()
     }
 
     /// Starts `work` on a pool thread on behalf of `app` and returns at once; false (and

@@ -7,7 +7,8 @@ extension SCIMService {
     public static let bulkResponseSchema = "urn:ietf:params:scim:api:messages:2.0:BulkResponse"
 
     public func bulk(app: String, body: JSON, baseURL: String) async throws(SCIMError) -> SCIMResult {
-        let limits = try discovery(app: app, baseURL: baseURL).capabilities
+        let limits = try await capabilities(app: app)
+        let presentation = Presentation(baseURL: baseURL)
         guard let ops = body["Operations"]?.arrayValue else { throw .invalidValue("a bulk request needs an \"Operations\" array") }
         guard ops.count <= limits.bulkMaxOperations else {
             throw SCIMError(status: 413, detail: "a bulk request may carry at most \(limits.bulkMaxOperations) operations, got \(ops.count)")
@@ -31,14 +32,14 @@ extension SCIMService {
                 switch (method, id) {
                 case ("POST", nil):
                     guard bulkId != nil else { throw SCIMError.invalidValue("a POST in a bulk request needs a bulkId") }
-                    result = try await create(app: app, kind: kind, body: data ?? .null, baseURL: baseURL)
+                    result = try await create(app: app, kind: kind, body: data ?? .null, presentation: presentation)
                     if let bulkId, let newID = result.body?["id"]?.stringValue { ids[bulkId] = newID }
                 case ("PUT", let id?):
-                    result = try await replace(app: app, kind: kind, id: id, body: data ?? .null, ifMatch: op["version"]?.stringValue, baseURL: baseURL)
+                    result = try await replace(app: app, kind: kind, id: id, body: data ?? .null, ifMatch: op["version"]?.stringValue, presentation: presentation)
                 case ("PATCH", let id?):
-                    result = try await patch(app: app, kind: kind, id: id, body: data ?? .null, ifMatch: op["version"]?.stringValue, baseURL: baseURL)
+                    result = try await patch(app: app, kind: kind, id: id, body: data ?? .null, ifMatch: op["version"]?.stringValue, presentation: presentation)
                 case ("DELETE", let id?):
-                    result = try await delete(app: app, kind: kind, id: id, ifMatch: op["version"]?.stringValue, baseURL: baseURL)
+                    result = try await delete(app: app, kind: kind, id: id, ifMatch: op["version"]?.stringValue)
                 default:
                     throw SCIMError.invalidValue("operation \(index + 1): \(method) \(path) is not a bulk operation")
                 }
@@ -59,12 +60,8 @@ extension SCIMService {
 
     static func bulkTarget(_ path: String) throws(SCIMError) -> (Kind, String?) {
         let parts = path.split(separator: "/", omittingEmptySubsequences: true)
-        guard let first = parts.first, parts.count <= 2 else { throw .invalidValue("bulk path \(path) is not /Users[/id] or /Groups[/id]") }
-        let kind: Kind
-        switch first {
-        case "Users": kind = .user
-        case "Groups": kind = .group
-        default: throw .invalidValue("bulk path \(path) is not /Users[/id] or /Groups[/id]")
+        guard let first = parts.first, parts.count <= 2, let kind = Kind(endpoint: "/" + String(first)) else {
+            throw .invalidValue("bulk path \(path) is not /Users[/id] or /Groups[/id]")
         }
         return (kind, parts.count == 2 ? String(parts[1]) : nil)
     }

@@ -4,13 +4,16 @@ import NIOConcurrencyHelpers
 import SCIMKit
 
 /// One app's open instance of a connector, and the only place where the agent calls into a
-/// plugin. Calls block: make them on the connector thread pool (`ConnectorCalls`).
+/// plugin. Each call runs on the connector thread pool (`BlockingCallPool`), or inline for a
+/// connector that declared `SCIMC_FLAG_NONBLOCKING`; creates go through `create_many` in
+/// batches when the connector has it (`CreateBatches`).
 public final class ConnectorInstance: Target, @unchecked Sendable {
     // @unchecked: `pointer` is only used through `invoke`, which serialises calls with
     // `serial` unless the plugin declared itself concurrent.
     public let library: PluginLibrary
     public let app: String
     let pointer: OpaquePointer
+    let calls: BlockingCallPool
     private let serial: NIOLock?
     /// Per resource type, when the connector has `create_many`: where creates wait for it.
     let userCreates: CreateBatches?
@@ -24,34 +27,29 @@ public final class ConnectorInstance: Target, @unchecked Sendable {
     }
 
     /// Opens an instance with the app's settings. Blocking.
-    public static func open(_ library: PluginLibrary, app: String, settings: JSON) throws(OpenError) -> ConnectorInstance {
+    public static func open(_ library: PluginLibrary, app: String, settings: JSON, calls: BlockingCallPool) throws(OpenError) -> ConnectorInstance {
         let record = CallRecord()
         var instance: OpaquePointer?
-        var settingsText = settings.serialized()
-        let status = settingsText.withUTF8 { buf in
-            buf.withMemoryRebound(to: CChar.self) { chars in
-                record.with { call in
-                    app.withCString { name in
-                        library.descriptor.pointee.open(
-                            UnsafePointer(library.hostTable.pointer), call, name, scimc_buf(ptr: chars.baseAddress, len: chars.count), &instance)
-                    }
-                }
+        let status = buf(settings) { settingsBuf in
+            record.with { call in
+                app.withCString { name in library.descriptor.pointee.open(UnsafePointer(library.hostTable.pointer), call, name, settingsBuf, &instance) }
             }
         }
         if status != SCIMC_OK || instance == nil {
             throw OpenError(app: app, connector: library.name, error: Self.error(status == SCIMC_OK ? SCIMC_INTERNAL : status, record, library.name))
         }
-        return ConnectorInstance(library: library, app: app, pointer: instance!)
+        return ConnectorInstance(library: library, app: app, pointer: instance!, calls: calls)
     }
 
     public var description: String { "connector \(library.name)" }
     public var name: String { library.name }
     public var version: String { library.version }
 
-    private init(library: PluginLibrary, app: String, pointer: OpaquePointer) {
+    private init(library: PluginLibrary, app: String, pointer: OpaquePointer, calls: BlockingCallPool) {
         self.library = library
         self.app = app
         self.pointer = pointer
+        self.calls = calls
         self.serial = library.isConcurrent ? nil : NIOLock()
         self.userCreates = library.users?.create_many == nil ? nil : CreateBatches()
         self.groupCreates = library.groups?.create_many == nil ? nil : CreateBatches()
@@ -64,7 +62,15 @@ public final class ConnectorInstance: Target, @unchecked Sendable {
         serial?.unlock()
     }
 
-    /// Makes one call; returns the JSON it emitted (nil if none), or throws its SCIM error.
+    /// Runs `body` (calls into the plugin) where this connector's calls belong: inline when it
+    /// never blocks, else on the pool, holding no thread of the caller's while it waits.
+    func run<T: Sendable>(_ body: @escaping @Sendable () throws(SCIMError) -> T) async throws(SCIMError) -> T {
+        if library.neverBlocks { return try body() }
+        return try await calls.run(app: app, body)
+    }
+
+    /// Makes one call on this thread; returns the JSON it emitted (nil if none), or throws
+    /// its SCIM error.
     func invoke(_ body: (OpaquePointer, OpaquePointer) -> scimc_status) throws(SCIMError) -> JSON? {
         let record = CallRecord()
         serial?.lock()
@@ -107,19 +113,19 @@ public final class ConnectorInstance: Target, @unchecked Sendable {
 
     func notImplemented(_ what: String) -> SCIMError { .notImplemented("connector \(library.name) does not implement \(what)") }
 
-    public func create(_ kind: Capabilities.ResourceKind, _ resource: JSON) throws(SCIMError) -> JSON {
-        guard let fn = ops(kind)?.create else {
-            guard ops(kind)?.create_many != nil else { throw notImplemented("creating \(kind.rawValue)s") }
-            return try createMany(kind, [resource])[0].get()
+    /// By `create` when the connector has it; by `create_many` when it has only that, or has
+    /// both: then the creates arriving while one call runs wait, holding no thread, and go
+    /// together in the next (group commit, `CreateBatches`).
+    public func create(_ kind: Capabilities.ResourceKind, _ resource: JSON) async throws(SCIMError) -> JSON {
+        if let batches = kind == .user ? userCreates : groupCreates {
+            return try await batches.create(resource, app: app, calls: calls) { self.createMany(kind, $0) }
         }
-        return try required(invoke { i, c in Self.buf(resource) { fn(i, c, $0) } }, "create")
+        guard let fn = ops(kind)?.create else { throw notImplemented("creating \(kind.rawValue)s") }
+        return try await run { () throws(SCIMError) in try self.required(self.invoke { i, c in Self.buf(resource) { fn(i, c, $0) } }, "create") }
     }
 
-    /// Creates that wait for the next `create_many` call, if the connector has one.
-    func batches(_ kind: Capabilities.ResourceKind) -> CreateBatches? { kind == .user ? userCreates : groupCreates }
-
-    /// One `create_many` call: one outcome per resource, in order. If the call itself fails,
-    /// every resource fails with its error.
+    /// One `create_many` call, on this thread: one outcome per resource, in order. If the call
+    /// itself fails, every resource fails with its error.
     func createMany(_ kind: Capabilities.ResourceKind, _ resources: [JSON]) -> [Result<JSON, SCIMError>] {
         do throws(SCIMError) {
             guard let fn = ops(kind)?.create_many else { throw notImplemented("creating \(kind.rawValue)s") }
@@ -142,56 +148,68 @@ public final class ConnectorInstance: Target, @unchecked Sendable {
         return .failure(Self.failure(status, scimType: o["scimType"]?.stringValue, detail: o["detail"]?.stringValue, library.name))
     }
 
-    public func get(_ kind: Capabilities.ResourceKind, _ id: String) throws(SCIMError) -> JSON {
+    public func get(_ kind: Capabilities.ResourceKind, _ id: String) async throws(SCIMError) -> JSON {
         guard let fn = ops(kind)?.get else { throw notImplemented("reading \(kind.rawValue)s") }
         do {
-            return try required(invoke { i, c in Self.buf(id) { fn(i, c, $0) } }, "get")
+            return try await run { () throws(SCIMError) in try self.required(self.invoke { i, c in Self.buf(id) { fn(i, c, $0) } }, "get") }
         } catch where error.status == 404 {
             throw .notFound("\(kind.rawValue) \(id) not found")
         }
     }
 
-    public func replace(_ kind: Capabilities.ResourceKind, _ id: String, _ resource: JSON, ifUnchanged expected: JSON?) throws(SCIMError) -> JSON {
+    public func replace(_ kind: Capabilities.ResourceKind, _ id: String, _ resource: JSON, ifUnchanged expected: JSON?) async throws(SCIMError) -> JSON {
         if let expected {
             guard let fn = ops(kind)?.replace_if else { throw notImplemented("conditional replaces of \(kind.rawValue)s") }
-            return try required(invoke { i, c in Self.buf(id) { idb in Self.buf(resource) { rb in Self.buf(expected) { fn(i, c, idb, rb, $0) } } } }, "replace_if")
+            return try await run { () throws(SCIMError) in
+                try self.required(self.invoke { i, c in Self.buf(id) { idb in Self.buf(resource) { rb in Self.buf(expected) { fn(i, c, idb, rb, $0) } } } }, "replace_if")
+            }
         }
         guard let fn = ops(kind)?.replace else { throw notImplemented("replacing \(kind.rawValue)s") }
-        return try required(invoke { i, c in Self.buf(id) { idb in Self.buf(resource) { fn(i, c, idb, $0) } } }, "replace")
+        return try await run { () throws(SCIMError) in
+            try self.required(self.invoke { i, c in Self.buf(id) { idb in Self.buf(resource) { fn(i, c, idb, $0) } } }, "replace")
+        }
     }
 
-    public func patch(_ kind: Capabilities.ResourceKind, _ id: String, _ patch: PatchRequest) throws(SCIMError) -> JSON {
+    public func patch(_ kind: Capabilities.ResourceKind, _ id: String, _ patch: PatchRequest) async throws(SCIMError) -> JSON {
         guard let fn = ops(kind)?.patch else { throw notImplemented("patching \(kind.rawValue)s") }
-        return try required(invoke { i, c in Self.buf(id) { idb in Self.buf(patch.json) { fn(i, c, idb, $0) } } }, "patch")
+        return try await run { () throws(SCIMError) in
+            try self.required(self.invoke { i, c in Self.buf(id) { idb in Self.buf(patch.json) { fn(i, c, idb, $0) } } }, "patch")
+        }
     }
 
-    public func delete(_ kind: Capabilities.ResourceKind, _ id: String) throws(SCIMError) {
+    public func delete(_ kind: Capabilities.ResourceKind, _ id: String) async throws(SCIMError) {
         guard let fn = ops(kind)?.remove else { throw notImplemented("deleting \(kind.rawValue)s") }
         do {
-            _ = try invoke { i, c in Self.buf(id) { fn(i, c, $0) } }
+            try await run { () throws(SCIMError) in _ = try self.invoke { i, c in Self.buf(id) { fn(i, c, $0) } } }
         } catch where error.status == 404 {
             throw .notFound("\(kind.rawValue) \(id) not found")
         }
     }
 
-    public func search(_ kind: Capabilities.ResourceKind, _ query: Query) throws(SCIMError) -> SearchReply {
+    public func search(_ kind: Capabilities.ResourceKind, _ query: Query) async throws(SCIMError) -> SearchResult {
         guard let fn = ops(kind)?.search else { throw notImplemented("listing \(kind.rawValue)s") }
-        let reply = try required(invoke { i, c in Self.buf(query.json) { fn(i, c, $0) } }, "search")
-        return try SearchReply(json: reply, connector: library.name)
+        return try await run { () throws(SCIMError) in
+            let reply = try self.required(self.invoke { i, c in Self.buf(query.json) { fn(i, c, $0) } }, "search")
+            return try SearchResult(json: reply, connector: self.library.name)
+        }
     }
 
-    public func changeMembers(_ groupID: String, _ members: [JSON], add: Bool) throws(SCIMError) {
+    public func changeMembers(_ groupID: String, _ members: [JSON], add: Bool) async throws(SCIMError) {
         let d = library.descriptor.pointee
         guard let fn = add ? d.add_members : d.remove_members else { throw notImplemented("membership changes") }
-        let text = JSON.array(members).serialized()
         do {
-            _ = try invoke { i, c in Self.buf(groupID) { g in Self.buf(text) { fn(i, c, g, $0) } } }
+            try await run { () throws(SCIMError) in _ = try self.invoke { i, c in Self.buf(groupID) { g in Self.buf(JSON.array(members)) { fn(i, c, g, $0) } } } }
         } catch where error.status == 404 {
             throw .notFound("Group \(groupID) not found")
         }
     }
 
-    public func test() throws(SCIMError) -> String {
+    public func test() async throws(SCIMError) -> String {
+        try await run { () throws(SCIMError) in try self.testNow() }
+    }
+
+    /// `test` on this thread (the registry's, when it checks a new generation).
+    public func testNow() throws(SCIMError) -> String {
         guard let fn = library.descriptor.pointee.test else { return "connector has no test; it opened" }
         let reply = try invoke { i, c in fn(i, c) }
         return reply?["message"]?.stringValue ?? "ok"
@@ -207,37 +225,5 @@ public final class ConnectorInstance: Target, @unchecked Sendable {
             throw SCIMError(status: 502, detail: "connector \(library.name) returned no resource from \(op)")
         }
         return value
-    }
-}
-
-/// A search reply: what the target did (filter, sort, page) and what is left to the agent.
-public struct SearchReply: Sendable {
-    public var resources: [JSON]
-    public var totalResults: Int?
-    public var filtered: Bool
-    public var sorted: Bool
-    public var paged: Bool
-
-    public init(resources: [JSON], totalResults: Int?, filtered: Bool, sorted: Bool, paged: Bool) {
-        self.resources = resources
-        self.totalResults = totalResults
-        self.filtered = filtered
-        self.sorted = sorted
-        self.paged = paged
-    }
-
-    /// A connector's reply, checked against the rules in `scim_connector.h`.
-    init(json: JSON, connector: String) throws(SCIMError) {
-        guard let resources = json["Resources"]?.arrayValue else {
-            throw SCIMError(status: 502, detail: "connector \(connector) search reply has no Resources array")
-        }
-        self.resources = resources
-        filtered = json["filtered"]?.boolValue ?? false
-        sorted = json["sorted"]?.boolValue ?? false
-        paged = json["paged"]?.boolValue ?? false
-        totalResults = json["totalResults"]?.intValue
-        if paged && (!filtered || totalResults == nil) {
-            throw SCIMError(status: 502, detail: "connector \(connector) paged a search it did not filter, or gave no totalResults")
-        }
     }
 }

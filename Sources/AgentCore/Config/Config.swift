@@ -71,16 +71,33 @@ public struct AgentConfig: Sendable, Equatable {
 
     public var appNames: [String] { apps.keys.sorted() }
 
+    /// What is wrong with a configuration: each problem names the file, the key (when one
+    /// is to blame) and what is wrong with it.
     public struct Invalid: Error, CustomStringConvertible {
-        public var problems: [String]
-        public var description: String { problems.joined(separator: "\n") }
+        public var problems: [Problem]
+        public var description: String { problems.map(\.description).joined(separator: "\n") }
+    }
+
+    public struct Problem: Sendable, Equatable, CustomStringConvertible {
+        public var file: String
+        /// The dotted key (`apps.hr.auth.type`), or nil for the file as a whole.
+        public var key: String?
+        public var message: String
+
+        public init(file: String, key: String? = nil, _ message: String) {
+            self.file = file
+            self.key = key
+            self.message = message
+        }
+
+        public var description: String { key.map { "\(file): \($0): \(message)" } ?? "\(file): \(message)" }
     }
 
     public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> AgentConfig {
         let url = URL(fileURLWithPath: path).standardizedFileURL
         let text: String
         do { text = try String(contentsOf: url, encoding: .utf8) } catch {
-            throw Invalid(problems: ["\(path): cannot read the configuration file (\(error.localizedDescription))"])
+            throw Invalid(problems: [Problem(file: path, "cannot read the configuration file (\(error.localizedDescription))")])
         }
         return try parse(text, file: url.path, environment: environment)
     }
@@ -92,12 +109,12 @@ public struct AgentConfig: Sendable, Equatable {
             // Yams traps on a mapping key that is not a plain scalar (`? [a, b]: c`, found by
             // the fuzzer): such a file is refused, naming where, before it is loaded.
             let node = try Yams.compose(yaml: text)
-            if let problem = node.flatMap({ nonScalarKey(in: $0, at: "") }) { throw Invalid(problems: ["\(file): \(problem)"]) }
+            if let problem = node.flatMap({ nonScalarKey(in: $0, at: "") }) { throw Invalid(problems: [Problem(file: file, problem)]) }
             root = node?.any
         } catch let invalid as Invalid {
             throw invalid
         } catch {
-            throw Invalid(problems: ["\(file): not valid YAML: \(error)"])
+            throw Invalid(problems: [Problem(file: file, "not valid YAML: \(error)")])
         }
         let config = reader.read(root)
         guard reader.problems.isEmpty, let config else { throw Invalid(problems: reader.problems) }
@@ -131,7 +148,7 @@ struct ConfigReader {
     let file: String
     let directory: String
     let environment: [String: String]
-    var problems: [String] = []
+    var problems: [AgentConfig.Problem] = []
 
     init(file: String, environment: [String: String]) {
         self.file = file
@@ -139,7 +156,7 @@ struct ConfigReader {
         self.environment = environment
     }
 
-    mutating func problem(_ key: String, _ message: String) { problems.append("\(file): \(key): \(message)") }
+    mutating func problem(_ key: String, _ message: String) { problems.append(AgentConfig.Problem(file: file, key: key, message)) }
 
     mutating func map(_ value: Any?, _ key: String, allowed: Set<String>) -> [String: Any]? {
         guard let value else { return nil }

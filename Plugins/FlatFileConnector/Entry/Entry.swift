@@ -1,0 +1,7 @@
+import ConnectorSDK
+import FlatFileConnector
+
+// The plugin's one exported symbol. It lives apart from the connector's code, so that the
+// tests can link every connector into one binary.
+@_cdecl("scimc_connector_entry")
+public func scimcConnectorEntry() -> UnsafeRawPointer { exportConnector(FlatFileConnector.self) }
