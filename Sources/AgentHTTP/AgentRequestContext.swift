@@ -30,11 +30,15 @@ struct AppPathMiddleware: RouterMiddleware {
         return try await next(request, context)
     }
 
+    /// By bytes: this runs for every request.
     static func parse(_ path: String) -> (app: String, dialect: SCIMDialect) {
-        guard path.hasPrefix("/apps/") else { return ("", .v2) }
-        let rest = path.dropFirst(6)
-        let app = rest.prefix { $0 != "/" }
-        let tail = rest.dropFirst(app.count)
-        return (String(app), tail == "/scim/v1" || tail.hasPrefix("/scim/v1/") ? .v1 : .v2)
+        let u = path.utf8
+        guard u.starts(with: "/apps/".utf8) else { return ("", .v2) }
+        let start = u.index(u.startIndex, offsetBy: 6)
+        let end = u[start...].firstIndex(of: UInt8(ascii: "/")) ?? u.endIndex
+        let app = String(decoding: u[start..<end], as: UTF8.self)
+        let tail = u[end...]
+        let v1 = tail.starts(with: "/scim/v1".utf8) && (tail.count == 8 || tail.dropFirst(8).first == UInt8(ascii: "/"))
+        return (app, v1 ? .v1 : .v2)
     }
 }

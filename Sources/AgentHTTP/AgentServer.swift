@@ -13,10 +13,11 @@ import SCIMKit
 /// and `SCIMErrorMiddleware` (every error as a SCIM error in that dialect); the app route
 /// groups add `AuthenticationMiddleware` before their routes.
 public enum AgentServer {
-    public static func router(service: SCIMService, config: AgentConfig) -> Router<AgentRequestContext> {
+    public static func router(service: SCIMService, config: AgentConfig, logger: Logger) -> Router<AgentRequestContext> {
         let router = Router(context: AgentRequestContext.self)
         router.add(middleware: AppPathMiddleware())
-        router.add(middleware: RequestLogMiddleware())
+        // Request lines are logged at info; below that level nothing is added to a request.
+        if logger.logLevel <= .info { router.add(middleware: RequestLogMiddleware()) }
         router.add(middleware: SCIMErrorMiddleware())
         router.get("healthz") { _, _ in SCIMResponse.json(await health(service)) }
         let authentication = AuthenticationMiddleware(registry: service.registry)
@@ -60,7 +61,7 @@ public enum AgentServer {
             server = .http1()
         }
         return Application(
-            router: router(service: service, config: config), server: server,
+            router: router(service: service, config: config, logger: logger), server: server,
             configuration: .init(address: .hostname(config.server.host, port: config.server.port), serverName: "provisioning-agent"),
             services: services, onServerRunning: onServerRunning, logger: logger)
     }

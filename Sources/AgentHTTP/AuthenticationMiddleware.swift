@@ -12,10 +12,10 @@ struct AuthenticationMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let app = context.app
-        guard let config = registry.config.apps[app] else {
+        guard let auth = registry.auth(app: app) else {
             throw SCIMErrorResponse(error: .notFound("no app named \(app)"))
         }
-        switch config.auth {
+        switch auth {
         case .none:
             break
         case .basic(let username, let password):

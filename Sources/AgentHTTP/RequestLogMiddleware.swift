@@ -1,13 +1,13 @@
 import Hummingbird
 import Logging
 
-/// One log line per request: request id, app, operation, status and duration. Never headers
-/// or bodies, which may carry credentials and passwords.
+/// One log line per request, at info: request id, app, operation, status and duration. Never
+/// headers or bodies, which may carry credentials and passwords. (Installed only when the
+/// agent logs at info or below.)
 struct RequestLogMiddleware: RouterMiddleware {
     typealias Context = AgentRequestContext
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard context.logger.logLevel <= .info else { return try await next(request, context) }  // nothing to build when it would be dropped
         let start = ContinuousClock.now
         let response: Response
         do {

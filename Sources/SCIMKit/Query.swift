@@ -100,6 +100,7 @@ public struct Projection: Sendable, Equatable {
     /// The resource as a client may see it.
     public func apply(to resource: JSON, schema: ResourceSchema) -> JSON {
         guard case .object(let o) = resource else { return resource }
+        if attributes.isEmpty && excludedAttributes.isEmpty { return Self.withoutHidden(o, schema: schema) }
         var out = JSONObject()
         for m in o {
             if m.key.caselessEquals("schemas") { out[m.key] = m.value; continue }
@@ -114,6 +115,25 @@ public struct Projection: Sendable, Equatable {
             }
             let def = schema.core.attribute(m.key) ?? CommonAttributes.attribute(m.key)
             if let v = project(m.value, AttributePath(name: m.key), def) { out[m.key] = v }
+        }
+        return .object(out)
+    }
+
+    /// The default projection, the common case: every attribute but those returned `never`
+    /// or only on `request` (`ResourceSchema.hidden`); the resource is not copied when it
+    /// holds none of them.
+    static func withoutHidden(_ o: JSONObject, schema: ResourceSchema) -> JSON {
+        let hidden = schema.hidden
+        var out = o
+        if !hidden.core.isEmpty, o.contains(where: { m in hidden.core.contains { $0.caselessEquals(m.key) } }) {
+            out.removeAll { m in hidden.core.contains { $0.caselessEquals(m.key) } }
+        }
+        for ext in schema.extensions {
+            guard let value = out[ext.id] else { continue }
+            guard case .object(var members) = value else { out[ext.id] = nil; continue }
+            guard let names = hidden.extensions.first(where: { $0.id == ext.id })?.names else { continue }
+            members.removeAll { m in names.contains { $0.caselessEquals(m.key) } }
+            out[ext.id] = .object(members)
         }
         return .object(out)
     }

@@ -121,12 +121,32 @@ extension JSONObject: ExpressibleByDictionaryLiteral {
 /// A resource type's schemas taken together: the core schema, its extensions and the common
 /// attributes (`id`, `externalId`, `meta`). Paths resolve against it.
 public struct ResourceSchema: Sendable, Equatable {
-    public var core: Schema
-    public var extensions: [Schema]
+    public var core: Schema { didSet { hidden = Hidden(core, extensions) } }
+    public var extensions: [Schema] { didSet { hidden = Hidden(core, extensions) } }
+    /// What a default projection leaves out, worked out once rather than per resource shown.
+    public private(set) var hidden: Hidden
+
+    /// The top-level attributes returned `never` or only on `request`: the core's, and each
+    /// extension's by its schema id.
+    public struct Hidden: Sendable, Equatable {
+        public var core: [String]
+        public var extensions: [(id: String, names: [String])]
+
+        init(_ core: Schema, _ extensions: [Schema]) {
+            func names(_ s: Schema) -> [String] { s.attributes.filter { $0.returned == .never || $0.returned == .request }.map(\.name) }
+            self.core = names(core)
+            self.extensions = extensions.map { ($0.id, names($0)) }.filter { !$0.names.isEmpty }
+        }
+
+        public static func == (a: Hidden, b: Hidden) -> Bool {
+            a.core == b.core && a.extensions.map(\.id) == b.extensions.map(\.id) && a.extensions.map(\.names) == b.extensions.map(\.names)
+        }
+    }
 
     public init(core: Schema, extensions: [Schema] = []) {
         self.core = core
         self.extensions = extensions
+        self.hidden = Hidden(core, extensions)
     }
 
     public var allSchemaIDs: [String] { [core.id] + extensions.map(\.id) }

@@ -72,6 +72,22 @@ import SCIMKit
         #expect(problems(base + ", unknownAttributes: drop }\n") == [#"/etc/agent/agent.yaml: apps.hr.unknownAttributes: "drop" is not one of ignore, reject"#])
     }
 
+    @Test func scalarsResolveByTheCoreSchemaAndQuotesMakeStrings() throws {
+        let c = try parse("""
+            server: { listen: "127.0.0.1:8080", maxBodySize: 2048 }
+            apps:
+              a: &app { connector: memory, auth: { type: none }, settings: { n: 7, x: 1.5, on: true, off: False, nothing: ~, zip: "01234", word: yes } }
+              b: *app
+            """)
+        #expect(c.server.maxBodySize == 2048)
+        #expect(c.appNames == ["a", "b"])
+        guard case .connector(_, let settings)? = c.apps["b"]?.target else { Issue.record("no settings"); return }
+        #expect(settings["n"] == 7 && settings["x"] == 1.5 && settings["on"] == true && settings["off"] == false)
+        #expect(settings["nothing"] == .null)
+        #expect(settings["zip"] == "01234" && settings["word"] == "yes")  // quoted, and YAML 1.1's "yes" is just a word
+        #expect(problems("server: { maxBodySize: \"4096\" }\napps: {}\n").first?.contains("server.maxBodySize: must be a number") == true)
+    }
+
     @Test func invalidYAML() {
         #expect(problems("apps: [unclosed").first?.contains("not valid YAML") == true)
     }

@@ -47,7 +47,7 @@ import Testing
     static func body(_ json: JSON) -> ByteBuffer { ByteBuffer(bytes: json.serializedBytes()) }
 
     func test(_ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
-        try await Application(router: AgentServer.router(service: service, config: config)).test(.router, body)
+        try await Application(router: AgentServer.router(service: service, config: config, logger: Logger(label: "route-tests"))).test(.router, body)
     }
 
     @Test func createThenReadBack() async throws {

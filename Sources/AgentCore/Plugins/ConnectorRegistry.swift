@@ -62,6 +62,9 @@ public final class ConnectorRegistry: Sendable {
 
     public var config: AgentConfig { state.withLockedValue { $0.config } }
 
+    /// How the app's clients authenticate, or nil when no app has that name.
+    public func auth(app: String) -> AgentConfig.Auth? { state.withLockedValue { $0.config.apps[app]?.auth } }
+
     // MARK: - Leases
 
     /// Runs `body` with a lease on the app's target: the generation serving when it starts
@@ -69,9 +72,9 @@ public final class ConnectorRegistry: Sendable {
     /// whose discovery documents are being read for the first time waits for them (a few
     /// seconds at most) unless `awaitingDiscovery` is false (a status page has no need).
     public func withLease<T: Sendable>(app: String, awaitingDiscovery: Bool = true, _ body: (Lease) async throws(SCIMError) -> T) async throws(SCIMError) -> T {
-        let lease = try lease(app: app)
+        if awaitingDiscovery, let remote = state.withLockedValue({ $0.remotes[app] }) { await remote.awaitFirstDiscovery() }
+        let lease = try lease(app: app)  // after the discovery: its capabilities are the discovered ones
         defer { lease.release() }
-        if awaitingDiscovery, let remote = lease.target as? RemoteTarget { await remote.awaitFirstDiscovery() }
         return try await body(lease)
     }
 
