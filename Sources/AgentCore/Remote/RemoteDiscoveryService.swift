@@ -22,7 +22,7 @@ public struct RemoteDiscoveryService: Service {
 
     public func run() async throws {
         var last: [ObjectIdentifier: ContinuousClock.Instant] = [:]
-        await withTaskGroup(of: Void.self) { group in
+        await withDiscardingTaskGroup { group in
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
                 let now = ContinuousClock.now
                 for (app, remote) in registry.remotes {
