@@ -226,17 +226,17 @@ def main():
     # The GET-by-id targets side by side: the memory app, the bare handler and scim2-server in
     # turn, three rounds, the median of each round's ratios (this machine's speed drifts by a
     # quarter within minutes, which the cells above, minutes apart, do not cancel).
-    side = {c: [] for c in CONNECTIONS}
+    side_by_side = {c: [] for c in CONNECTIONS}
     for rep in range(3):
         for c in CONNECTIONS:
             a = wrk(targets["agent · memory"][0], "get_by_id", c, lists["agent · memory"][0], seconds=max(2, DURATION // 2))
             b = wrk(f"http://127.0.0.1:{bare_port}", "get_by_id", c, lists["agent · memory"][0], seconds=max(2, DURATION // 2))
             s2 = wrk(targets["scim2-server"][0], "get_by_id", c, lists["scim2-server"][0], seconds=max(2, DURATION // 2))
-            side[c].append((a["rps"] / s2["rps"], a["rps"] / b["rps"]))
+            side_by_side[c].append((a["rps"] / s2["rps"], a["rps"] / b["rps"]))
             log(f"side by side c={c}: agent {a['rps']:.0f}, bare {b['rps']:.0f}, scim2-server {s2['rps']:.0f} req/s")
 
     def side_ratio(c, which):
-        values = sorted(r[which] for r in side[c])
+        values = sorted(r[which] for r in side_by_side[c])
         return values[len(values) // 2]
 
     # The agent's added latency in front of a remote SCIM server, unloaded (one connection):
