@@ -72,8 +72,13 @@ public final class ConnectorRegistry: Sendable {
     /// whose discovery documents are being read for the first time waits for them (a few
     /// seconds at most) unless `awaitingDiscovery` is false (a status page has no need).
     public func withLease<T: Sendable>(app: String, awaitingDiscovery: Bool = true, _ body: (Lease) async throws(SCIMError) -> T) async throws(SCIMError) -> T {
-        if awaitingDiscovery, let remote = state.withLockedValue({ $0.remotes[app] }) { await remote.awaitFirstDiscovery() }
-        let lease = try lease(app: app)  // after the discovery: its capabilities are the discovered ones
+        var lease = try lease(app: app)
+        if awaitingDiscovery, let remote = lease.remote, !remote.firstDiscovery.isOpen {
+            // Leased again after the discovery, so that its capabilities are the discovered ones.
+            lease.release()
+            await remote.awaitFirstDiscovery()
+            lease = try self.lease(app: app)
+        }
         defer { lease.release() }
         return try await body(lease)
     }
@@ -87,7 +92,7 @@ public final class ConnectorRegistry: Sendable {
             }
             guard case .connector(let name, _) = appConfig.target else {
                 guard let remote = s.remotes[app] else { return .failure(SCIMError(status: 503, detail: "app \(app): remote targets are not served by this command")) }
-                return .success(Lease(app: app, target: remote, capabilities: remote.capabilities, unknownAttributes: appConfig.unknownAttributes, generation: nil, registry: self))
+                return .success(Lease(app: app, target: remote, capabilities: remote.capabilities, unknownAttributes: appConfig.unknownAttributes, generation: nil, registry: self, remote: remote))
             }
             guard let number = s.slots[name]?.lifecycle.acquire(), let generation = s.slots[name]?.generations[number] else {
                 return .failure(SCIMError(status: 503, detail: "connector \(name) for app \(app) is not loaded: no plugin in \(s.config.pluginsDirectory) provides it"))

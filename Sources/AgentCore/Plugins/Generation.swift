@@ -34,6 +34,8 @@ public struct Lease: Sendable {
     /// nil for a remote app (nothing to drain).
     let generation: Generation?
     let registry: ConnectorRegistry
+    /// The target when it is a remote app's (its first discovery may still be running).
+    var remote: RemoteTarget? = nil
 
     public func release() { if let generation { registry.release(generation) } }
 }
