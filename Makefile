@@ -7,7 +7,7 @@ BUILD := .build/debug
 VENV := .venv
 PLUGINS := plugins
 
-.PHONY: all build plugins plugins-alt run test test-swift test-e2e deps python-deps clean bench bench-build bench-base bench-compare fuzz
+.PHONY: all build plugins plugins-alt plugins-test run test test-swift test-e2e deps python-deps clean bench bench-build bench-base bench-compare fuzz
 
 all: build plugins
 
@@ -43,6 +43,14 @@ plugins-alt: Plugins/MemoryConnector/memory.c include/scim_connector.h
 	$(SWIFT) build --product FlatFileConnector --scratch-path .build-alt -Xswiftc -DALTERNATE_BUILD
 	cp .build-alt/debug/libFlatFileConnector.so plugins-alt/flatfile.so
 
+# The faulty connector of the isolation tests, one build per fault (Tests/Plugins/faulty.c).
+FAULTS := none segv abort hang oom
+plugins-test: $(foreach f,$(FAULTS),plugins-test/faulty-$(f).so)
+plugins-test/faulty-%.so: Tests/Plugins/faulty.c include/scim_connector.h
+	@mkdir -p plugins-test
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -fPIC -shared -fvisibility=hidden -Iinclude \
+		-DFAULT=FAULT_$$(echo $* | tr a-z A-Z) $< -o $@
+
 run: build plugins
 	$(BUILD)/provisioning-agent serve --config $(CONFIG)
 
@@ -56,7 +64,7 @@ $(VENV)/.installed: Tests/e2e/requirements.txt
 	$(VENV)/bin/pip install -q -r Tests/e2e/requirements.txt
 	@touch $@
 
-test: python-deps build plugins plugins-alt
+test: python-deps build plugins plugins-alt plugins-test
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	bash scripts/fuzz.sh $(TEST_FUZZ_SECONDS)

@@ -32,10 +32,11 @@ let package = Package(
         .target(name: "SCIMKit"),
         .systemLibrary(name: "CConnectorABI", path: "include"),
         .target(name: "ConnectorSDK", dependencies: ["SCIMKit", "CConnectorABI"]),
+        .systemLibrary(name: "CLibCrypto", path: "Sources/CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .target(
             name: "AgentCore",
             dependencies: [
-                "SCIMKit", "CConnectorABI",
+                "SCIMKit", "CConnectorABI", "CLibCrypto",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

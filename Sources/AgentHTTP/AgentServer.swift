@@ -36,8 +36,15 @@ public enum AgentServer {
                 apps[name] = try await service.registry.withLease(app: name, awaitingDiscovery: false) { lease throws(SCIMError) -> JSON in
                     var entry: JSONObject = ["status": "serving", "connector": .string(lease.target.name), "version": .string(lease.target.version)]
                     if let remote = lease.target as? RemoteTarget { entry["circuitBreaker"] = .string(remote.breakerState) }
+                    if let isolated = lease.target as? IsolatedConnector {
+                        let process = isolated.processStatus
+                        entry["isolation"] = "process"
+                        entry["process"] = process
+                        if process["state"]?.stringValue != "running" { entry["status"] = "restarting" }
+                    }
                     return .object(entry)
                 }
+                if apps[name]?["status"]?.stringValue != "serving" { healthy = false }
             } catch {
                 healthy = false
                 apps[name] = ["status": "unavailable", "detail": .string(error.detail)]

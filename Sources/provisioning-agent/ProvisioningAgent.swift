@@ -14,7 +14,7 @@ struct ProvisioningAgent: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "provisioning-agent",
         abstract: "Serves SCIM 2.0 for on-premises apps through connector plugins.",
-        subcommands: [Serve.self, Plugins.self, Check.self, Version.self],
+        subcommands: [Serve.self, Plugins.self, Check.self, Version.self, ConnectorHostCommand.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -170,6 +170,28 @@ struct Version: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print the version.")
     func run() {
         print("provisioning-agent \(ProvisioningAgent.version) (\(SwiftToolchain.current), connector ABI \(SCIMC_ABI_MAJOR).\(SCIMC_ABI_MINOR))")
+    }
+}
+
+/// The child process of an app with `isolation: process`, started by the agent itself
+/// (`IsolatedConnector`) with its socket on fd 3; not for people to run.
+struct ConnectorHostCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "connector-host", shouldDisplay: false)
+    @Option var logLevel: String = "info"
+    @Option var memoryLimit: Int?
+    @Option var openFiles: Int?
+
+    func run() throws {
+        if let memoryLimit {
+            var limit = rlimit(rlim_cur: rlim_t(memoryLimit), rlim_max: rlim_t(memoryLimit))
+            setrlimit(Int32(RLIMIT_AS.rawValue), &limit)
+        }
+        if let openFiles {
+            var limit = rlimit(rlim_cur: rlim_t(openFiles), rlim_max: rlim_t(openFiles))
+            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        let code = ConnectorHost.run(fd: 3, logLevel: Logger.Level(rawValue: logLevel) ?? .info)
+        throw ExitCode(code)
     }
 }
 

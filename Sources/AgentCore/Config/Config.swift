@@ -52,6 +52,28 @@ public struct AgentConfig: Sendable, Equatable {
         public var target: Target
         public var auth: Auth
         public var unknownAttributes: UnknownAttributes = .ignore
+        /// Where the app's connector runs (`apps.<app>.isolation`).
+        public var isolation: Isolation = .inProcess
+        /// For `isolation: process`: the child's deadline and limits (`apps.<app>.process`).
+        public var process = ProcessOptions()
+    }
+
+    /// `in-process` (the default): the connector is loaded into the agent, the fastest path,
+    /// and a crash in it stops the agent. `process`: it runs in a child process of its own
+    /// (`IsolatedConnector`); a crash or a hang fails only that app's calls in flight.
+    public enum Isolation: String, Sendable, Equatable {
+        case inProcess = "in-process"
+        case process
+    }
+
+    public struct ProcessOptions: Sendable, Equatable {
+        /// Seconds one call may take before the child is killed.
+        public var callTimeout: Double = 30
+        /// RLIMIT_AS of the child, in bytes (address space, not resident memory).
+        public var memoryLimit: Int?
+        /// RLIMIT_NOFILE of the child.
+        public var openFiles: Int?
+        public init() {}
     }
 
     /// What becomes of an attribute the app's target cannot hold (`apps.<app>.unknownAttributes`).
@@ -67,6 +89,9 @@ public struct AgentConfig: Sendable, Equatable {
     public var directory: String
     public var server: Server
     public var pluginsDirectory: String
+    /// `plugins.trust.publicKeys`: PEM files of the Ed25519 keys one of which must have
+    /// signed every plugin (`name.so.sig`); empty when plugins need no signature.
+    public var trustedKeys: [String] = []
     public var apps: [String: App]
 
     public var appNames: [String] { apps.keys.sorted() }
@@ -258,8 +283,26 @@ struct ConfigReader {
         if let v = serverMap?["maxBodySize"] {
             if let n = v as? Int, n >= 1024 { maxBody = n } else { problem("server.maxBodySize", "must be a number of bytes, at least 1024") }
         }
-        let pluginsMap = map(top["plugins"] ?? [String: Any](), "plugins", allowed: ["directory"])
+        let pluginsMap = map(top["plugins"] ?? [String: Any](), "plugins", allowed: ["directory", "trust"])
         let pluginsDir = path(string(pluginsMap, "directory", "plugins", required: false) ?? "../plugins")
+        var trustedKeys: [String] = []
+        if let trust = map(pluginsMap?["trust"], "plugins.trust", allowed: ["publicKeys"]) {
+            guard let keys = trust["publicKeys"] as? [Any], !keys.isEmpty else {
+                problem("plugins.trust.publicKeys", "must be a list of PEM files of Ed25519 public keys")
+                return nil
+            }
+            for (i, k) in keys.enumerated() {
+                let key = "plugins.trust.publicKeys[\(i)]"
+                guard let name = k as? String else { problem(key, "must be a file name"); continue }
+                let file = path(name)
+                do throws(PluginSignature.KeyError) {
+                    _ = try PluginSignature.PublicKey(file: file)
+                    trustedKeys.append(file)
+                } catch {
+                    problem(key, error.message)
+                }
+            }
+        }
 
         var apps: [String: AgentConfig.App] = [:]
         if let appsValue = top["apps"] {
@@ -273,7 +316,7 @@ struct ConfigReader {
                     problem(key, "app names may use letters, digits, '-' and '_' only (they are part of the URL)")
                     continue
                 }
-                guard let app = map(appsMap[name], key, allowed: ["connector", "settings", "auth", "remote", "unknownAttributes"]) else {
+                guard let app = map(appsMap[name], key, allowed: ["connector", "settings", "auth", "remote", "unknownAttributes", "isolation", "process"]) else {
                     problem(key, "must be a mapping with connector (or remote) and auth")
                     continue
                 }
@@ -299,13 +342,49 @@ struct ConfigReader {
                     settings = json(s, "\(key).settings")
                 }
                 guard let auth = readAuth(app["auth"], "\(key).auth") else { continue }
-                apps[name] = AgentConfig.App(name: name, target: .connector(name: connector, settings: settings), auth: auth, unknownAttributes: unknown)
+                var isolation = AgentConfig.Isolation.inProcess
+                if app["isolation"] != nil {
+                    guard let text = string(app, "isolation", key) else { continue }
+                    guard let value = AgentConfig.Isolation(rawValue: text) else {
+                        problem("\(key).isolation", "\"\(text)\" is not one of in-process, process")
+                        continue
+                    }
+                    isolation = value
+                }
+                var process = AgentConfig.ProcessOptions()
+                if app["process"] != nil {
+                    if isolation != .process { problem("\(key).process", "only applies with isolation: process") }
+                    guard let options = readProcess(app["process"], "\(key).process") else { continue }
+                    process = options
+                }
+                apps[name] = AgentConfig.App(
+                    name: name, target: .connector(name: connector, settings: settings), auth: auth, unknownAttributes: unknown,
+                    isolation: isolation, process: process)
             }
         }
         return AgentConfig(
             file: file, directory: directory,
             server: .init(host: host, port: port, tls: tls, maxBodySize: maxBody),
-            pluginsDirectory: pluginsDir, apps: apps)
+            pluginsDirectory: pluginsDir, trustedKeys: trustedKeys, apps: apps)
+    }
+
+    /// `apps.<app>.process: { callTimeout: 30, memoryLimitMiB: 512, openFiles: 1024 }`.
+    mutating func readProcess(_ value: Any?, _ key: String) -> AgentConfig.ProcessOptions? {
+        guard let m = map(value, key, allowed: ["callTimeout", "memoryLimitMiB", "openFiles"]) else { return nil }
+        var options = AgentConfig.ProcessOptions()
+        if let v = m["callTimeout"] {
+            if let n = (v as? Double) ?? (v as? Int).map(Double.init), n > 0, n <= 86400 { options.callTimeout = n } else {
+                problem("\(key).callTimeout", "must be a number of seconds from 0 to 86400")
+            }
+        }
+        if let v = m["memoryLimitMiB"] {
+            // Below this the Swift runtime and the thread stacks of the child do not fit.
+            if let n = v as? Int, n >= 64 { options.memoryLimit = n << 20 } else { problem("\(key).memoryLimitMiB", "must be a whole number of MiB, at least 64") }
+        }
+        if let v = m["openFiles"] {
+            if let n = v as? Int, n >= 16 { options.openFiles = n } else { problem("\(key).openFiles", "must be a whole number, at least 16") }
+        }
+        return options
     }
 
     mutating func readAuth(_ value: Any?, _ key: String) -> AgentConfig.Auth? {

@@ -1,21 +1,19 @@
-import CConnectorABI
 import SCIMKit
 
 /// Derives an app's capabilities from what its connector really implements: which operation
-/// pointers its descriptor sets, and what its `describe` reply says.
+/// pointers its descriptor sets (`ConnectorShape`), and what its `describe` reply says.
 enum CapabilityDiscovery {
-    static func capabilities(of library: PluginLibrary, described: JSON?, auth: AgentConfig.Auth) -> Capabilities {
-        let d = library.descriptor.pointee
-        func resource(_ ops: scimc_resource_ops?, _ kind: Capabilities.ResourceKind) -> Capabilities.Resource? {
+    static func capabilities(of shape: ConnectorShape, described: JSON?, auth: AgentConfig.Auth) -> Capabilities {
+        func resource(_ ops: ConnectorShape.Operations?, _ kind: Capabilities.ResourceKind) -> Capabilities.Resource? {
             guard let ops else { return nil }
             var operations: Capabilities.Operations = []
-            if ops.create != nil || ops.create_many != nil { operations.insert(.create) }
-            if ops.get != nil { operations.insert(.get) }
-            if ops.replace != nil { operations.insert(.replace) }
-            if ops.replace != nil && ops.replace_if != nil { operations.insert(.conditionalReplace) }
-            if ops.patch != nil { operations.insert(.patch) }
-            if ops.remove != nil { operations.insert(.delete) }
-            if ops.search != nil { operations.insert(.search) }
+            if !ops.isDisjoint(with: [.create, .createMany]) { operations.insert(.create) }
+            if ops.contains(.get) { operations.insert(.get) }
+            if ops.contains(.replace) { operations.insert(.replace) }
+            if ops.isSuperset(of: [.replace, .replaceIf]) { operations.insert(.conditionalReplace) }
+            if ops.contains(.patch) { operations.insert(.patch) }
+            if ops.contains(.remove) { operations.insert(.delete) }
+            if ops.contains(.search) { operations.insert(.search) }
             let facts = described?[kind == .user ? "users" : "groups"]
             // `"groups": false`: this instance has none (e.g. its mapping has no group tables).
             guard !operations.isEmpty, facts != .bool(false) else { return nil }
@@ -40,8 +38,8 @@ enum CapabilityDiscovery {
                 holdsAnyAttribute: names == nil)
         }
         return Capabilities(
-            users: resource(library.users, .user), groups: resource(library.groups, .group),
-            groupMemberDeltas: d.add_members != nil && d.remove_members != nil,
+            users: resource(shape.users, .user), groups: resource(shape.groups, .group),
+            groupMemberDeltas: shape.memberDeltas,
             authenticationSchemes: authenticationSchemes(auth))
     }
 

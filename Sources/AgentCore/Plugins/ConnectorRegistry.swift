@@ -18,6 +18,8 @@ public final class ConnectorRegistry: Sendable {
         public var inFlight: Int
         public var lastError: String?
         public var apps: [String]
+        /// The child processes of its isolated apps (`isolation: process`).
+        public var processes: [JSON] = []
     }
 
     struct Slot {
@@ -33,6 +35,8 @@ public final class ConnectorRegistry: Sendable {
         var remotes: [String: RemoteTarget] = [:]  // remote apps by name
         var given: [String: (target: any Target, capabilities: Capabilities)] = [:]  // `serve(app:…)`
         var nextGeneration = 1
+        /// `plugins.trust.publicKeys`, read.
+        var trustedKeys: [PluginSignature.PublicKey] = []
     }
 
     let state: NIOLockedValueBox<State>
@@ -56,8 +60,27 @@ public final class ConnectorRegistry: Sendable {
         self.logger = logger
         self.privateDirectory = RuntimePaths.privateDirectory(for: config)
         let remotes = makeRemotes(config, keeping: [:])
-        state.withLockedValue { $0.remotes = remotes }
-        try FileManager.default.createDirectory(atPath: privateDirectory, withIntermediateDirectories: true)
+        let keys = try Self.trustedKeys(config)
+        state.withLockedValue { $0.remotes = remotes; $0.trustedKeys = keys }
+        try Self.makePrivateDirectory(privateDirectory)
+    }
+
+    static func trustedKeys(_ config: AgentConfig) throws -> [PluginSignature.PublicKey] {
+        do throws(PluginSignature.KeyError) {
+            return try config.trustedKeys.map { (file: String) throws(PluginSignature.KeyError) in try PluginSignature.PublicKey(file: file) }
+        } catch {
+            throw AgentConfig.Invalid(problems: [AgentConfig.Problem(file: config.file, key: "plugins.trust.publicKeys", error.message)])
+        }
+    }
+
+    /// The private copies are what gets loaded: their directory is the agent's alone.
+    static func makePrivateDirectory(_ path: String) throws {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        var st = stat()
+        guard stat(path, &st) == 0, st.st_uid == geteuid() else {
+            throw AgentConfig.Invalid(problems: [AgentConfig.Problem(file: path, "the agent's private plugin directory belongs to another user; remove it")])
+        }
+        chmod(path, 0o700)
     }
 
     public var config: AgentConfig { state.withLockedValue { $0.config } }
@@ -115,9 +138,9 @@ public final class ConnectorRegistry: Sendable {
 
     func release(_ generation: Generation) {
         let action = state.withLockedValue { s in
-            s.slots[generation.library.name]?.lifecycle.release(generation.number) ?? .none
+            s.slots[generation.build.name]?.lifecycle.release(generation.number) ?? .none
         }
-        perform(action, connector: generation.library.name)
+        perform(action, connector: generation.build.name)
     }
 
     // MARK: - Loading
@@ -138,65 +161,127 @@ public final class ConnectorRegistry: Sendable {
     /// fails, whatever served before keeps serving and the error is recorded.
     @discardableResult
     public func install(file: String) -> Bool {
-        let config = self.config
+        let (config, keys) = state.withLockedValue { ($0.config, $0.trustedKeys) }
+        if let refusal = PluginTrust.refusal(file: file, directory: config.pluginsDirectory) {
+            recordFailure(file: file, reason: refusal)
+            return false
+        }
         guard let data = FileManager.default.contents(atPath: file) else {
             recordFailure(file: file, reason: "cannot read the file")
             return false
         }
+        if let refusal = PluginTrust.signatureRefusal(file: file, data: data, keys: keys) {
+            recordFailure(file: file, reason: refusal)
+            return false
+        }
         let hash = ContentHash.fnv1a64(data)
         if state.withLockedValue({ s in s.slots.values.contains { $0.lifecycle.serves(file: file, contentHash: hash) } }) { return true }
-        let library: PluginLibrary
+        let build: PluginBuild
         do {
-            library = try PluginLibrary.load(file: file, data: data, contentHash: hash, privateDirectory: privateDirectory, configDirectory: config.directory, logger: logger)
+            build = try load(file: file, data: data, contentHash: hash, config: config)
         } catch {
             recordFailure(file: file, reason: error.reason)
             return false
         }
-        let admission = state.withLockedValue { s in s.slots[library.name]?.lifecycle.admit(file: file) ?? .open(test: false) }
+        let admission = state.withLockedValue { s in s.slots[build.name]?.lifecycle.admit(file: file) ?? .open(test: false) }
         guard case .open(let test) = admission else {
             if case .duplicate(let other) = admission {
-                _ = library.unloadIfAllowed()
-                recordFailure(file: file, reason: "connector \(library.name) is already provided by \(other)")
+                _ = build.unloadIfAllowed()
+                recordFailure(file: file, reason: "connector \(build.name) is already provided by \(other)")
             }
             return false
         }
-        let (generation, errors) = openGeneration(library, config: config, test: test)
+        let (generation, errors) = openGeneration(build, config: config, test: test)
         let action = state.withLockedValue { s -> ConnectorLifecycle.Action in
-            var slot = s.slots[library.name] ?? Slot()
+            var slot = s.slots[build.name] ?? Slot()
             slot.generations[generation.number] = generation
             let action = slot.lifecycle.opened(number: generation.number, contentHash: hash, file: file, openErrors: errors)
             if case .discard = action {} else { s.failedFiles[file] = nil }
-            s.slots[library.name] = slot
+            s.slots[build.name] = slot
             return action
         }
         if case .discard = action {} else {
             logger.info("connector loaded", metadata: [
-                "connector.name": .string(library.name), "connector.version": .string(library.version),
+                "connector.name": .string(build.name), "connector.version": .string(build.version),
                 "plugin.file": .string(file), "plugin.generation": .stringConvertible(generation.number),
                 "apps": .string(generation.instances.keys.sorted().joined(separator: ",")),
             ])
         }
-        perform(action, connector: library.name)
+        perform(action, connector: build.name)
         if case .discard = action { return false }
         return true
     }
 
-    /// Opens an instance of `library` for every app of `config` that names it.
-    func openGeneration(_ library: PluginLibrary, config: AgentConfig, test: Bool) -> (Generation, String) {
+    struct LoadFailure: Error {
+        var reason: String
+    }
+
+    /// Loads a plugin file's build: into the agent, unless the configuration has isolated
+    /// apps; then its descriptor is read in a child process first, and the library is loaded
+    /// into the agent only if an in-process app uses it.
+    func load(file: String, data: Data, contentHash hash: String, config: AgentConfig) throws(LoadFailure) -> PluginBuild {
+        func library() throws(LoadFailure) -> PluginBuild {
+            do {
+                return PluginBuild(library: try PluginLibrary.load(file: file, data: data, contentHash: hash, privateDirectory: privateDirectory, configDirectory: config.directory, logger: logger))
+            } catch {
+                throw LoadFailure(reason: error.reason)
+            }
+        }
+        guard openInstances, config.apps.values.contains(where: { $0.isolation == .process }) else { return try library() }
+        let path: String
+        do {
+            path = try PluginLibrary.privateCopy(file: file, data: data, contentHash: hash, privateDirectory: privateDirectory)
+        } catch {
+            throw LoadFailure(reason: error.reason)
+        }
+        let facts: JSON
+        do {
+            facts = try IsolatedConnector.probe(spec(path: path, file: file, contentHash: hash, config: config, options: .init()), logger: logger)
+        } catch {
+            throw LoadFailure(reason: error.detail)
+        }
+        guard let name = facts["name"]?.stringValue else { throw LoadFailure(reason: "the connector process reported no name") }
+        if Self.needsLibrary(name, config) { return try library() }
+        return PluginBuild(name: name, version: facts["version"]?.stringValue ?? "", sourceFile: file, contentHash: hash, privatePath: path)
+    }
+
+    /// Whether an app of `config` runs connector `name` in-process.
+    static func needsLibrary(_ name: String, _ config: AgentConfig) -> Bool {
+        config.apps.values.contains { app in
+            guard case .connector(let n, _) = app.target else { return false }
+            return n == name && app.isolation == .inProcess
+        }
+    }
+
+    func spec(path: String, file: String, contentHash: String, config: AgentConfig, options: AgentConfig.ProcessOptions) -> IsolatedConnector.Spec {
+        IsolatedConnector.Spec(library: path, file: file, contentHash: contentHash, privateDirectory: privateDirectory, configDirectory: config.directory, options: options)
+    }
+
+    /// Opens an instance of `build` for every app of `config` that names it: in the agent, or
+    /// in a child process of its own for an app with `isolation: process`.
+    func openGeneration(_ build: PluginBuild, config: AgentConfig, test: Bool) -> (Generation, String) {
         let number = state.withLockedValue { s in
             defer { s.nextGeneration += 1 }
             return s.nextGeneration
         }
-        var instances: [String: ConnectorInstance] = [:]
+        var instances: [String: any AppInstance] = [:]
         var capabilities: [String: Capabilities] = [:]
         var appErrors: [String: String] = [:]
         for app in config.apps.values.sorted(by: { $0.name < $1.name }) {
-            guard openInstances, case .connector(let name, let settings) = app.target, name == library.name else { continue }
+            guard openInstances, case .connector(let name, let settings) = app.target, name == build.name else { continue }
             do {
+                if app.isolation == .process {
+                    let spec = spec(path: build.privatePath, file: build.sourceFile, contentHash: build.contentHash, config: config, options: app.process)
+                    let opened = try IsolatedConnector.open(spec, app: app.name, settings: settings, test: test, logger: logger)
+                    instances[app.name] = opened.instance
+                    capabilities[app.name] = CapabilityDiscovery.capabilities(of: opened.shape, described: opened.described, auth: app.auth)
+                    continue
+                }
+                guard let library = build.library else { throw SCIMError(status: 503, detail: "the plugin was loaded for isolated apps only; restart the agent") }
                 let instance = try ConnectorInstance.open(library, app: app.name, settings: settings, calls: calls)
                 instances[app.name] = instance
                 if test { _ = try instance.testNow() }  // a replacement must prove itself first
-                capabilities[app.name] = CapabilityDiscovery.capabilities(of: library, described: try instance.describe(), auth: app.auth)
+                capabilities[app.name] = CapabilityDiscovery.capabilities(of: ConnectorShape(library), described: try instance.describe(), auth: app.auth)
             } catch let error as ConnectorInstance.OpenError {
                 appErrors[app.name] = error.error.detail
             } catch let error as SCIMError {
@@ -206,10 +291,10 @@ public final class ConnectorRegistry: Sendable {
             }
         }
         for (app, reason) in appErrors.sorted(by: { $0.key < $1.key }) {
-            logger.error("connector could not open for app", metadata: ["app": .string(app), "connector.name": .string(library.name), "error": .string(reason)])
+            logger.error("connector could not open for app", metadata: ["app": .string(app), "connector.name": .string(build.name), "error": .string(reason)])
         }
         let summary = appErrors.sorted(by: { $0.key < $1.key }).map { "app \($0.key): \($0.value)" }.joined(separator: "; ")
-        return (Generation(number: number, library: library, instances: instances, capabilities: capabilities, appErrors: appErrors), summary)
+        return (Generation(number: number, build: build, instances: instances, capabilities: capabilities, appErrors: appErrors), summary)
     }
 
     func recordFailure(file: String, reason: String) {
@@ -235,15 +320,27 @@ public final class ConnectorRegistry: Sendable {
     /// Applies a new configuration: new generations of every loaded connector, opened for the
     /// new set of apps, swapped in together. If any app cannot open, nothing changes.
     public func reload(config newConfig: AgentConfig) throws {
-        let libraries = state.withLockedValue { s in
-            s.slots.values.compactMap { slot in slot.lifecycle.serving.flatMap { slot.generations[$0]?.library } }
+        let builds = state.withLockedValue { s in
+            s.slots.values.compactMap { slot in slot.lifecycle.serving.flatMap { slot.generations[$0]?.build } }
         }
+        let keys = try Self.trustedKeys(newConfig)
         var fresh: [Generation] = []
         var problems: [AgentConfig.Problem] = []
-        for library in libraries {
-            let (g, errors) = openGeneration(library, config: newConfig, test: true)
+        for var build in builds {
+            if build.library == nil && Self.needsLibrary(build.name, newConfig), let data = FileManager.default.contents(atPath: build.privatePath) {
+                // An app of this connector now runs in-process: load the build into the agent.
+                do {
+                    build = PluginBuild(library: try PluginLibrary.load(
+                        file: build.sourceFile, data: data, contentHash: build.contentHash, privateDirectory: privateDirectory,
+                        configDirectory: newConfig.directory, logger: logger))
+                } catch {
+                    problems.append(AgentConfig.Problem(file: newConfig.file, "connector \(build.name): \(error.reason)"))
+                    continue
+                }
+            }
+            let (g, errors) = openGeneration(build, config: newConfig, test: true)
             fresh.append(g)
-            if !errors.isEmpty { problems.append(AgentConfig.Problem(file: newConfig.file, "connector \(library.name): \(errors)")) }
+            if !errors.isEmpty { problems.append(AgentConfig.Problem(file: newConfig.file, "connector \(build.name): \(errors)")) }
         }
         if !problems.isEmpty {
             for g in fresh { g.closeInstances() }
@@ -253,10 +350,11 @@ public final class ConnectorRegistry: Sendable {
         let actions = state.withLockedValue { s -> [(String, ConnectorLifecycle.Action)] in
             s.config = newConfig
             s.remotes = remotes
+            s.trustedKeys = keys
             return fresh.map { g in
-                let name = g.library.name
+                let name = g.build.name
                 s.slots[name]?.generations[g.number] = g
-                return (name, s.slots[name]?.lifecycle.loaded(number: g.number, contentHash: g.library.contentHash) ?? .none)
+                return (name, s.slots[name]?.lifecycle.loaded(number: g.number, contentHash: g.build.contentHash) ?? .none)
             }
         }
         for (name, action) in actions { perform(action, connector: name) }
@@ -288,8 +386,8 @@ public final class ConnectorRegistry: Sendable {
         if case .discard(let number, let reason) = action {
             guard let g = state.withLockedValue({ $0.slots[connector]?.generations.removeValue(forKey: number) }) else { return }
             g.closeInstances()
-            _ = g.library.unloadIfAllowed()
-            logger.error("plugin replacement rejected", metadata: ["plugin.file": .string(g.library.sourceFile), "connector.name": .string(connector), "error": .string(reason)])
+            _ = g.build.unloadIfAllowed()
+            logger.error("plugin replacement rejected", metadata: ["plugin.file": .string(g.build.sourceFile), "connector.name": .string(connector), "error": .string(reason)])
             return
         }
         guard case .retire(let number) = action else { return }
@@ -297,14 +395,14 @@ public final class ConnectorRegistry: Sendable {
             guard let g = s.slots[connector]?.generations[number] else { return nil }
             s.slots[connector]?.generations[number] = nil
             s.slots[connector]?.lifecycle.retired(number)
-            let stillUsed = s.slots.values.contains { $0.generations.values.contains { $0.library === g.library } }
+            let stillUsed = g.build.library.map { library in s.slots.values.contains { $0.generations.values.contains { $0.build.library === library } } } ?? false
             s.retired.append(Self.status(g, slot: s.slots[connector], state: "retired", inFlight: 0, lastError: nil, config: s.config))
             if s.retired.count > Self.retiredHistory { s.retired.removeFirst(s.retired.count - Self.retiredHistory) }
             return (g, stillUsed)
         }
         guard let (generation, stillUsed) = found else { return }
         generation.closeInstances()
-        let unloaded = stillUsed ? false : generation.library.unloadIfAllowed()
+        let unloaded = stillUsed ? false : generation.build.unloadIfAllowed()
         logger.info("connector generation retired", metadata: [
             "connector.name": .string(connector), "plugin.generation": .stringConvertible(number), "unloaded": .stringConvertible(unloaded),
         ])
@@ -322,13 +420,13 @@ public final class ConnectorRegistry: Sendable {
 
     static func status(_ g: Generation, slot: Slot?, state: String, inFlight: Int, lastError: String?, config: AgentConfig) -> PluginStatus {
         let apps = config.apps.values.compactMap { app -> String? in
-            if case .connector(let n, _) = app.target, n == g.library.name { return app.name }
+            if case .connector(let n, _) = app.target, n == g.build.name { return app.name }
             return nil
         }.sorted()
         return PluginStatus(
-            file: slot?.lifecycle.file ?? g.library.sourceFile, connector: g.library.name, version: g.library.version,
-            contentHash: g.library.contentHash, generation: g.number, loadedAt: g.library.loadedAt, state: state,
-            inFlight: inFlight, lastError: lastError, apps: apps)
+            file: slot?.lifecycle.file ?? g.build.sourceFile, connector: g.build.name, version: g.build.version,
+            contentHash: g.build.contentHash, generation: g.number, loadedAt: g.build.loadedAt, state: state,
+            inFlight: inFlight, lastError: lastError, apps: apps, processes: state == "retired" ? [] : g.processes)
     }
 
     public func status() -> [PluginStatus] {
@@ -362,6 +460,7 @@ extension ConnectorRegistry.PluginStatus {
         if let loadedAt { o["loadedAt"] = .string(DateTime.format(loadedAt.timeIntervalSince1970)) }
         if let lastError { o["lastError"] = .string(lastError) }
         o["apps"] = .array(apps.map(JSON.string))
+        if !processes.isEmpty { o["processes"] = .array(processes) }
         return .object(o)
     }
 }

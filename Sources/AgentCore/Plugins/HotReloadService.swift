@@ -61,12 +61,21 @@ public final class HotReloadService: Service, Sendable {
         }
     }
 
-    struct FileIdentity: Equatable { var inode: UInt64; var size: Int; var mtime: Int; var mtimeNanos: Int }
+    /// What makes a plugin file worth loading again: its content, and what its trust depends
+    /// on (owner, mode, its signature file), so that a `chmod go-w` or a new `.sig` is seen.
+    struct FileIdentity: Equatable {
+        var inode: UInt64, size: Int, mtime: Int, mtimeNanos: Int, mode: UInt32, owner: UInt32
+        var signature: Int?
+    }
 
     static func identity(_ path: String) -> FileIdentity? {
         var st = stat()
         guard stat(path, &st) == 0 else { return nil }
-        return FileIdentity(inode: UInt64(st.st_ino), size: Int(st.st_size), mtime: st.st_mtim.tv_sec, mtimeNanos: st.st_mtim.tv_nsec)
+        var sig = stat()
+        let signature = stat(path + ".sig", &sig) == 0 ? sig.st_mtim.tv_sec * 1_000_000_000 + sig.st_mtim.tv_nsec : nil
+        return FileIdentity(
+            inode: UInt64(st.st_ino), size: Int(st.st_size), mtime: st.st_mtim.tv_sec, mtimeNanos: st.st_mtim.tv_nsec,
+            mode: st.st_mode, owner: st.st_uid, signature: signature)
     }
 
     private func watchLoop() {
@@ -108,6 +117,7 @@ public final class HotReloadService: Service, Sendable {
                         }
                         offset += MemoryLayout<inotify_event>.size + length
                         if wd == pluginWatch && name.hasSuffix(".so") { pending[pluginsDir + "/" + name] = now() }
+                        if wd == pluginWatch && name.hasSuffix(".so.sig") { pending[pluginsDir + "/" + name.dropLast(4)] = now() }
                         if wd == configWatch && name == configName { configPending = now() }
                     }
                 }

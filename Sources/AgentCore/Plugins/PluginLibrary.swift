@@ -9,6 +9,8 @@ public final class PluginLibrary: @unchecked Sendable {
     // @unchecked: every stored property is immutable after init; the handle and descriptor
     // point at memory that stays mapped while this object lives (or forever, for Swift code).
     public let sourceFile: String
+    /// The private copy that was loaded.
+    public let privatePath: String
     public let contentHash: String
     public let name: String
     public let version: String
@@ -37,16 +39,7 @@ public final class PluginLibrary: @unchecked Sendable {
     /// is not a connector this agent can run.
     public static func load(file: String, data: Data, contentHash hash: String, privateDirectory: String, configDirectory: String, logger: Logger) throws(LoadError) -> PluginLibrary {
         func fail(_ code: LoadError.Code, _ reason: String) -> LoadError { LoadError(file: file, code: code, reason: reason) }
-        guard data.count >= 4, data.prefix(4).elementsEqual([0x7F, 0x45, 0x4C, 0x46]) else {
-            throw fail(.notSharedObject, "not a shared object (no ELF header)")
-        }
-        let privatePath = privateDirectory + "/" + hash + "-" + URL(fileURLWithPath: file).lastPathComponent
-        if !FileManager.default.fileExists(atPath: privatePath) {
-            let temp = privatePath + ".tmp"
-            guard FileManager.default.createFile(atPath: temp, contents: data), rename(temp, privatePath) == 0 else {
-                throw fail(.cannotCopy, "cannot copy to \(privatePath)")
-            }
-        }
+        let privatePath = try privateCopy(file: file, data: data, contentHash: hash, privateDirectory: privateDirectory)
         guard let handle = dlopen(privatePath, RTLD_NOW | RTLD_LOCAL) else {
             throw fail(.dlopenFailed, "dlopen failed: \(String(cString: dlerror()))")
         }
@@ -71,14 +64,31 @@ public final class PluginLibrary: @unchecked Sendable {
         let name = String(cString: d.name)
         guard !name.isEmpty else { throw fail(.emptyName, "the descriptor has an empty name") }
         return PluginLibrary(
-            sourceFile: file, contentHash: hash, name: name, version: String(cString: d.version), toolchain: toolchain,
+            sourceFile: file, privatePath: privatePath, contentHash: hash, name: name, version: String(cString: d.version), toolchain: toolchain,
             flags: d.flags, handle: handle, descriptor: descriptor,
             hostTable: HostTable(connectorName: name, configDirectory: configDirectory, logger: logger))
     }
 
-    private init(sourceFile: String, contentHash: String, name: String, version: String, toolchain: String?, flags: UInt64,
+    /// Copies `data` (the bytes of `file`) to the private path named by its content hash,
+    /// unless it is there already; throws for what is not a shared object.
+    static func privateCopy(file: String, data: Data, contentHash hash: String, privateDirectory: String) throws(LoadError) -> String {
+        guard data.count >= 4, data.prefix(4).elementsEqual([0x7F, 0x45, 0x4C, 0x46]) else {
+            throw LoadError(file: file, code: .notSharedObject, reason: "not a shared object (no ELF header)")
+        }
+        let privatePath = privateDirectory + "/" + hash + "-" + URL(fileURLWithPath: file).lastPathComponent
+        if !FileManager.default.fileExists(atPath: privatePath) {
+            let temp = privatePath + ".tmp"
+            guard FileManager.default.createFile(atPath: temp, contents: data, attributes: [.posixPermissions: 0o500]), rename(temp, privatePath) == 0 else {
+                throw LoadError(file: file, code: .cannotCopy, reason: "cannot copy to \(privatePath)")
+            }
+        }
+        return privatePath
+    }
+
+    private init(sourceFile: String, privatePath: String, contentHash: String, name: String, version: String, toolchain: String?, flags: UInt64,
                  handle: UnsafeMutableRawPointer, descriptor: UnsafePointer<scimc_connector>, hostTable: HostTable) {
         self.sourceFile = sourceFile
+        self.privatePath = privatePath
         self.contentHash = contentHash
         self.name = name
         self.version = version
