@@ -64,6 +64,11 @@ public final class FlatFileConnector: Connector, UserCreating, UserReading, User
     /// One agent per directory. POSIX record locks belong to the process, so a new plugin
     /// generation in the same agent takes the directory over, while another agent is refused.
     /// The descriptor is never closed: closing any descriptor of the file would drop the lock.
+    /// A lock held by another process is waited for up to `lockWait` seconds first: an
+    /// isolated app's new generation runs in a new child process, and the old child lets go
+    /// of the directory when it exits, once its calls in flight have returned.
+    static let lockWait = 3.0
+
     static func lockDirectory(_ path: String) throws(SCIMError) -> Int32 {
         let lockPath = path + "/.flatfile.lock"
         let fd = Glibc.open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o640)
@@ -71,7 +76,12 @@ public final class FlatFileConnector: Connector, UserCreating, UserReading, User
         var lock = flock()
         lock.l_type = Int16(F_WRLCK)
         lock.l_whence = Int16(SEEK_SET)
-        if fcntl(fd, F_SETLK, &lock) != 0 {
+        var locked = fcntl(fd, F_SETLK, &lock) == 0
+        for _ in 0..<Int(lockWait * 100) where !locked {
+            usleep(10_000)
+            locked = fcntl(fd, F_SETLK, &lock) == 0
+        }
+        if !locked {
             var probe = flock()
             probe.l_type = Int16(F_WRLCK)
             _ = fcntl(fd, F_GETLK, &probe)
