@@ -130,6 +130,9 @@ def start_agent(apps, name="agent"):
 
 
 def main():
+    if os.environ.get("BENCH_ONLY") == "isolation":  # `BENCH_ONLY=isolation make bench`: this section alone
+        log(isolation_bench())
+        return
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     machine = f"{platform.node()} · {os.cpu_count()} cores · {platform.platform()}"
     report = [f"# Benchmarks\n\nRun {date} on {machine}, `make bench` (release build). "
@@ -409,6 +412,7 @@ def main():
 
     report.append(remote_report)
     report.append(reload_bench())
+    report.append(isolation_bench())
     if mariadb:
         mariadb.destroy()
     if slapd:
@@ -500,6 +504,79 @@ def reload_bench():
             f"{1000 * latencies[len(latencies) // 2]:.0f} ms / {1000 * latencies[-1]:.0f} ms |\n"
             f"| resident memory growth per Swift-plugin reload, 50 distinct builds | ≤ 2 MiB | {(rss1 - rss0) / 1024 / 50:.2f} MiB |\n"
             f"| requests failed during reloads | 0 | {len(failures)} of {requests_done[0]} |")
+
+
+def isolation_bench():
+    """What `isolation: process` costs: the memory connector in-process and in a child process,
+    side by side in one agent (GET by id and POST create, three alternating rounds, medians of
+    the ratios), and the agent's RSS growth per reload of an isolated Swift plugin."""
+    apps = {"mem": {"connector": "memory", "auth": {"type": "none"}},
+            "memiso": {"connector": "memory", "isolation": "process", "auth": {"type": "none"}}}
+    agent, port, _ = start_agent(apps, "isolation")
+    lists = {app: preload(f"http://127.0.0.1:{port}/apps/{app}/scim/v2", USERS // 4, f"iso{app}") for app in apps}
+    ratios = {(scenario, c): [] for scenario in ("get_by_id", "create") for c in CONNECTIONS}
+    figures = {}
+    for rep in range(3):
+        for scenario in ("get_by_id", "create"):
+            for c in CONNECTIONS:
+                rps = {}
+                for app in (["mem", "memiso"] if rep % 2 == 0 else ["memiso", "mem"]):
+                    listfile = lists[app][0] if scenario == "get_by_id" else f"iso{app}{c}r{rep}"
+                    r = wrk(f"http://127.0.0.1:{port}/apps/{app}/scim/v2", scenario, c, listfile, seconds=max(2, DURATION // 2))
+                    rps[app] = r["rps"]
+                    figures.setdefault((scenario, c, app), []).append(r["rps"])
+                ratios[(scenario, c)].append(rps["memiso"] / rps["mem"])
+                log(f"isolation {scenario} c={c}: in-process {rps['mem']:.0f}, isolated {rps['memiso']:.0f} req/s")
+    agent.send_signal(signal.SIGTERM)
+    agent.wait(timeout=30)
+
+    def median(values):
+        values = sorted(values)
+        return values[len(values) // 2]
+
+    # The agent's RSS over 50 distinct builds of an isolated flatfile plugin.
+    pdir = WORK / "isolated-reload-plugins"
+    pdir.mkdir()
+    shutil.copy(PLUGINS / "flatfile.so", pdir / "flatfile.so")
+    config = WORK / "isolated-reload.yaml"
+    rport = free_port()
+    agent_config(config, {"files": {"connector": "flatfile", "isolation": "process", "settings": {"directory": str(WORK / "isolated-reload")},
+                                    "auth": {"type": "none"}}}, rport)
+    config.write_text(config.read_text().replace(str(PLUGINS), str(pdir)))
+    reloading = start([str(RELEASE / "provisioning-agent"), "serve", "--config", str(config)], env=dict(os.environ, LOG_LEVEL="warning"))
+    wait_port(rport, process=reloading)
+    time.sleep(1)
+    rss0 = rss_kib(reloading.pid)
+    build = (PLUGINS / "flatfile.so").read_bytes()
+    last = None
+    for i in range(50):
+        tmp = pdir / ".flatfile.so.partial"
+        tmp.write_bytes(build + f"\0isolated-{i}".encode())
+        os.rename(tmp, pdir / "flatfile.so")
+        t0 = time.time()
+        while time.time() - t0 < 10:
+            out = subprocess.run([str(RELEASE / "provisioning-agent"), "plugins", "--json", "--config", str(config)], capture_output=True, text=True).stdout
+            serving = [p for p in json.loads(out)["plugins"] if p.get("connector") == "flatfile" and p["state"] == "serving"]
+            if serving and serving[0]["contentHash"] != last:
+                last = serving[0]["contentHash"]
+                break
+            time.sleep(0.05)
+    time.sleep(1.5)
+    rss1 = rss_kib(reloading.pid)
+    reloading.send_signal(signal.SIGTERM)
+    reloading.wait(timeout=30)
+
+    lines = ["\n## Process isolation\n",
+             "The memory connector in-process (`mem`) and in a child process (`memiso`) in one agent, "
+             "alternating, three rounds; the ratio is the median of the rounds' ratios.\n",
+             "| measure | target | c=16 | c=64 |", "|---|---|---|---|"]
+    for scenario, label in (("get_by_id", "GET by id"), ("create", "POST create")):
+        cells = []
+        for c in (16, 64):
+            cells.append(f"{median(ratios[(scenario, c)]):.2f}× ({median(figures[(scenario, c, 'memiso')]):.0f} vs {median(figures[(scenario, c, 'mem')]):.0f} req/s)")
+        lines.append(f"| {label}, isolated / in-process | ≥ 0.6× | {cells[0]} | {cells[1]} |")
+    lines.append(f"| agent RSS growth per reload of an isolated Swift plugin, 50 distinct builds | ≤ 0.5 MiB | {(rss1 - rss0) / 1024 / 50:.2f} MiB | |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

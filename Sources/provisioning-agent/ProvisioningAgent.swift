@@ -111,6 +111,13 @@ struct Plugins: AsyncParsableCommand {
             if let n = s["inFlight"]?.intValue, n > 0 { line += " in-flight \(n)" }
             print(line)
             if let e = s["lastError"]?.stringValue { print("      error: \(e)") }
+            for p in s["processes"]?.arrayValue ?? [] {
+                var line = "      app \(p["app"]?.stringValue ?? "?") in a child process [\(p["state"]?.stringValue ?? "?")]"
+                if let pid = p["pid"]?.intValue { line += " pid \(pid)" }
+                line += ", \(p["crashes"]?.intValue ?? 0) crashes, \(p["restarts"]?.intValue ?? 0) restarts"
+                if let r = p["lastReason"]?.stringValue { line += "; last: its process \(r)" }
+                print(line)
+            }
         }
         if statuses.isEmpty { print("  (none)") }
     }
