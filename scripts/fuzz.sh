@@ -48,7 +48,9 @@ for t in "${targets[@]}"; do
       # coverage is the reader's own).
       [ -f .build/debug/Modules/Yams.swiftmodule ] || { echo "fuzz: run swift build first (the config target uses its Yams)"; exit 2; }
       build config -module-name ConfigFuzz -I .build/debug/Modules -Xcc -fmodule-map-file=.build/checkouts/Yams/Sources/CYaml/include/module.modulemap \
-        Tests/Fuzz/config.swift Sources/AgentCore/Config/Config.swift .build/debug/Yams.build/*.swift.o .build/debug/CYaml.build/src/*.o ;;
+        -Xcc -fmodule-map-file=Sources/CLibCrypto/module.modulemap -lcrypto \
+        Tests/Fuzz/config.swift Sources/AgentCore/Config/Config.swift Sources/AgentCore/Plugins/PluginTrust.swift \
+        .build/debug/Yams.build/*.swift.o .build/debug/CYaml.build/src/*.o ;;
     *) build "$t" -module-name "$(tr '[:lower:]' '[:upper:]' <<< "${t:0:1}")${t:1}Fuzz" "Tests/Fuzz/$t.swift" ;;
   esac
   mkdir -p "$out/work/$t"

@@ -47,8 +47,10 @@ def apps_for(target, request):
 PLUGINS = {"memory": ("memory.so",), "flatfile": ("flatfile.so",), "mysql": ("mysql.so",), "ldap": ("ldap.so",), "remote": (), "remote-without-patch": ()}
 
 
-def agents_for(make_agent, request, target, count):
+def agents_for(make_agent, request, target, count, isolated=False):
     app, server = apps_for(target, request)
+    if isolated:  # the connector in a child process of each agent (isolation: process)
+        app["isolation"] = "process"
     return [make_agent({"app": app}, plugins=PLUGINS[target]).start() for _ in range(count)], server
 
 
@@ -83,12 +85,14 @@ def patch(ops):
 
 
 CASES = [("memory", 1), ("flatfile", 1), ("mysql", 1), ("ldap", 1), ("remote", 1), ("remote-without-patch", 1),
-         ("mysql", 2), ("ldap", 2), ("remote", 2), ("remote-without-patch", 2)]
+         ("mysql", 2), ("ldap", 2), ("remote", 2), ("remote-without-patch", 2),
+         ("flatfile-isolated", 1), ("mysql-isolated", 2)]
 
 
 @pytest.mark.parametrize("target,agents", CASES, ids=[f"{t}-{n}agent{'s' if n > 1 else ''}" for t, n in CASES])
 def test_concurrent_patches_of_one_user_all_land(make_agent, request, target, agents):
-    fleet, server = agents_for(make_agent, request, target, agents)
+    target, isolated = target.removesuffix("-isolated"), target.endswith("-isolated")
+    fleet, server = agents_for(make_agent, request, target, agents, isolated)
     bases = itertools.cycle([a.base("app") for a in fleet])
     created = requests.post(f"{fleet[0].base('app')}/Users", json={
         "schemas": [USER], "userName": "race@example.com", "name": {"givenName": "Ra", "familyName": "Ce"},
@@ -143,7 +147,8 @@ def test_concurrent_patches_of_one_user_all_land(make_agent, request, target, ag
 
 @pytest.mark.parametrize("target,agents", CASES, ids=[f"{t}-{n}agent{'s' if n > 1 else ''}" for t, n in CASES])
 def test_concurrent_member_adds_and_removes_on_one_group_all_land(make_agent, request, target, agents):
-    fleet, server = agents_for(make_agent, request, target, agents)
+    target, isolated = target.removesuffix("-isolated"), target.endswith("-isolated")
+    fleet, server = agents_for(make_agent, request, target, agents, isolated)
     base = fleet[0].base("app")
     users = []
     for i in range(32):
