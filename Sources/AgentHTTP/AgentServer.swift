@@ -20,6 +20,16 @@ public enum AgentServer {
         if logger.logLevel <= .info { router.add(middleware: RequestLogMiddleware()) }
         router.add(middleware: SCIMErrorMiddleware())
         router.get("healthz") { _, _ in SCIMResponse.json(await health(service)) }
+        // Kubernetes-style probes: alive while it answers; ready once every app's target is
+        // known (plugins are loaded before the server starts; remotes after their first discovery).
+        router.get("livez") { _, _ in SCIMResponse.json(["status": "ok"]) }
+        router.get("readyz") { _, _ in
+            let waiting = service.registry.appsAwaitingDiscovery
+            guard waiting.isEmpty else {
+                return SCIMResponse.json(["status": "not ready", "waitingFor": .array(waiting.map(JSON.string))], status: .serviceUnavailable)
+            }
+            return SCIMResponse.json(["status": "ready"])
+        }
         let authentication = AuthenticationMiddleware(registry: service.registry)
         let routes = SCIMRoutes(service: service, maxBodySize: config.server.maxBodySize, scheme: config.server.tls == nil ? "http" : "https")
         routes.register(on: router.group("apps/:app/scim/v2").add(middleware: authentication))
@@ -31,11 +41,13 @@ public enum AgentServer {
         let config = service.registry.config
         var apps = JSONObject()
         var healthy = true
+        let guards = service.registry.deletionGuard.status()
         for name in config.appNames {
             do throws(SCIMError) {
                 apps[name] = try await service.registry.withLease(app: name, awaitingDiscovery: false) { lease throws(SCIMError) -> JSON in
                     var entry: JSONObject = ["status": "serving", "connector": .string(lease.target.name), "version": .string(lease.target.version)]
                     if let remote = lease.target as? RemoteTarget { entry["circuitBreaker"] = .string(remote.breakerState) }
+                    if let counts = guards[name] { entry["guard"] = counts }
                     if let isolated = lease.target as? IsolatedConnector {
                         let process = isolated.processStatus
                         entry["isolation"] = "process"

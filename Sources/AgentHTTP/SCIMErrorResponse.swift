@@ -33,6 +33,8 @@ struct SCIMErrorMiddleware: RouterMiddleware {
     }
 
     static func response(_ error: SCIMError, headers: HTTPFields = [:], _ context: Context) -> Response {
+        var headers = headers
+        if let seconds = error.retryAfter { headers[.retryAfter] = String(seconds) }
         let body = context.dialect == .v1 ? SCIM11.error(error) : error.json
         return SCIMResponse.json(body, status: .init(code: error.status), headers: headers)
     }

@@ -23,6 +23,8 @@ public struct SCIMError: Error, Sendable, Equatable, CustomStringConvertible {
     public var status: Int
     public var scimType: ScimType?
     public var detail: String
+    /// Seconds for a `Retry-After` header (a 429 or 503 that says when to come back).
+    public var retryAfter: Int?
 
     public init(status: Int, scimType: ScimType? = nil, detail: String) {
         self.status = status

@@ -14,7 +14,7 @@ struct ProvisioningAgent: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "provisioning-agent",
         abstract: "Serves SCIM 2.0 for on-premises apps through connector plugins.",
-        subcommands: [Serve.self, Plugins.self, Check.self, Version.self, ConnectorHostCommand.self],
+        subcommands: [Serve.self, Plugins.self, Check.self, Guard.self, Version.self, ConnectorHostCommand.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -170,6 +170,40 @@ struct Check: AsyncParsableCommand {
             for r in reports { print(CheckReport.text(r)) }
         }
         if failed { throw ExitCode(1) }
+    }
+}
+
+struct Guard: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "guard", abstract: "The running agent's deletion guards (apps.<app>.guard).", subcommands: [Status.self, Release.self])
+
+    struct Status: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Deletes and deactivations in the last hour, per app.")
+        @OptionGroup var options: ConfigOption
+        func run() throws {
+            let config = try options.load()
+            guard let status = StatusFileService.readRunningStatus(config: config) else { throw ValidationError("no agent is running with \(config.file)") }
+            print((status["guard"] ?? .object([:])).serialized())
+        }
+    }
+
+    struct Release: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Let an app's deletes and deactivations through again.")
+        @OptionGroup var options: ConfigOption
+        @Option(help: "The app whose guard to release.") var app: String
+        func run() throws {
+            let config = try options.load()
+            guard config.apps[app] != nil else { throw ValidationError("no app named \(app) in \(config.file)") }
+            guard StatusFileService.readRunningStatus(config: config) != nil else { throw ValidationError("no agent is running with \(config.file)") }
+            let request = StatusFileService.releaseDirectory(for: config) + "/" + app
+            guard FileManager.default.createFile(atPath: request, contents: Data()) else { throw ValidationError("cannot write \(request)") }
+            for _ in 0..<40 where FileManager.default.fileExists(atPath: request) { usleep(100_000) }
+            if FileManager.default.fileExists(atPath: request) {
+                try? FileManager.default.removeItem(atPath: request)
+                throw ValidationError("the running agent did not take the release within 4 s")
+            }
+            print("deletion guard of app \(app) released")
+        }
     }
 }
 

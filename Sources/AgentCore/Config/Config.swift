@@ -56,6 +56,17 @@ public struct AgentConfig: Sendable, Equatable {
         public var isolation: Isolation = .inProcess
         /// For `isolation: process`: the child's deadline and limits (`apps.<app>.process`).
         public var process = ProcessOptions()
+        /// `apps.<app>.guard`: the deletion guard's thresholds (`DeletionGuard`); off when nil.
+        public var deletionGuard = GuardLimits()
+    }
+
+    public struct GuardLimits: Sendable, Equatable {
+        public var maxDeletesPerHour: Int?
+        public var maxDeactivationsPerHour: Int?
+        public init(maxDeletesPerHour: Int? = nil, maxDeactivationsPerHour: Int? = nil) {
+            self.maxDeletesPerHour = maxDeletesPerHour
+            self.maxDeactivationsPerHour = maxDeactivationsPerHour
+        }
     }
 
     /// `in-process` (the default): the connector is loaded into the agent, the fastest path,
@@ -316,7 +327,7 @@ struct ConfigReader {
                     problem(key, "app names may use letters, digits, '-' and '_' only (they are part of the URL)")
                     continue
                 }
-                guard let app = map(appsMap[name], key, allowed: ["connector", "settings", "auth", "remote", "unknownAttributes", "isolation", "process"]) else {
+                guard let app = map(appsMap[name], key, allowed: ["connector", "settings", "auth", "remote", "unknownAttributes", "isolation", "process", "guard"]) else {
                     problem(key, "must be a mapping with connector (or remote) and auth")
                     continue
                 }
@@ -329,10 +340,17 @@ struct ConfigReader {
                     }
                     unknown = policy
                 }
+                var limits = AgentConfig.GuardLimits()
+                if let g = map(app["guard"], "\(key).guard", allowed: ["maxDeletesPerHour", "maxDeactivationsPerHour"]) {
+                    for (k, v) in g.sorted(by: { $0.key < $1.key }) {
+                        guard let n = v as? Int, n >= 0 else { problem("\(key).guard.\(k)", "must be a whole number, 0 or more"); continue }
+                        if k == "maxDeletesPerHour" { limits.maxDeletesPerHour = n } else { limits.maxDeactivationsPerHour = n }
+                    }
+                }
                 if app["remote"] != nil {
                     if app["connector"] != nil { problem(key, "give either connector or remote, not both") }
                     guard let remote = readRemote(app["remote"], "\(key).remote"), let auth = readAuth(app["auth"], "\(key).auth") else { continue }
-                    apps[name] = AgentConfig.App(name: name, target: .remote(remote), auth: auth, unknownAttributes: unknown)
+                    apps[name] = AgentConfig.App(name: name, target: .remote(remote), auth: auth, unknownAttributes: unknown, deletionGuard: limits)
                     continue
                 }
                 guard let connector = string(app, "connector", key) else { continue }
@@ -359,7 +377,7 @@ struct ConfigReader {
                 }
                 apps[name] = AgentConfig.App(
                     name: name, target: .connector(name: connector, settings: settings), auth: auth, unknownAttributes: unknown,
-                    isolation: isolation, process: process)
+                    isolation: isolation, process: process, deletionGuard: limits)
             }
         }
         return AgentConfig(

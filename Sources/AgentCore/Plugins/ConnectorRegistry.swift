@@ -50,6 +50,8 @@ public final class ConnectorRegistry: Sendable {
     let remoteClients: RemoteClients?
     /// Where connector calls run (`ConnectorInstance.run`).
     public let calls: BlockingCallPool
+    /// The apps' deletion guards; a configuration reload releases them.
+    public let deletionGuard = DeletionGuard()
 
     public init(config: AgentConfig, logger: Logger, openInstances: Bool = true, remoteClients: RemoteClients? = nil,
                 calls: BlockingCallPool = BlockingCallPool()) throws {
@@ -108,26 +110,31 @@ public final class ConnectorRegistry: Sendable {
 
     /// A lease to release exactly once: `withLease` does both.
     func lease(app: String) throws(SCIMError) -> Lease {
-        let result: Result<Lease, SCIMError> = state.withLockedValue { s in
-            guard let appConfig = s.config.apps[app] else { return .failure(.notFound("no app named \(app)")) }
-            if let (target, capabilities) = s.given[app] {
-                return .success(Lease(app: app, target: target, capabilities: capabilities, unknownAttributes: appConfig.unknownAttributes, generation: nil, registry: self))
-            }
-            guard case .connector(let name, _) = appConfig.target else {
-                guard let remote = s.remotes[app] else { return .failure(SCIMError(status: 503, detail: "app \(app): remote targets are not served by this command")) }
-                return .success(Lease(app: app, target: remote, capabilities: remote.capabilities, unknownAttributes: appConfig.unknownAttributes, generation: nil, registry: self, remote: remote))
-            }
-            guard let number = s.slots[name]?.lifecycle.acquire(), let generation = s.slots[name]?.generations[number] else {
-                return .failure(SCIMError(status: 503, detail: "connector \(name) for app \(app) is not loaded: no plugin in \(s.config.pluginsDirectory) provides it"))
-            }
-            guard let instance = generation.instances[app], let capabilities = generation.capabilities[app] else {
-                _ = s.slots[name]?.lifecycle.release(number)
-                let why = generation.appErrors[app] ?? "it was not opened for this app"
-                return .failure(SCIMError(status: 503, detail: "connector \(name) for app \(app) is unavailable: \(why)"))
-            }
-            return .success(Lease(app: app, target: instance, capabilities: capabilities, unknownAttributes: appConfig.unknownAttributes, generation: generation, registry: self))
+        let (result, limits) = state.withLockedValue { s in (locked(app, &s), s.config.apps[app]?.deletionGuard ?? AgentConfig.GuardLimits()) }
+        var leased = try result.get()
+        leased.guardLimits = limits
+        return leased
+    }
+
+    /// The lease, under the state's lock.
+    private func locked(_ app: String, _ s: inout State) -> Result<Lease, SCIMError> {
+        guard let appConfig = s.config.apps[app] else { return .failure(.notFound("no app named \(app)")) }
+        if let (target, capabilities) = s.given[app] {
+            return .success(Lease(app: app, target: target, capabilities: capabilities, unknownAttributes: appConfig.unknownAttributes, generation: nil, registry: self))
         }
-        return try result.get()
+        guard case .connector(let name, _) = appConfig.target else {
+            guard let remote = s.remotes[app] else { return .failure(SCIMError(status: 503, detail: "app \(app): remote targets are not served by this command")) }
+            return .success(Lease(app: app, target: remote, capabilities: remote.capabilities, unknownAttributes: appConfig.unknownAttributes, generation: nil, registry: self, remote: remote))
+        }
+        guard let number = s.slots[name]?.lifecycle.acquire(), let generation = s.slots[name]?.generations[number] else {
+            return .failure(SCIMError(status: 503, detail: "connector \(name) for app \(app) is not loaded: no plugin in \(s.config.pluginsDirectory) provides it"))
+        }
+        guard let instance = generation.instances[app], let capabilities = generation.capabilities[app] else {
+            _ = s.slots[name]?.lifecycle.release(number)
+            let why = generation.appErrors[app] ?? "it was not opened for this app"
+            return .failure(SCIMError(status: 503, detail: "connector \(name) for app \(app) is unavailable: \(why)"))
+        }
+        return .success(Lease(app: app, target: instance, capabilities: capabilities, unknownAttributes: appConfig.unknownAttributes, generation: generation, registry: self))
     }
 
     /// Serves a configured app from `target` rather than from what its configuration names:
@@ -358,6 +365,8 @@ public final class ConnectorRegistry: Sendable {
             }
         }
         for (name, action) in actions { perform(action, connector: name) }
+        let released = deletionGuard.releaseAll()
+        if !released.isEmpty { logger.warning("deletion guard released by a configuration reload", metadata: ["apps": .string(released.joined(separator: ","))]) }
         logger.info("configuration reloaded", metadata: ["apps": .string(newConfig.appNames.joined(separator: ","))])
     }
 
@@ -377,6 +386,11 @@ public final class ConnectorRegistry: Sendable {
             }
         }
         return out
+    }
+
+    /// Remote apps whose first discovery has not finished (succeeded or failed) yet.
+    public var appsAwaitingDiscovery: [String] {
+        remotes.filter { !$0.value.firstDiscovery.isOpen }.map(\.key).sorted()
     }
 
     /// The remote apps now configured (their discovery is `RemoteDiscoveryService`'s).

@@ -80,6 +80,7 @@ public struct Lease: Sendable {
     public let target: any Target
     public let capabilities: Capabilities
     public let unknownAttributes: AgentConfig.UnknownAttributes
+    public var guardLimits = AgentConfig.GuardLimits()
     /// nil for a remote app (nothing to drain).
     let generation: Generation?
     let registry: ConnectorRegistry

@@ -155,7 +155,12 @@ public final class HotReloadService: Service, Sendable {
         do {
             let fresh = try AgentConfig.load(path: configPath)
             let current = registry.config
-            if fresh == current { return }
+            if fresh == current {
+                // Saved or SIGHUP'd unchanged: what an admin does to release the deletion guards.
+                let released = registry.deletionGuard.releaseAll()
+                if !released.isEmpty { logger.warning("deletion guard released by a configuration reload", metadata: ["apps": .string(released.joined(separator: ","))]) }
+                return
+            }
             if fresh.server != current.server {
                 logger.warning("server settings changed; they take effect after a restart", metadata: ["config.file": .string(configPath)])
             }

@@ -6,6 +6,8 @@ import ServiceLifecycle
 /// Publishes the registry's plugin status to a file beside the private plugin copies, so
 /// `provisioning-agent plugins` can show a running agent's generations and in-flight calls
 /// without opening a network endpoint. Checked four times a second, rewritten when it changed.
+/// It also carries the deletion guards' counts, and takes `guard release` requests: a file
+/// named by the app in `guard-release/` beside it.
 public struct StatusFileService: Service {
     let registry: ConnectorRegistry
     let logger: Logger
@@ -16,14 +18,23 @@ public struct StatusFileService: Service {
     }
 
     static func path(for config: AgentConfig) -> String { RuntimePaths.privateDirectory(for: config) + "/status.json" }
+    public static func releaseDirectory(for config: AgentConfig) -> String { RuntimePaths.privateDirectory(for: config) + "/guard-release" }
 
     public func run() async throws {
         let path = Self.path(for: registry.config)
         var last = ""
         defer { try? FileManager.default.removeItem(atPath: path) }
+        let releases = Self.releaseDirectory(for: registry.config)
+        try? FileManager.default.createDirectory(atPath: releases, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            for app in (try? FileManager.default.contentsOfDirectory(atPath: releases)) ?? [] {
+                registry.deletionGuard.release(app: app)
+                try? FileManager.default.removeItem(atPath: releases + "/" + app)
+                logger.warning("deletion guard released", metadata: ["app": .string(app)])
+            }
             let text = JSON.object([
                 "pid": .number(Double(getpid())), "plugins": .array(registry.status().map(\.json)),
+                "guard": registry.deletionGuard.status(),
             ]).serialized()
             if text != last {
                 let temp = path + ".tmp"
@@ -36,9 +47,14 @@ public struct StatusFileService: Service {
 
     /// The status a running agent published, or nil when none is running.
     public static func readRunning(config: AgentConfig) -> [JSON]? {
+        readRunningStatus(config: config)?["plugins"]?.arrayValue
+    }
+
+    /// The whole status a running agent published.
+    public static func readRunningStatus(config: AgentConfig) -> JSON? {
         guard let data = FileManager.default.contents(atPath: path(for: config)),
             let json = try? JSON.parse(Array(data)), let pid = json["pid"]?.intValue, kill(pid_t(pid), 0) == 0
         else { return nil }
-        return json["plugins"]?.arrayValue
+        return json
     }
 }

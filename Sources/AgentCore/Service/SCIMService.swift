@@ -159,7 +159,10 @@ public final class SCIMService: Sendable {
                 let current = try await request.checkedFetch(id, ifMatch: ifMatch)
                 if request.replacesConditionally { expected = current }
             }
-            let out = request.present(try await request.target.replace(kind, id, prepared, ifUnchanged: expected), presentation)
+            let stored = try await guarded(kind == .user && DeletionGuard.deactivates(put: body) ? .deactivation : nil, request) { () async throws(SCIMError) in
+                try await request.target.replace(kind, id, prepared, ifUnchanged: expected)
+            }
+            let out = request.present(stored, presentation)
             return SCIMResult(status: 200, body: out.resource, etag: out.etag)
         }
     }
@@ -168,8 +171,24 @@ public final class SCIMService: Sendable {
         try await updating(app, kind, id) { request throws(SCIMError) in
             try request.require(.delete, "delete \(kind.rawValue)s")
             if ifMatch != nil { _ = try await request.checkedFetch(id, ifMatch: ifMatch) }
-            try await request.target.delete(kind, id)
+            try await guarded(.delete, request) { () async throws(SCIMError) in try await request.target.delete(kind, id) }
             return SCIMResult(status: 204, body: nil)
+        }
+    }
+
+    /// Runs `change` if the app's deletion guard lets a change of that kind through (nil: not
+    /// one it counts); else throws its 429.
+    func guarded<T: Sendable>(_ change: DeletionGuard.Change?, _ request: ResourceRequest, _ body: () async throws(SCIMError) -> T) async throws(SCIMError) -> T {
+        guard let change else { return try await body() }
+        let limits = request.lease.guardLimits
+        let ticket = try registry.deletionGuard.admit(change, app: request.lease.app, limit: change == .delete ? limits.maxDeletesPerHour : limits.maxDeactivationsPerHour)
+        do {
+            let result = try await body()
+            ticket.done(succeeded: true)
+            return result
+        } catch {
+            ticket.done(succeeded: false)
+            throw error
         }
     }
 
@@ -180,7 +199,9 @@ public final class SCIMService: Sendable {
                 throw .notImplemented("app \(app) cannot update \(kind.rawValue)s: its connector implements neither patch nor get and replace")
             }
             // One form for every target: what a strict remote server accepts.
-            let stored = try await apply(patch.standardized(for: request.schema), to: id, request, ifMatch: ifMatch)
+            let stored = try await guarded(kind == .user && DeletionGuard.deactivates(patch: body) ? .deactivation : nil, request) { () async throws(SCIMError) in
+                try await apply(patch.standardized(for: request.schema), to: id, request, ifMatch: ifMatch)
+            }
             let out = request.present(stored, presentation)
             return SCIMResult(status: 200, body: out.resource, etag: out.etag)
         }
