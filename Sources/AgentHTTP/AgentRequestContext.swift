@@ -1,5 +1,6 @@
 import Hummingbird
 import Logging
+import NIOCore
 
 /// Per-request state. `AppPathMiddleware` sets `app` and `dialect` from the URL once, before
 /// routing; everything after it (authentication, routes, error bodies, the log line) reads
@@ -9,9 +10,12 @@ public struct AgentRequestContext: RequestContext {
     /// The app of `/apps/{app}/…`; empty outside them.
     var app = ""
     var dialect = SCIMDialect.v2
+    /// The connection, for the client's address in audit lines.
+    let channel: any Channel
 
     public init(source: Source) {
         coreContext = .init(source: source)
+        channel = source.channel
     }
 }
 

@@ -15,15 +15,17 @@ struct AuthenticationMiddleware: RouterMiddleware {
         guard let auth = registry.auth(app: app) else {
             throw SCIMErrorResponse(error: .notFound("no app named \(app)"))
         }
+        let credential: String
         switch auth {
         case .none:
-            break
+            credential = "none"
         case .basic(let username, let password):
             guard let header = request.headers[.authorization], Self.checkBasic(header, username: username, password: password) else {
                 throw SCIMErrorResponse(
                     error: SCIMError(status: 401, detail: "authentication required for app \(app)"),
                     extraHeaders: [.wwwAuthenticate: "Basic realm=\"\(app)\", charset=\"UTF-8\""])
             }
+            credential = "basic \(username)"
         case .header(let name, let value):
             let given = HTTPField.Name(name).flatMap { request.headers[$0] } ?? ""
             guard ConstantTime.equals(Array(given.utf8), Array(value.utf8)) else {
@@ -32,8 +34,11 @@ struct AuthenticationMiddleware: RouterMiddleware {
                     error: SCIMError(status: 401, detail: "authentication required for app \(app)"),
                     extraHeaders: [.wwwAuthenticate: challenge])
             }
+            credential = "header \(name)"
         }
-        return try await next(request, context)
+        // Who is asking, for the audit lines of the changes this request makes.
+        let caller = Caller(requestId: context.id, credential: credential, remoteAddress: context.channel.remoteAddress?.ipAddress)
+        return try await Caller.$current.withValue(caller) { try await next(request, context) }
     }
 
     static func checkBasic(_ header: String, username: String, password: String) -> Bool {

@@ -14,7 +14,7 @@ struct ProvisioningAgent: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "provisioning-agent",
         abstract: "Serves SCIM 2.0 for on-premises apps through connector plugins.",
-        subcommands: [Serve.self, Plugins.self, Check.self, Guard.self, Version.self, ConnectorHostCommand.self],
+        subcommands: [Serve.self, Plugins.self, Check.self, Guard.self, Audit.self, Version.self, ConnectorHostCommand.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -50,7 +50,9 @@ struct Serve: AsyncParsableCommand {
         _ = glibcMallopt(-8 /* M_ARENA_MAX, <malloc.h> */, Int32(max(2, ProcessInfo.processInfo.activeProcessorCount)))
         let registry = try ConnectorRegistry(config: config, logger: logger, remoteClients: RemoteClients())
         registry.loadAll()
-        let service = SCIMService(registry: registry, logger: logger)
+        let audit = try config.audit.map { try AuditLog(settings: $0) }
+        defer { audit?.stop() }
+        let service = SCIMService(registry: registry, logger: logger, audit: audit)
         let services: [any Service] = [
             StatusFileService(registry: registry, logger: logger),
             HotReloadService(registry: registry, logger: logger),
@@ -204,6 +206,50 @@ struct Guard: ParsableCommand {
             }
             print("deletion guard of app \(app) released")
         }
+    }
+}
+
+struct Audit: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Read the audit log back: what was provisioned, when, by whom.")
+    @OptionGroup var options: ConfigOption
+    @Option(help: "Only this app's changes.") var app: String?
+    @Option(help: "Only the last period: 90s, 30m, 12h, 7d.") var since: String?
+    @Flag(help: "The JSON lines as written.") var json = false
+
+    func run() throws {
+        let config = try options.load()
+        guard let settings = config.audit else { throw ValidationError("\(config.file) keeps no audit log (audit.file)") }
+        guard settings.file != "-" else { throw ValidationError("the audit log goes to standard output; read it where that goes") }
+        var cutoff: Double?
+        if let since {
+            let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
+            guard let unit = since.last.flatMap({ units[$0] }), let n = Double(since.dropLast()), n >= 0 else {
+                throw ValidationError("--since \(since): give a number and s, m, h or d (30m, 12h)")
+            }
+            cutoff = Date().timeIntervalSince1970 - n * unit
+        }
+        for file in AuditLog.files(settings) {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { continue }
+            for line in text.split(separator: "\n") {
+                guard let record = try? JSON.parse(Array(line.utf8)) else { continue }
+                if let app, record["app"]?.stringValue != app { continue }
+                if let cutoff, (record["time"]?.stringValue.flatMap(DateTime.parse) ?? 0) < cutoff { continue }
+                print(json ? String(line) : Self.text(record))
+            }
+        }
+    }
+
+    static func text(_ r: JSON) -> String {
+        var line = [r["time"], r["app"], r["operation"], r["resourceType"]].compactMap { $0?.stringValue }.joined(separator: "  ")
+        if let id = r["id"]?.stringValue { line += " \(id)" }
+        if let name = r["userName"]?.stringValue ?? r["displayName"]?.stringValue { line += " (\(name))" }
+        if let attributes = r["attributes"]?.arrayValue { line += " [\(attributes.compactMap(\.stringValue).joined(separator: ", "))]" }
+        line += " → \(r["status"]?.intValue ?? 0)"
+        if let client = r["client"] {
+            line += "  by \(client["credential"]?.stringValue ?? "?")"
+            if let address = client["remoteAddress"]?.stringValue { line += " from \(address)" }
+        }
+        return line
     }
 }
 

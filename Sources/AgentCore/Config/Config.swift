@@ -103,6 +103,8 @@ public struct AgentConfig: Sendable, Equatable {
     /// `plugins.trust.publicKeys`: PEM files of the Ed25519 keys one of which must have
     /// signed every plugin (`name.so.sig`); empty when plugins need no signature.
     public var trustedKeys: [String] = []
+    /// `audit:`; nil when no audit log is kept.
+    public var audit: AuditLog.Settings?
     public var apps: [String: App]
 
     public var appNames: [String] { apps.keys.sorted() }
@@ -272,7 +274,20 @@ struct ConfigReader {
     }
 
     mutating func read(_ root: Any?) -> AgentConfig? {
-        guard let top = map(root ?? [String: Any](), "", allowed: ["server", "plugins", "apps"]) else { return nil }
+        guard let top = map(root ?? [String: Any](), "", allowed: ["server", "plugins", "apps", "audit"]) else { return nil }
+        var audit: AuditLog.Settings?
+        if let a = map(top["audit"], "audit", allowed: ["file", "maxSizeMiB", "keep"]) {
+            if let file = string(a, "file", "audit") {
+                var settings = AuditLog.Settings(file: file == "-" ? "-" : path(file))
+                if let v = a["maxSizeMiB"] {
+                    if let n = v as? Int, n >= 1 { settings.maxSize = n << 20 } else { problem("audit.maxSizeMiB", "must be a whole number of MiB, at least 1") }
+                }
+                if let v = a["keep"] {
+                    if let n = v as? Int, (0...1000).contains(n) { settings.keep = n } else { problem("audit.keep", "must be a whole number from 0 to 1000") }
+                }
+                audit = settings
+            }
+        }
         let serverMap = map(top["server"] ?? [String: Any](), "server", allowed: ["listen", "tls", "maxBodySize"])
         var host = "127.0.0.1", port = 8080
         if let listen = string(serverMap, "listen", "server", required: false) {
@@ -383,7 +398,7 @@ struct ConfigReader {
         return AgentConfig(
             file: file, directory: directory,
             server: .init(host: host, port: port, tls: tls, maxBodySize: maxBody),
-            pluginsDirectory: pluginsDir, trustedKeys: trustedKeys, apps: apps)
+            pluginsDirectory: pluginsDir, trustedKeys: trustedKeys, audit: audit, apps: apps)
     }
 
     /// `apps.<app>.process: { callTimeout: 30, memoryLimitMiB: 512, openFiles: 1024 }`.

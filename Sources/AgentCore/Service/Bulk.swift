@@ -28,21 +28,24 @@ extension SCIMService {
                 path = try Self.resolve(path, ids)
                 let data = try op["data"].map { d throws(SCIMError) in try Self.resolve(d, ids) }
                 let (kind, id) = try Self.bulkTarget(path)
-                let result: SCIMResult
+                var caller = Caller.current
+                caller?.bulkIndex = index
+                let result: SCIMResult = try await Caller.$current.withValue(caller) { () async throws(SCIMError) -> SCIMResult in
                 switch (method, id) {
                 case ("POST", nil):
                     guard bulkId != nil else { throw SCIMError.invalidValue("a POST in a bulk request needs a bulkId") }
-                    result = try await create(app: app, kind: kind, body: data ?? .null, presentation: presentation)
-                    if let bulkId, let newID = result.body?["id"]?.stringValue { ids[bulkId] = newID }
+                    return try await create(app: app, kind: kind, body: data ?? .null, presentation: presentation)
                 case ("PUT", let id?):
-                    result = try await replace(app: app, kind: kind, id: id, body: data ?? .null, ifMatch: op["version"]?.stringValue, presentation: presentation)
+                    return try await replace(app: app, kind: kind, id: id, body: data ?? .null, ifMatch: op["version"]?.stringValue, presentation: presentation)
                 case ("PATCH", let id?):
-                    result = try await patch(app: app, kind: kind, id: id, body: data ?? .null, ifMatch: op["version"]?.stringValue, presentation: presentation)
+                    return try await patch(app: app, kind: kind, id: id, body: data ?? .null, ifMatch: op["version"]?.stringValue, presentation: presentation)
                 case ("DELETE", let id?):
-                    result = try await delete(app: app, kind: kind, id: id, ifMatch: op["version"]?.stringValue)
+                    return try await delete(app: app, kind: kind, id: id, ifMatch: op["version"]?.stringValue)
                 default:
                     throw SCIMError.invalidValue("operation \(index + 1): \(method) \(path) is not a bulk operation")
                 }
+                }
+                if method == "POST", let bulkId, let newID = result.body?["id"]?.stringValue { ids[bulkId] = newID }
                 entry["status"] = .string(String(result.status))
                 if let location = result.body?["meta"]?["location"] ?? id.map({ .string(baseURL + kind.endpoint + "/" + $0) }) { entry["location"] = location }
                 if let etag = result.etag { entry["version"] = .string(etag) }

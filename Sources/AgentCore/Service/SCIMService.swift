@@ -43,9 +43,64 @@ public final class SCIMService: Sendable {
     /// "app/Kind/attribute" of each ignored attribute already logged.
     let ignoredAttributes = NIOLockedValueBox<Set<String>>([])
 
-    public init(registry: ConnectorRegistry, logger: Logger) {
+    /// Where changes are audited (`audit:`), if anywhere.
+    public let audit: AuditLog?
+
+    public init(registry: ConnectorRegistry, logger: Logger, audit: AuditLog? = nil) {
         self.registry = registry
         self.logger = logger
+        self.audit = audit
+    }
+
+    /// Runs a change and, with an audit log, writes its line before the answer goes out:
+    /// who (`Caller.current`), what (operation, resource, the attribute names it touched, never
+    /// a value), how it ended and how long it took.
+    func audited(_ operation: String, _ app: String, _ kind: Kind, id: String?, body: JSON?, attributes: [String],
+                 _ change: () async throws(SCIMError) -> SCIMResult) async throws(SCIMError) -> SCIMResult {
+        guard let audit else { return try await change() }
+        let started = Date()
+        let outcome: Result<SCIMResult, SCIMError>
+        do { outcome = .success(try await change()) } catch { outcome = .failure(error) }
+        var record: JSONObject = [
+            "time": .string(DateTime.format(started.timeIntervalSince1970)), "app": .string(app), "operation": .string(operation),
+            "resourceType": .string(kind.rawValue),
+        ]
+        let stored = (try? outcome.get())?.body
+        if let id = id ?? stored?["id"]?.stringValue { record["id"] = .string(id) }
+        let nameKey = kind == .user ? "userName" : "displayName"
+        if let name = stored?[nameKey]?.stringValue ?? body?[nameKey]?.stringValue { record[nameKey] = .string(name) }
+        if !attributes.isEmpty { record["attributes"] = .array(attributes.map(JSON.string)) }
+        switch outcome {
+        case .success(let r): record["status"] = .number(Double(r.status))
+        case .failure(let e):
+            record["status"] = .number(Double(e.status))
+            if let t = e.scimType { record["scimType"] = .string(t.rawValue) }
+        }
+        record["durationMs"] = .number((Date().timeIntervalSince(started) * 1e5).rounded() / 100)
+        if let caller = Caller.current {
+            record["requestId"] = .string(caller.requestId)
+            var client: JSONObject = ["credential": .string(caller.credential)]
+            if let address = caller.remoteAddress { client["remoteAddress"] = .string(address) }
+            record["client"] = .object(client)
+            if let index = caller.bulkIndex { record["bulkOperation"] = .number(Double(index)) }
+        }
+        await audit.write(.object(record))
+        return try outcome.get()
+    }
+
+    /// A group PATCH that only adds (or only removes) members is audited as such.
+    static func patchOperation(_ kind: Kind, _ body: JSON) -> String {
+        guard kind == .group, let ops = body["Operations"]?.arrayValue, !ops.isEmpty else { return "patch" }
+        let kinds = Set(ops.map { op -> String in
+            let path = op["path"]?.stringValue?.lowercased() ?? ""
+            guard path == "members" || path.hasPrefix("members[") else { return "patch" }
+            switch op["op"]?.stringValue?.lowercased() {
+            case "add": return "addMembers"
+            case "remove": return "removeMembers"
+            default: return "patch"
+            }
+        })
+        return kinds.count == 1 ? kinds.first! : "patch"
     }
 
     /// How many times a PATCH is computed afresh when the resource keeps changing under it
@@ -132,11 +187,13 @@ public final class SCIMService: Sendable {
     // MARK: - Operations
 
     public func create(app: String, kind: Kind, body: JSON, presentation: Presentation) async throws(SCIMError) -> SCIMResult {
-        try await withResource(app, kind) { request throws(SCIMError) in
-            try request.require(.create, "create \(kind.rawValue)s")
-            let stored = try await request.target.create(kind, try prepare(body, request))
-            let out = request.present(stored, presentation)
-            return SCIMResult(status: 201, body: out.resource, etag: out.etag, location: out.resource["meta"]?["location"]?.stringValue)
+        try await audited("create", app, kind, id: nil, body: body, attributes: AuditLog.attributeNames(of: body)) { () async throws(SCIMError) in
+            try await withResource(app, kind) { request throws(SCIMError) in
+                try request.require(.create, "create \(kind.rawValue)s")
+                let stored = try await request.target.create(kind, try prepare(body, request))
+                let out = request.present(stored, presentation)
+                return SCIMResult(status: 201, body: out.resource, etag: out.etag, location: out.resource["meta"]?["location"]?.stringValue)
+            }
         }
     }
 
@@ -148,31 +205,35 @@ public final class SCIMService: Sendable {
     }
 
     public func replace(app: String, kind: Kind, id: String, body: JSON, ifMatch: String?, presentation: Presentation) async throws(SCIMError) -> SCIMResult {
-        try await updating(app, kind, id) { request throws(SCIMError) in
-            try request.require(.replace, "replace \(kind.rawValue)s")
-            if let given = body["id"]?.stringValue, given != id {
-                throw .mutability("id \(given) in the body does not match the URL's \(id)")
+        try await audited("replace", app, kind, id: id, body: body, attributes: AuditLog.attributeNames(of: body)) { () async throws(SCIMError) in
+            try await updating(app, kind, id) { request throws(SCIMError) in
+                try request.require(.replace, "replace \(kind.rawValue)s")
+                if let given = body["id"]?.stringValue, given != id {
+                    throw .mutability("id \(given) in the body does not match the URL's \(id)")
+                }
+                let prepared = try prepare(body, request)
+                var expected: JSON?
+                if ifMatch != nil {
+                    let current = try await request.checkedFetch(id, ifMatch: ifMatch)
+                    if request.replacesConditionally { expected = current }
+                }
+                let stored = try await guarded(kind == .user && DeletionGuard.deactivates(put: body) ? .deactivation : nil, request) { () async throws(SCIMError) in
+                    try await request.target.replace(kind, id, prepared, ifUnchanged: expected)
+                }
+                let out = request.present(stored, presentation)
+                return SCIMResult(status: 200, body: out.resource, etag: out.etag)
             }
-            let prepared = try prepare(body, request)
-            var expected: JSON?
-            if ifMatch != nil {
-                let current = try await request.checkedFetch(id, ifMatch: ifMatch)
-                if request.replacesConditionally { expected = current }
-            }
-            let stored = try await guarded(kind == .user && DeletionGuard.deactivates(put: body) ? .deactivation : nil, request) { () async throws(SCIMError) in
-                try await request.target.replace(kind, id, prepared, ifUnchanged: expected)
-            }
-            let out = request.present(stored, presentation)
-            return SCIMResult(status: 200, body: out.resource, etag: out.etag)
         }
     }
 
     public func delete(app: String, kind: Kind, id: String, ifMatch: String?) async throws(SCIMError) -> SCIMResult {
-        try await updating(app, kind, id) { request throws(SCIMError) in
-            try request.require(.delete, "delete \(kind.rawValue)s")
-            if ifMatch != nil { _ = try await request.checkedFetch(id, ifMatch: ifMatch) }
-            try await guarded(.delete, request) { () async throws(SCIMError) in try await request.target.delete(kind, id) }
-            return SCIMResult(status: 204, body: nil)
+        try await audited("delete", app, kind, id: id, body: nil, attributes: []) { () async throws(SCIMError) in
+            try await updating(app, kind, id) { request throws(SCIMError) in
+                try request.require(.delete, "delete \(kind.rawValue)s")
+                if ifMatch != nil { _ = try await request.checkedFetch(id, ifMatch: ifMatch) }
+                try await guarded(.delete, request) { () async throws(SCIMError) in try await request.target.delete(kind, id) }
+                return SCIMResult(status: 204, body: nil)
+            }
         }
     }
 
@@ -193,17 +254,19 @@ public final class SCIMService: Sendable {
     }
 
     public func patch(app: String, kind: Kind, id: String, body: JSON, ifMatch: String?, presentation: Presentation) async throws(SCIMError) -> SCIMResult {
-        let patch = try PatchRequest(json: body)
-        return try await updating(app, kind, id) { request throws(SCIMError) in
-            guard request.resource.canPatch else {
-                throw .notImplemented("app \(app) cannot update \(kind.rawValue)s: its connector implements neither patch nor get and replace")
+        try await audited(Self.patchOperation(kind, body), app, kind, id: id, body: nil, attributes: AuditLog.attributeNames(ofPatch: body)) { () async throws(SCIMError) in
+            let patch = try PatchRequest(json: body)
+            return try await updating(app, kind, id) { request throws(SCIMError) in
+                guard request.resource.canPatch else {
+                    throw .notImplemented("app \(app) cannot update \(kind.rawValue)s: its connector implements neither patch nor get and replace")
+                }
+                // One form for every target: what a strict remote server accepts.
+                let stored = try await guarded(kind == .user && DeletionGuard.deactivates(patch: body) ? .deactivation : nil, request) { () async throws(SCIMError) in
+                    try await apply(patch.standardized(for: request.schema), to: id, request, ifMatch: ifMatch)
+                }
+                let out = request.present(stored, presentation)
+                return SCIMResult(status: 200, body: out.resource, etag: out.etag)
             }
-            // One form for every target: what a strict remote server accepts.
-            let stored = try await guarded(kind == .user && DeletionGuard.deactivates(patch: body) ? .deactivation : nil, request) { () async throws(SCIMError) in
-                try await apply(patch.standardized(for: request.schema), to: id, request, ifMatch: ifMatch)
-            }
-            let out = request.present(stored, presentation)
-            return SCIMResult(status: 200, body: out.resource, etag: out.etag)
         }
     }
 
