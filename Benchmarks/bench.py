@@ -130,8 +130,9 @@ def start_agent(apps, name="agent"):
 
 
 def main():
-    if os.environ.get("BENCH_ONLY") == "isolation":  # `BENCH_ONLY=isolation make bench`: this section alone
-        log(isolation_bench())
+    only = os.environ.get("BENCH_ONLY")  # BENCH_ONLY=isolation or observability: that section alone
+    if only in ("isolation", "observability"):
+        log(isolation_bench() if only == "isolation" else observability_bench())
         return
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     machine = f"{platform.node()} · {os.cpu_count()} cores · {platform.platform()}"
@@ -413,6 +414,7 @@ def main():
     report.append(remote_report)
     report.append(reload_bench())
     report.append(isolation_bench())
+    report.append(observability_bench())
     if mariadb:
         mariadb.destroy()
     if slapd:
@@ -577,6 +579,54 @@ def isolation_bench():
         lines.append(f"| {label}, isolated / in-process | ≥ 0.6× | {cells[0]} | {cells[1]} |")
     lines.append(f"| agent RSS growth per reload of an isolated Swift plugin, 50 distinct builds | ≤ 0.5 MiB | {(rss1 - rss0) / 1024 / 50:.2f} MiB | |")
     return "\n".join(lines)
+
+
+def observability_bench():
+    """What metrics and the audit log cost: a memory app on three agents (neither; metrics;
+    an audit log and no metrics), side by side at 16 connections (GET by id, POST create),
+    three rounds in alternating order; the median of each round's ratio to the plain agent."""
+    apps = {"mem": {"connector": "memory", "auth": {"type": "none"}}}
+    sides = ["plain", "metrics", "audit"]
+    agents, ports = {}, {}
+    for side in sides:
+        port = free_port()
+        config = WORK / f"obs-{side}.yaml"
+        agent_config(config, apps, port)
+        text = config.read_text()
+        if side != "metrics":
+            text = text.replace("server:\n", "server:\n  metrics: false\n", 1)
+        if side == "audit":
+            text = f"audit: {{ file: {WORK / 'audit.log'}, maxSizeMiB: 100, keep: 2 }}\n" + text
+        config.write_text(text)
+        agents[side] = start([str(RELEASE / "provisioning-agent"), "serve", "--config", str(config)], env=dict(os.environ, LOG_LEVEL="warning"))
+        wait_port(port, process=agents[side])
+        ports[side] = port
+    lists = {side: preload(f"http://127.0.0.1:{port}/apps/mem/scim/v2", USERS // 4, f"obs{side}") for side, port in ports.items()}
+    ratios = {(side, scenario): [] for side in ("metrics", "audit") for scenario in ("get_by_id", "create")}
+    for rep in range(3):
+        for scenario in ("get_by_id", "create"):
+            order = sides if rep % 2 == 0 else list(reversed(sides))
+            rps = {}
+            for side in order:
+                listfile = lists[side][0] if scenario == "get_by_id" else f"obs{side}r{rep}"
+                rps[side] = wrk(f"http://127.0.0.1:{ports[side]}/apps/mem/scim/v2", scenario, 16, listfile, seconds=max(2, DURATION // 2))["rps"]
+            for side in ("metrics", "audit"):
+                ratios[(side, scenario)].append(rps[side] / rps["plain"])
+            log(f"observability {scenario} c=16: " + ", ".join(f"{k} {v:.0f}" for k, v in rps.items()) + " req/s")
+    for p in agents.values():
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=30)
+    lines = (WORK / "audit.log").read_text().count("\n")
+
+    def median(values):
+        return sorted(values)[len(values) // 2]
+
+    return ("\n## Metrics and audit log\n\nA memory app on three agents: neither (`server.metrics: false`), metrics (the default), "
+            f"an audit log without metrics; side by side at 16 connections, three rounds in alternating order, the median of each "
+            f"round's ratio to the plain agent. The audit log got {lines} lines.\n\n"
+            "| measure | target | GET by id | POST create |\n|---|---|---|---|\n"
+            f"| with metrics / without | ≥ 0.95× | {median(ratios[('metrics', 'get_by_id')]):.2f}× | {median(ratios[('metrics', 'create')]):.2f}× |\n"
+            f"| with an audit log / without (writes are audited, reads are not) | ≥ 0.90× on writes | {median(ratios[('audit', 'get_by_id')]):.2f}× | {median(ratios[('audit', 'create')]):.2f}× |")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 import AgentCore
 import Hummingbird
+import Prometheus
 import HummingbirdCore
 import HummingbirdTLS
 import ServiceLifecycle
@@ -18,7 +19,15 @@ public enum AgentServer {
         router.add(middleware: AppPathMiddleware())
         // Request lines are logged at info; below that level nothing is added to a request.
         if logger.logLevel <= .info { router.add(middleware: RequestLogMiddleware()) }
+        if config.server.metrics { router.add(middleware: MetricsMiddleware()) }
         router.add(middleware: SCIMErrorMiddleware())
+        // Prometheus text format, on the agent's own listener like /healthz (README, "Metrics").
+        if config.server.metrics { router.get("metrics") { _, _ in
+            AgentMetrics.refreshGauges(service.registry)
+            var headers = HTTPFields()
+            headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: PrometheusMetricsFactory.defaultRegistry.emitToBuffer())))
+        } }
         router.get("healthz") { _, _ in SCIMResponse.json(await health(service)) }
         // Kubernetes-style probes: alive while it answers; ready once every app's target is
         // known (plugins are loaded before the server starts; remotes after their first discovery).

@@ -4,6 +4,8 @@ import CConnectorABI
 import ArgumentParser
 import Foundation
 import Logging
+import Metrics
+import Prometheus
 import NIOPosix
 import SCIMKit
 import ServiceLifecycle
@@ -48,6 +50,7 @@ struct Serve: AsyncParsableCommand {
         // One malloc arena per core rather than per thread: the worker pool and event loops
         // otherwise each keep an arena's worth of resident memory.
         _ = glibcMallopt(-8 /* M_ARENA_MAX, <malloc.h> */, Int32(max(2, ProcessInfo.processInfo.activeProcessorCount)))
+        if config.server.metrics { MetricsSystem.bootstrap(PrometheusMetricsFactory()) }
         let registry = try ConnectorRegistry(config: config, logger: logger, remoteClients: RemoteClients())
         registry.loadAll()
         let audit = try config.audit.map { try AuditLog(settings: $0) }

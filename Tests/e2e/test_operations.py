@@ -67,6 +67,11 @@ def test_the_deletion_guard_stops_mass_deletes_until_released(make_agent):
     assert r.status_code == 429 and "deactivations" in r.json()["detail"]
     assert requests.get(f"{base}/Users/{kept[5]}").json().get("active") is not False
 
+    m = metrics(agent)
+    assert m['provisioning_deletion_guard_refusals_total{app="mem",change="delete"}'] == 10  # 7 + 1 + the 1.1 one + the Bulk one
+    assert m['provisioning_deletion_guard_refusals_total{app="mem",change="deactivation"}'] == 1
+    assert m['provisioning_deletion_guard_stopped{app="mem",change="delete"}'] == 1
+
     # Shown by /healthz and `guard status`, released by `guard release`.
     health = requests.get(agent.url("/healthz")).json()["apps"]["mem"]["guard"]
     assert health["delete"]["tripped"] is True and health["delete"]["refused"] >= 9
@@ -91,6 +96,43 @@ def test_a_guard_config_error_names_the_key(make_agent):
     assert out.returncode == 2
     assert "apps.mem.guard.maxDeletesPerHour: must be a whole number" in out.stderr
     assert "apps.mem.guard.deletes: unknown key" in out.stderr
+
+
+def metrics(agent):
+    """`/metrics` as {'name{labels}': value}."""
+    out = {}
+    for line in requests.get(agent.url("/metrics")).text.splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.rsplit(" ", 1)
+            out[key] = float(value)
+    return out
+
+
+def test_metrics_count_what_was_asked(make_agent):
+    agent = make_agent({"mem": {"connector": "memory", "auth": NONE},
+                        "files": {"connector": "flatfile", "settings": {"directory": "d"}, "isolation": "process", "auth": NONE}}).start()
+    assert requests.get(agent.url("/metrics")).headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    base = agent.base("mem")
+    ids = create_users(base, 5, "m")
+    for uid in ids[:3]:
+        assert requests.get(f"{base}/Users/{uid}").status_code == 200
+    for _ in range(2):
+        assert requests.get(f"{base}/Users/nobody").status_code == 404
+    assert requests.delete(f"{base}/Users/{ids[0]}").status_code == 204
+    create_users(agent.base("files"), 4, "f")
+    m = metrics(agent)
+    assert m['provisioning_requests_total{app="mem",method="POST",status="201"}'] == 5
+    assert m['provisioning_requests_total{app="mem",method="GET",status="200"}'] == 3
+    assert m['provisioning_requests_total{app="mem",method="GET",status="404"}'] == 2
+    assert m['provisioning_requests_total{app="mem",method="DELETE",status="204"}'] == 1
+    assert m['provisioning_request_duration_seconds_count{app="mem",operation="create"}'] == 5
+    assert m['provisioning_request_duration_seconds_count{app="mem",operation="get"}'] == 5
+    assert m['provisioning_requests_total{app="files",method="POST",status="201"}'] == 4
+    assert m['provisioning_connector_call_duration_seconds_count{app="files",connector="flatfile",isolation="process"}'] == 4
+    assert m['provisioning_connector_call_errors_total{app="mem",connector="memory",status="404"}'] == 2
+    assert m['provisioning_plugin_generations{connector="memory",state="serving"}'] == 1
+    assert m['provisioning_connector_calls_in_flight{connector="memory"}'] == 0
+    assert m['provisioning_deletion_guard_stopped{app="mem",change="delete"}'] == 0
 
 
 def wait(predicate, seconds=10):

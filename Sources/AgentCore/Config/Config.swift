@@ -15,6 +15,8 @@ public struct AgentConfig: Sendable, Equatable {
         public var port: Int
         public var tls: TLS?
         public var maxBodySize: Int
+        /// `server.metrics: false` turns `/metrics` and the collection behind it off.
+        public var metrics = true
     }
 
     public enum Auth: Sendable, Equatable {
@@ -288,7 +290,11 @@ struct ConfigReader {
                 audit = settings
             }
         }
-        let serverMap = map(top["server"] ?? [String: Any](), "server", allowed: ["listen", "tls", "maxBodySize"])
+        let serverMap = map(top["server"] ?? [String: Any](), "server", allowed: ["listen", "tls", "maxBodySize", "metrics"])
+        var metrics = true
+        if let v = serverMap?["metrics"] {
+            if let b = v as? Bool { metrics = b } else { problem("server.metrics", "must be true or false") }
+        }
         var host = "127.0.0.1", port = 8080
         if let listen = string(serverMap, "listen", "server", required: false) {
             if let (h, p) = Self.hostPort(listen) { (host, port) = (h, p) } else {
@@ -397,7 +403,7 @@ struct ConfigReader {
         }
         return AgentConfig(
             file: file, directory: directory,
-            server: .init(host: host, port: port, tls: tls, maxBodySize: maxBody),
+            server: .init(host: host, port: port, tls: tls, maxBodySize: maxBody, metrics: metrics),
             pluginsDirectory: pluginsDir, trustedKeys: trustedKeys, audit: audit, apps: apps)
     }
 

@@ -305,6 +305,7 @@ public final class IsolatedConnector: Target, @unchecked Sendable {
             s.pending = [:]
             if s.closed { return (failed, reason, nil, true) }
             s.crashes += 1
+            AgentMetrics.isolatedChild(app: app, event: "crash")
             s.crashesInARow = now - child.startedAt < 10 ? s.crashesInARow + 1 : 1
             s.lastReason = reason
             let backoff = min(0.1 * pow(2, Double(s.crashesInARow - 1)), 30)
@@ -336,6 +337,7 @@ public final class IsolatedConnector: Target, @unchecked Sendable {
             let adopted = state.withLockedValue { s -> Bool in
                 guard !s.closed else { return false }
                 s.restarts += 1
+                AgentMetrics.isolatedChild(app: app, event: "restart")
                 s.restartAt = nil
                 return true
             }
@@ -401,6 +403,8 @@ public final class IsolatedConnector: Target, @unchecked Sendable {
         var message = message
         message["op"] = .string(op)
         let payload = JSON.object(message).serializedBytes()
+        let started = DispatchTime.now().uptimeNanoseconds
+
         let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<JSON?, SCIMError>, Never>) in
             let sent = state.withLockedValue { s -> (Child, UInt64)? in
                 guard let child = s.child else { return nil }
@@ -417,6 +421,9 @@ public final class IsolatedConnector: Target, @unchecked Sendable {
                 p.continuation.resume(returning: .failure(SCIMError(status: 503, detail: "connector \(name) for app \(app): its process is gone; the call was not sent")))
             }
         }
+        var failure: SCIMError?
+        if case .failure(let error) = result { failure = error }
+        AgentMetrics.connectorCall(app: app, connector: name, isolation: "process", started: started, error: failure)
         return try result.get()
     }
 

@@ -65,8 +65,23 @@ public final class ConnectorInstance: Target, @unchecked Sendable {
     /// Runs `body` (calls into the plugin) where this connector's calls belong: inline when it
     /// never blocks, else on the pool, holding no thread of the caller's while it waits.
     func run<T: Sendable>(_ body: @escaping @Sendable () throws(SCIMError) -> T) async throws(SCIMError) -> T {
-        if library.neverBlocks { return try body() }
-        return try await calls.run(app: app, body)
+        try await measured { () async throws(SCIMError) -> T in
+            if library.neverBlocks { return try body() }
+            return try await calls.run(app: app, body)
+        }
+    }
+
+    /// `provisioning_connector_call_duration_seconds` and `…_errors_total` for one call.
+    func measured<T: Sendable>(_ call: () async throws(SCIMError) -> T) async throws(SCIMError) -> T {
+        let started = DispatchTime.now().uptimeNanoseconds
+        do {
+            let result = try await call()
+            AgentMetrics.connectorCall(app: app, connector: library.name, isolation: "in-process", started: started, error: nil)
+            return result
+        } catch {
+            AgentMetrics.connectorCall(app: app, connector: library.name, isolation: "in-process", started: started, error: error)
+            throw error
+        }
     }
 
     /// Makes one call on this thread; returns the JSON it emitted (nil if none), or throws
@@ -118,7 +133,9 @@ public final class ConnectorInstance: Target, @unchecked Sendable {
     /// together in the next (group commit, `CreateBatches`).
     public func create(_ kind: Capabilities.ResourceKind, _ resource: JSON) async throws(SCIMError) -> JSON {
         if let batches = kind == .user ? userCreates : groupCreates {
-            return try await batches.create(resource, app: app, calls: calls) { self.createMany(kind, $0) }
+            return try await measured { () async throws(SCIMError) -> JSON in
+                try await batches.create(resource, app: app, calls: calls) { self.createMany(kind, $0) }
+            }
         }
         guard let fn = ops(kind)?.create else { throw notImplemented("creating \(kind.rawValue)s") }
         return try await run { () throws(SCIMError) in try self.required(self.invoke { i, c in Self.buf(resource) { fn(i, c, $0) } }, "create") }

@@ -207,6 +207,7 @@ public final class ConnectorRegistry: Sendable {
             s.slots[build.name] = slot
             return action
         }
+        AgentMetrics.pluginLoad(connector: build.name, result: { if case .discard = action { return "rejected" } else { return "loaded" } }())
         if case .discard = action {} else {
             logger.info("connector loaded", metadata: [
                 "connector.name": .string(build.name), "connector.version": .string(build.version),
@@ -305,6 +306,7 @@ public final class ConnectorRegistry: Sendable {
     }
 
     func recordFailure(file: String, reason: String) {
+        AgentMetrics.pluginLoad(connector: "", result: "failed")
         logger.error("plugin not loaded", metadata: ["plugin.file": .string(file), "error": .string(reason)])
         state.withLockedValue { s in
             if let name = s.slots.first(where: { $0.value.lifecycle.file == file && $0.value.lifecycle.serving != nil })?.key {

@@ -59,6 +59,7 @@ public final class DeletionGuard: Sendable {
             return true
         }
         guard admitted else {
+            AgentMetrics.guardRefusal(app: app, change: change.rawValue)
             let setting = change == .delete ? "maxDeletesPerHour" : "maxDeactivationsPerHour"
             let what = change == .delete ? "deletes" : "deactivations"
             var error = SCIMError(status: 429, detail: "deletion guard: app \(app) reached \(limit) \(what) within an hour (guard.\(setting)); further \(what) are refused until an admin checks them and runs: provisioning-agent guard release --app \(app) (or reloads the configuration)")
