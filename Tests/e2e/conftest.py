@@ -16,6 +16,17 @@ AGENT = ROOT / ".build" / "debug" / "provisioning-agent"
 PLUGINS = ROOT / "plugins"
 
 
+def wait_for(predicate, seconds=10):
+    """The predicate's first truthy value within `seconds`, else its last value."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    return predicate()
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from conftest import ROOT, PLUGINS, all_user_names
+from conftest import ROOT, PLUGINS, all_user_names, wait_for
 from test_hot_reload import Load  # create, read, PATCH and filter traffic that records every failure
 
 FAULTY = ROOT / "plugins-test"
@@ -152,16 +152,6 @@ def test_an_isolated_flatfile_plugin_replaced_50_times_under_load(make_agent):
 def plugin_state(agent, file_name):
     listed = json.loads(agent.cli("plugins", "--json").stdout)["plugins"]
     return [p for p in listed if p["file"].endswith("/" + file_name)]
-
-
-def wait_for(predicate, seconds=10):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    return predicate()
 
 
 def test_world_writable_and_foreign_plugins_are_refused(make_agent):

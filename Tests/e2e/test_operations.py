@@ -5,7 +5,7 @@ import time
 
 import requests
 
-from conftest import remote_app
+from conftest import remote_app, wait_for
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -75,7 +75,7 @@ def test_the_deletion_guard_stops_mass_deletes_until_released(make_agent):
     # Shown by /healthz and `guard status`, released by `guard release`.
     health = requests.get(agent.url("/healthz")).json()["apps"]["mem"]["guard"]
     assert health["delete"]["tripped"] is True and health["delete"]["refused"] >= 9
-    assert wait(lambda: json.loads(agent.cli("guard", "status").stdout).get("mem", {}).get("delete", {}).get("tripped"))
+    assert wait_for(lambda: json.loads(agent.cli("guard", "status").stdout).get("mem", {}).get("delete", {}).get("tripped"))
     out = agent.cli("guard", "release", "--app", "mem")
     assert "released" in out.stdout
     assert requests.delete(f"{base}/Users/{kept[0]}").status_code == 204
@@ -86,7 +86,7 @@ def test_the_deletion_guard_stops_mass_deletes_until_released(make_agent):
         assert requests.delete(f"{base}/Users/{uid}").status_code == 204
     assert requests.delete(f"{base}/Users/{kept[3]}").status_code == 429
     agent.config.write_text(agent.config.read_text() + "\n")
-    assert wait(lambda: requests.delete(f"{base}/Users/{kept[3]}").status_code == 204)
+    assert wait_for(lambda: requests.delete(f"{base}/Users/{kept[3]}").status_code == 204)
     assert "deletion guard released" in agent.log.read_text()
 
 
@@ -135,18 +135,9 @@ def test_metrics_count_what_was_asked(make_agent):
     assert m['provisioning_deletion_guard_stopped{app="mem",change="delete"}'] == 0
 
 
-def wait(predicate, seconds=10):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
-
-
 def test_liveness_and_readiness(make_agent):
     agent = make_agent({"mem": {"connector": "memory", "auth": NONE},
                         "away": remote_app("http://127.0.0.1:9/v2")}).start()  # nothing listens: a definite failure
     assert requests.get(agent.url("/livez")).json() == {"status": "ok"}
-    assert wait(lambda: requests.get(agent.url("/readyz")).status_code == 200)
+    assert wait_for(lambda: requests.get(agent.url("/readyz")).status_code == 200)
     assert requests.get(agent.url("/readyz")).json() == {"status": "ready"}
