@@ -62,6 +62,14 @@ public struct AgentConfig: Sendable, Equatable {
         public var deletionGuard = GuardLimits()
     }
 
+    /// `audit: { file, maxSizeMiB, keep }`.
+    public struct Audit: Sendable, Equatable {
+        /// A path, or "-" for standard output.
+        public var file: String
+        public var maxSize: Int = 10 << 20
+        public var keep: Int = 5
+    }
+
     public struct GuardLimits: Sendable, Equatable {
         public var maxDeletesPerHour: Int?
         public var maxDeactivationsPerHour: Int?
@@ -105,8 +113,8 @@ public struct AgentConfig: Sendable, Equatable {
     /// `plugins.trust.publicKeys`: PEM files of the Ed25519 keys one of which must have
     /// signed every plugin (`name.so.sig`); empty when plugins need no signature.
     public var trustedKeys: [String] = []
-    /// `audit:`; nil when no audit log is kept.
-    public var audit: AuditLog.Settings?
+    /// `audit:`; nil when no audit log is kept (`AuditLog`).
+    public var audit: Audit?
     public var apps: [String: App]
 
     public var appNames: [String] { apps.keys.sorted() }
@@ -277,10 +285,10 @@ struct ConfigReader {
 
     mutating func read(_ root: Any?) -> AgentConfig? {
         guard let top = map(root ?? [String: Any](), "", allowed: ["server", "plugins", "apps", "audit"]) else { return nil }
-        var audit: AuditLog.Settings?
+        var audit: AgentConfig.Audit?
         if let a = map(top["audit"], "audit", allowed: ["file", "maxSizeMiB", "keep"]) {
             if let file = string(a, "file", "audit") {
-                var settings = AuditLog.Settings(file: file == "-" ? "-" : path(file))
+                var settings = AgentConfig.Audit(file: file == "-" ? "-" : path(file))
                 if let v = a["maxSizeMiB"] {
                     if let n = v as? Int, n >= 1 { settings.maxSize = n << 20 } else { problem("audit.maxSizeMiB", "must be a whole number of MiB, at least 1") }
                 }

@@ -28,12 +28,7 @@ public struct Caller: Sendable {
 /// until its line is written (appended with `write`, in batches): an answered change is in
 /// the log. The file is rotated by size, keeping `keep` older files (`file.1` the newest).
 public final class AuditLog: Sendable {
-    public struct Settings: Sendable, Equatable {
-        /// A path, or "-" for standard output.
-        public var file: String
-        public var maxSize: Int = 10 << 20
-        public var keep: Int = 5
-    }
+    public typealias Settings = AgentConfig.Audit
 
     let settings: Settings
     private let state = NIOLockedValueBox(State())
