@@ -34,6 +34,8 @@ plugins: $(PLUGINS)/memory.so
 		$(SWIFT) build --product LDAPConnector && \
 		cp $(BUILD)/libLDAPConnector.so $(PLUGINS)/ldap.so.tmp && mv $(PLUGINS)/ldap.so.tmp $(PLUGINS)/ldap.so; \
 	else echo "libldap-dev not installed: skipping the ldap connector (make deps installs it)"; fi
+	@# The agent refuses plugins others may write (README, "Plugin trust"), whatever the umask.
+	chmod -R go-w $(PLUGINS)
 
 # A second build of each plugin, reporting another version, for the hot-reload tests.
 plugins-alt: Plugins/MemoryConnector/memory.c include/scim_connector.h
@@ -42,6 +44,7 @@ plugins-alt: Plugins/MemoryConnector/memory.c include/scim_connector.h
 		-DMEMORY_CONNECTOR_VERSION='"1.0.0+alternate"' Plugins/MemoryConnector/memory.c -o plugins-alt/memory.so -lpthread
 	$(SWIFT) build --product FlatFileConnector --scratch-path .build-alt -Xswiftc -DALTERNATE_BUILD
 	cp .build-alt/debug/libFlatFileConnector.so plugins-alt/flatfile.so
+	chmod -R go-w plugins-alt
 
 # The faulty connector of the isolation tests, one build per fault (Tests/Plugins/faulty.c).
 FAULTS := none segv abort hang oom
@@ -50,6 +53,7 @@ plugins-test/faulty-%.so: Tests/Plugins/faulty.c include/scim_connector.h
 	@mkdir -p plugins-test
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -fPIC -shared -fvisibility=hidden -Iinclude \
 		-DFAULT=FAULT_$$(echo $* | tr a-z A-Z) $< -o $@
+	chmod go-w $@ plugins-test
 
 run: build plugins
 	$(BUILD)/provisioning-agent serve --config $(CONFIG)

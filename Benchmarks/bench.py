@@ -21,6 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "Tests" / "e2e"))
 from servers import MariaDB, Slapd, free_port, wait_port  # noqa: E402
 
+# The agent refuses plugin files others may write: make the copies with the usual umask.
+os.umask(0o022)
+
 RELEASE = ROOT / ".build" / "release"
 PLUGINS = ROOT / "plugins-release"
 WRK = ROOT / "Benchmarks" / "wrk"

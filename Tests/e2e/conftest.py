@@ -11,6 +11,10 @@ from pathlib import Path
 import pytest
 import requests
 
+# The agent refuses plugin files and directories others may write: the test agents' copies
+# are made with the usual umask whatever the caller's.
+os.umask(0o022)
+
 ROOT = Path(__file__).resolve().parents[2]
 AGENT = ROOT / ".build" / "debug" / "provisioning-agent"
 PLUGINS = ROOT / "plugins"
