@@ -8,11 +8,6 @@ import SCIMKit
 /// the agent's calls on it over the socket on fd 3 (`Frame`) through the same
 /// `ConnectorInstance` an in-process app uses. It exits when the agent closes the socket.
 public enum ConnectorHost {
-    /// The descriptor facts and, with an app, its instance's test message and `describe` reply.
-    struct Opened {
-        var facts: JSON
-    }
-
     public static func run(fd: Int32, logLevel: Logger.Level) -> Int32 {
         let out = FrameWriter(fd: fd)
         var logger = Logger(label: "connector-host") { _ in ParentLogHandler(out: out) }

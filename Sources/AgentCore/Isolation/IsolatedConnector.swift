@@ -70,7 +70,6 @@ public final class IsolatedConnector: Target, @unchecked Sendable {
         public var instance: IsolatedConnector
         public var shape: ConnectorShape
         public var described: JSON?
-        public var testMessage: String?
     }
 
     private init(app: String, name: String, version: String, spec: Spec, settings: JSON, logger: Logger) {
@@ -108,7 +107,7 @@ public final class IsolatedConnector: Target, @unchecked Sendable {
             throw SCIMError(status: 502, detail: "connector \(name): its process sent no descriptor")
         }
         let described = facts["described"].flatMap { $0 == .null ? nil : $0 }
-        return Opened(instance: instance, shape: shape, described: described, testMessage: facts["message"]?.stringValue)
+        return Opened(instance: instance, shape: shape, described: described)
     }
 
     /// The path of the running executable, resolved once (a package upgrade may replace the
@@ -308,7 +307,7 @@ public final class IsolatedConnector: Target, @unchecked Sendable {
             AgentMetrics.isolatedChild(app: app, event: "crash")
             s.crashesInARow = now - child.startedAt < 10 ? s.crashesInARow + 1 : 1
             s.lastReason = reason
-            let backoff = min(0.1 * pow(2, Double(s.crashesInARow - 1)), 30)
+            let backoff = Self.backoff(s.crashesInARow)
             s.restartAt = now + backoff
             return (failed, reason, backoff, false)
         }
@@ -322,6 +321,9 @@ public final class IsolatedConnector: Target, @unchecked Sendable {
         ])
         scheduleRestart(after: restartIn)
     }
+
+    /// The wait before the next start: 0.1 s after one crash, doubling with each in a row, at most 30 s.
+    static func backoff(_ crashesInARow: Int) -> Double { min(0.1 * pow(2, Double(crashesInARow - 1)), 30) }
 
     private func scheduleRestart(after delay: Double) {
         Thread.detachNewThread { [self] in
@@ -352,7 +354,7 @@ public final class IsolatedConnector: Target, @unchecked Sendable {
                 s.crashes += 1
                 s.crashesInARow += 1
                 s.lastReason = "restart failed: \(error.detail)"
-                let backoff = min(0.1 * pow(2, Double(s.crashesInARow - 1)), 30)
+                let backoff = Self.backoff(s.crashesInARow)
                 s.restartAt = monotonicSeconds() + backoff
                 return backoff
             }
@@ -395,8 +397,6 @@ public final class IsolatedConnector: Target, @unchecked Sendable {
         }
     }
 
-    /// The child's pid while one runs (for tests and status).
-    public var pid: pid_t? { state.withLockedValue { $0.child?.pid } }
 
     /// Sends one call to the child and waits for its reply.
     func call(_ op: String, _ message: JSONObject) async throws(SCIMError) -> JSON? {
