@@ -14,20 +14,24 @@ import SCIMKit
 /// and `SCIMErrorMiddleware` (every error as a SCIM error in that dialect); the app route
 /// groups add `AuthenticationMiddleware` before their routes.
 public enum AgentServer {
-    public static func router(service: SCIMService, config: AgentConfig, logger: Logger) -> Router<AgentRequestContext> {
+    /// `rates` samples the request counters for `/status` (`application` runs it as a service);
+    /// without it the page samples them when it is drawn.
+    static func router(service: SCIMService, config: AgentConfig, logger: Logger, rates: RequestRates? = nil) -> Router<AgentRequestContext> {
         let router = Router(context: AgentRequestContext.self)
+        let failures = RecentFailures()
         router.add(middleware: AppPathMiddleware())
         // Request lines are logged at info; below that level nothing is added to a request.
         if logger.logLevel <= .info { router.add(middleware: RequestLogMiddleware()) }
         if config.server.metrics { router.add(middleware: MetricsMiddleware()) }
-        router.add(middleware: SCIMErrorMiddleware())
-        // Prometheus text format, on the agent's own listener like /healthz (README, "Metrics").
-        if config.server.metrics { router.get("metrics") { _, _ in
-            AgentMetrics.refreshGauges(service.registry)
-            var headers = HTTPFields()
-            headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
-            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: PrometheusMetricsFactory.defaultRegistry.emitToBuffer())))
-        } }
+        router.add(middleware: SCIMErrorMiddleware(failures: failures))
+        // Prometheus text format, on the agent's own listener unless server.metrics.listen
+        // names another (README, "Metrics").
+        if config.server.metrics, config.server.metricsListen == nil { addMetrics(to: router, service: service, config: config) }
+        let page = StatusPage(
+            service: service, health: HealthCheck(registry: service.registry, failures: failures),
+            rates: config.server.metrics ? rates ?? RequestRates() : nil)
+        router.group("status").add(middleware: EndpointAccessMiddleware(endpoint: "/status", auth: config.server.statusAuth, loopbackOnly: true))
+            .get { _, _ in await page.response }
         router.get("healthz") { _, _ in SCIMResponse.json(await health(service)) }
         // Kubernetes-style probes: alive while it answers; ready once every app's target is
         // known (plugins are loaded before the server starts; remotes after their first discovery).
@@ -44,6 +48,16 @@ public enum AgentServer {
         routes.register(on: router.group("apps/:app/scim/v2").add(middleware: authentication))
         SCIM11Routes(routes: routes).register(on: router.group("apps/:app/scim/v1").add(middleware: authentication))
         return router
+    }
+
+    static func addMetrics(to router: Router<AgentRequestContext>, service: SCIMService, config: AgentConfig) {
+        router.group("metrics").add(middleware: EndpointAccessMiddleware(endpoint: "/metrics", auth: config.server.metricsAuth, loopbackOnly: false))
+            .get { _, _ in
+                AgentMetrics.refreshGauges(service.registry)
+                var headers = HTTPFields()
+                headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+                return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: PrometheusMetricsFactory.defaultRegistry.emitToBuffer())))
+            }
     }
 
     static func health(_ service: SCIMService) async -> JSON {
@@ -88,8 +102,22 @@ public enum AgentServer {
         } else {
             server = .http1()
         }
+        var services = services
+        let rates = config.server.metrics ? RequestRates() : nil
+        if let rates { services.append(rates) }
+        if config.server.metrics, let listen = config.server.metricsListen {
+            // `/metrics` alone, on a listener of its own (plain HTTP, for a scraper on the inside).
+            let metricsRouter = Router(context: AgentRequestContext.self)
+            metricsRouter.add(middleware: SCIMErrorMiddleware())
+            addMetrics(to: metricsRouter, service: service, config: config)
+            services.append(Application(
+                router: metricsRouter,
+                configuration: .init(address: .hostname(listen.host, port: listen.port), serverName: "provisioning-agent"),
+                onServerRunning: { channel in logger.info("serving /metrics", metadata: ["listen": .string("\(channel.localAddress?.description ?? "?")")]) },
+                logger: logger))
+        }
         return Application(
-            router: router(service: service, config: config, logger: logger), server: server,
+            router: router(service: service, config: config, logger: logger, rates: rates), server: server,
             configuration: .init(address: .hostname(config.server.host, port: config.server.port), serverName: "provisioning-agent"),
             services: services, onServerRunning: onServerRunning, logger: logger)
     }

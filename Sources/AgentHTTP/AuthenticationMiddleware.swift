@@ -2,6 +2,7 @@ import AgentCore
 import Foundation
 import HTTPTypes
 import Hummingbird
+import NIOCore
 import SCIMKit
 
 /// On the app route groups: checks the app's credentials (basic, a header, or none) before
@@ -15,30 +16,35 @@ struct AuthenticationMiddleware: RouterMiddleware {
         guard let auth = registry.auth(app: app) else {
             throw SCIMErrorResponse(error: .notFound("no app named \(app)"))
         }
-        let credential: String
-        switch auth {
-        case .none:
-            credential = "none"
-        case .basic(let username, let password):
-            guard let header = request.headers[.authorization], Self.checkBasic(header, username: username, password: password) else {
-                throw SCIMErrorResponse(
-                    error: SCIMError(status: 401, detail: "authentication required for app \(app)"),
-                    extraHeaders: [.wwwAuthenticate: "Basic realm=\"\(app)\", charset=\"UTF-8\""])
-            }
-            credential = "basic \(username)"
-        case .header(let name, let value):
-            let given = HTTPField.Name(name).flatMap { request.headers[$0] } ?? ""
-            guard ConstantTime.equals(Array(given.utf8), Array(value.utf8)) else {
-                let challenge = name.caselessEquals("Authorization") ? "Bearer realm=\"\(app)\"" : "Header realm=\"\(app)\", name=\"\(name)\""
-                throw SCIMErrorResponse(
-                    error: SCIMError(status: 401, detail: "authentication required for app \(app)"),
-                    extraHeaders: [.wwwAuthenticate: challenge])
-            }
-            credential = "header \(name)"
-        }
+        let credential = try Self.check(auth, request, realm: app, what: "app \(app)")
         // Who is asking, for the audit lines of the changes this request makes.
         let caller = Caller(requestId: context.id, credential: credential, remoteAddress: context.channel.remoteAddress?.ipAddress)
         return try await Caller.$current.withValue(caller) { try await next(request, context) }
+    }
+
+    /// Checks a request against a credential of the configuration; returns which credential
+    /// it was ("basic okta", "header Authorization", "none") or throws the 401 with its challenge.
+    static func check(_ auth: AgentConfig.Auth, _ request: Request, realm: String, what: String) throws -> String {
+        switch auth {
+        case .none:
+            return "none"
+        case .basic(let username, let password):
+            guard let header = request.headers[.authorization], checkBasic(header, username: username, password: password) else {
+                throw SCIMErrorResponse(
+                    error: SCIMError(status: 401, detail: "authentication required for \(what)"),
+                    extraHeaders: [.wwwAuthenticate: "Basic realm=\"\(realm)\", charset=\"UTF-8\""])
+            }
+            return "basic \(username)"
+        case .header(let name, let value):
+            let given = HTTPField.Name(name).flatMap { request.headers[$0] } ?? ""
+            guard ConstantTime.equals(Array(given.utf8), Array(value.utf8)) else {
+                let challenge = name.caselessEquals("Authorization") ? "Bearer realm=\"\(realm)\"" : "Header realm=\"\(realm)\", name=\"\(name)\""
+                throw SCIMErrorResponse(
+                    error: SCIMError(status: 401, detail: "authentication required for \(what)"),
+                    extraHeaders: [.wwwAuthenticate: challenge])
+            }
+            return "header \(name)"
+        }
     }
 
     static func checkBasic(_ header: String, username: String, password: String) -> Bool {
@@ -46,6 +52,30 @@ struct AuthenticationMiddleware: RouterMiddleware {
         guard let decoded = Data(base64Encoded: String(header.dropFirst(6)).trimmingCharacters(in: .whitespaces)) else { return false }
         let expected = Array("\(username):\(password)".utf8)
         return ConstantTime.equals(Array(decoded), expected)
+    }
+}
+
+/// In front of `/status` and `/metrics`: their credential when one is configured; without one,
+/// `/status` answers loopback clients only and `/metrics` anyone (README, "Metrics").
+struct EndpointAccessMiddleware: RouterMiddleware {
+    typealias Context = AgentRequestContext
+    let endpoint: String
+    let auth: AgentConfig.Auth?
+    let loopbackOnly: Bool
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if let auth {
+            _ = try AuthenticationMiddleware.check(auth, request, realm: "provisioning-agent", what: endpoint)
+        } else if loopbackOnly, !Self.isLoopback(context.channel.remoteAddress) {
+            throw SCIMErrorResponse(error: SCIMError(
+                status: 403, detail: "\(endpoint) answers loopback clients only unless server.status.auth sets a credential"))
+        }
+        return try await next(request, context)
+    }
+
+    static func isLoopback(_ address: SocketAddress?) -> Bool {
+        guard let ip = address?.ipAddress else { return false }  // a Unix socket has none; not served
+        return ip.hasPrefix("127.") || ip == "::1" || ip.hasPrefix("::ffff:127.")
     }
 }
 

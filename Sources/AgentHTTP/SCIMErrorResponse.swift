@@ -1,3 +1,4 @@
+import AgentCore
 import Hummingbird
 import Logging
 import SCIMKit
@@ -11,8 +12,10 @@ struct SCIMErrorResponse: Error {
 /// The one place errors become HTTP responses: any error a route or the router throws is
 /// answered as a SCIM error in the request's dialect (SCIM 1.1's shape under `/scim/v1/`).
 /// What is not a SCIM error is a 500 whose cause is logged, never sent.
+/// An app's 5xx answers and 429 refusals are kept for the status page (`RecentFailures`).
 struct SCIMErrorMiddleware: RouterMiddleware {
     typealias Context = AgentRequestContext
+    var failures: RecentFailures?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
@@ -20,6 +23,9 @@ struct SCIMErrorMiddleware: RouterMiddleware {
         } catch let e as SCIMErrorResponse {
             return Self.response(e.error, headers: e.extraHeaders, context)
         } catch let e as SCIMError {
+            if let failures, !context.app.isEmpty, e.status >= 500 || e.status == 429 {
+                failures.record(app: context.app, request: "\(request.method) \(request.uri.path)", status: e.status, detail: e.detail)
+            }
             return Self.response(e, context)
         } catch let e as HTTPResponseError {
             let detail = e.status == .notFound ? "no such endpoint: \(request.method) \(request.uri.path)" : e.status.reasonPhrase

@@ -50,6 +50,7 @@ struct Serve: AsyncParsableCommand {
         // One malloc arena per core rather than per thread: the worker pool and event loops
         // otherwise each keep an arena's worth of resident memory.
         _ = glibcMallopt(-8 /* M_ARENA_MAX, <malloc.h> */, Int32(max(2, ProcessInfo.processInfo.activeProcessorCount)))
+        if let warning = config.exposedSecretsWarning { logger.warning("\(warning)") }
         if config.server.metrics { MetricsSystem.bootstrap(PrometheusMetricsFactory()) }
         let registry = try ConnectorRegistry(config: config, logger: logger, remoteClients: RemoteClients())
         registry.loadAll()
@@ -169,9 +170,13 @@ struct Check: AsyncParsableCommand {
             reports.append(.object(report))
         }
         await registry.shutdown()
+        let warning = config.exposedSecretsWarning
         if json {
-            print(JSON.object(["ok": .bool(!failed), "apps": .array(reports)]).serialized())
+            var out: JSONObject = ["ok": .bool(!failed), "apps": .array(reports)]
+            if let warning { out["warnings"] = [.string(warning)] }
+            print(JSON.object(out).serialized())
         } else {
+            if let warning { print("! \(warning)") }
             for r in reports { print(CheckReport.text(r)) }
         }
         if failed { throw ExitCode(1) }

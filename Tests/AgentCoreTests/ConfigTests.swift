@@ -59,6 +59,50 @@ import SCIMKit
         #expect(p.contains { $0.contains("apps.noauth.auth: is required") })
     }
 
+    @Test func inlineSecretsAreNamedAndSecretsFromTheEnvironmentAreNot() throws {
+        let c = try parse("""
+            apps:
+              hr:
+                connector: mysql
+                settings: { host: db, password: inline, bindPassword: "${LDAP_PW}" }
+                auth: { type: basic, username: okta, password: "${HR_PASSWORD}" }
+              crm:
+                connector: memory
+                auth: { type: header, name: Authorization, value: "Bearer abc" }
+              up:
+                remote:
+                  url: https://scim.example.com/v2
+                  auth: { type: oauth2, tokenURL: https://idp.example.com/token, clientID: agent, clientSecret: s }
+                auth: { type: none }
+            """, env: ["HR_PASSWORD": "pw", "LDAP_PW": "pw2"])
+        #expect(c.inlineSecrets.sorted() == ["apps.crm.auth.value", "apps.hr.settings.password", "apps.up.remote.auth.clientSecret"])
+    }
+
+    @Test func metricsAndStatusEndpoints() throws {
+        let c = try parse("""
+            server:
+              metrics: { listen: 127.0.0.1:9464, auth: { type: header, name: Authorization, value: "Bearer m" } }
+              status: { auth: { type: basic, username: admin, password: "${STATUS_PW}" } }
+            """, env: ["STATUS_PW": "pw"])
+        #expect(c.server.metrics && c.server.metricsListen == .init(host: "127.0.0.1", port: 9464))
+        #expect(c.server.metricsAuth == .header(name: "Authorization", value: "Bearer m"))
+        #expect(c.server.statusAuth == .basic(username: "admin", password: "pw"))
+        let defaults = try parse("apps: {}\n")
+        #expect(defaults.server.metrics && defaults.server.metricsListen == nil && defaults.server.metricsAuth == nil && defaults.server.statusAuth == nil)
+        #expect(try parse("server: { metrics: false }\n").server.metrics == false)
+        let p = problems("""
+            server:
+              listen: 127.0.0.1:8080
+              metrics: { listen: 127.0.0.1:8080, port: 1, auth: { type: magic } }
+              status: { auth: 3 }
+            """)
+        #expect(p.contains("/etc/agent/agent.yaml: server.metrics.listen: is the agent's own listener: leave listen out to serve /metrics there"))
+        #expect(p.contains { $0.contains("server.metrics.port: unknown key") })
+        #expect(p.contains { $0.contains("server.metrics.auth.type: \"magic\" is not one of") })
+        #expect(p.contains("/etc/agent/agent.yaml: server.status.auth: must be a mapping"))
+        #expect(problems("server: { metrics: 1 }\n") == ["/etc/agent/agent.yaml: server.metrics: must be true, false or { listen, auth }"])
+    }
+
     /// Found by the fuzzer: Yams traps on a key that is not a scalar.
     @Test func aKeyThatIsNotAStringIsAProblemNotATrap() {
         #expect(problems("server:\n  ? [a, b]\n  : 1\n") == ["/etc/agent/agent.yaml: line 2: a key under server must be a plain string"])

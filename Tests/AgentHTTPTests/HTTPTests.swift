@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import Testing
 @testable import AgentHTTP
 import SCIMKit
@@ -11,6 +12,28 @@ import SCIMKit
         #expect(!ConstantTime.equals([], Array("secret".utf8)))
         #expect(!ConstantTime.equals(Array("s".utf8), []))
         #expect(ConstantTime.equals([], []))
+    }
+
+    @Test func loopbackClients() throws {
+        #expect(EndpointAccessMiddleware.isLoopback(try SocketAddress(ipAddress: "127.0.0.1", port: 1)))
+        #expect(EndpointAccessMiddleware.isLoopback(try SocketAddress(ipAddress: "127.8.0.3", port: 1)))
+        #expect(EndpointAccessMiddleware.isLoopback(try SocketAddress(ipAddress: "::1", port: 1)))
+        #expect(!EndpointAccessMiddleware.isLoopback(try SocketAddress(ipAddress: "10.0.0.7", port: 1)))
+        #expect(!EndpointAccessMiddleware.isLoopback(try SocketAddress(ipAddress: "::2", port: 1)))
+        #expect(!EndpointAccessMiddleware.isLoopback(nil))
+    }
+
+    @Test func requestTotalsPerAppFromThePrometheusText() {
+        let totals = RequestRates.totals("""
+            # TYPE provisioning_requests_total counter
+            provisioning_requests_total{app="hr",method="POST",status="201"} 12
+            provisioning_requests_total{app="hr",method="GET",status="503"} 3
+            provisioning_requests_total{app="crm",method="GET",status="200"} 5
+            provisioning_request_duration_seconds_count{app="hr",operation="create"} 99
+            """)
+        #expect(totals["hr"]?.requests == 15 && totals["hr"]?.failed == 3)
+        #expect(totals["crm"]?.requests == 5 && totals["crm"]?.failed == 0)
+        #expect(totals.count == 2)
     }
 
     @Test func basicCredentials() {

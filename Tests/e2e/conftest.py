@@ -40,8 +40,9 @@ def free_port():
 class Agent:
     """One agent process with its own configuration, plugins and data under a temp dir."""
 
-    def __init__(self, workdir: Path, apps: dict, plugins=("memory.so", "flatfile.so"), extra_plugins=None):
+    def __init__(self, workdir: Path, apps: dict, plugins=("memory.so", "flatfile.so"), extra_plugins=None, server=None):
         self.workdir = workdir
+        self.server = server or {}
         self.port = free_port()
         self.plugins_dir = workdir / "plugins"
         self.plugins_dir.mkdir(parents=True, exist_ok=True)
@@ -55,7 +56,9 @@ class Agent:
         self.log = workdir / "agent.log"
 
     def write_config(self, apps):
-        lines = [f"server:\n  listen: 127.0.0.1:{self.port}\nplugins:\n  directory: plugins\napps:"]
+        lines = [f"server:\n  listen: 127.0.0.1:{self.port}"]
+        lines += [f"  {key}: {json.dumps(value)}" for key, value in self.server.items()]
+        lines.append("plugins:\n  directory: plugins\napps:")
         for name, app in apps.items():
             lines.append(f"  {name}: {json.dumps(app)}")
         self.config.write_text("\n".join(lines) + "\n")

@@ -17,6 +17,18 @@ public struct AgentConfig: Sendable, Equatable {
         public var maxBodySize: Int
         /// `server.metrics: false` turns `/metrics` and the collection behind it off.
         public var metrics = true
+        /// `server.metrics: { listen, auth }`: where `/metrics` is served (nil: on the agent's
+        /// own listener) and the credential it asks for (nil: none).
+        public var metricsListen: Listen?
+        public var metricsAuth: Auth?
+        /// `server.status.auth`: the credential `/status` asks for; nil serves it to loopback
+        /// clients only.
+        public var statusAuth: Auth?
+    }
+
+    public struct Listen: Sendable, Equatable {
+        public var host: String
+        public var port: Int
     }
 
     public enum Auth: Sendable, Equatable {
@@ -116,6 +128,19 @@ public struct AgentConfig: Sendable, Equatable {
     /// `audit:`; nil when no audit log is kept (`AuditLog`).
     public var audit: Audit?
     public var apps: [String: App]
+    /// The keys whose secret is written in the file itself rather than read from `${ENV}`.
+    public var inlineSecrets: [String] = []
+
+    /// A warning when the file holds an inline secret and other users may read it (the
+    /// `serve` log and `check` print it); nil otherwise. Group read is left alone: the
+    /// package installs the file `0640 root:provisioning-agent`.
+    public var exposedSecretsWarning: String? {
+        guard !inlineSecrets.isEmpty else { return nil }
+        var info = stat()
+        guard stat(file, &info) == 0, info.st_mode & 0o004 != 0 else { return nil }
+        let keys = inlineSecrets.prefix(5).joined(separator: ", ") + (inlineSecrets.count > 5 ? ", …" : "")
+        return "\(file) is readable by other users (mode 0\(String(info.st_mode & 0o777, radix: 8))) and holds secrets in the file (\(keys)): chmod o-r it, or write them as ${NAME} and set them in the environment"
+    }
 
     public var appNames: [String] { apps.keys.sorted() }
 
@@ -233,6 +258,8 @@ struct ConfigReader {
     let directory: String
     let environment: [String: String]
     var problems: [AgentConfig.Problem] = []
+    /// Keys of secrets given in the file rather than as `${NAME}` (`AgentConfig.inlineSecrets`).
+    var inlineSecrets: [String] = []
 
     init(file: String, environment: [String: String]) {
         self.file = file
@@ -263,6 +290,7 @@ struct ConfigReader {
 
     /// `${NAME}` reads the environment, so secrets stay out of the file.
     mutating func expand(_ s: String, _ key: String) -> String {
+        if !s.isEmpty, !s.contains("${"), Self.isSecret(key) { inlineSecrets.append(key) }
         guard s.contains("${") else { return s }
         var out = ""
         var rest = Substring(s)
@@ -298,10 +326,23 @@ struct ConfigReader {
                 audit = settings
             }
         }
-        let serverMap = map(top["server"] ?? [String: Any](), "server", allowed: ["listen", "tls", "maxBodySize", "metrics"])
+        let serverMap = map(top["server"] ?? [String: Any](), "server", allowed: ["listen", "tls", "maxBodySize", "metrics", "status"])
         var metrics = true
+        var metricsListen: AgentConfig.Listen?
+        var metricsAuth: AgentConfig.Auth?
         if let v = serverMap?["metrics"] {
-            if let b = v as? Bool { metrics = b } else { problem("server.metrics", "must be true or false") }
+            if let b = v as? Bool { metrics = b } else if v is [String: Any], let m = map(v, "server.metrics", allowed: ["listen", "auth"]) {
+                if let listen = string(m, "listen", "server.metrics", required: false) {
+                    if let (h, p) = Self.hostPort(listen) { metricsListen = .init(host: h, port: p) } else {
+                        problem("server.metrics.listen", "\"\(listen)\" is not host:port with a port from 1 to 65535")
+                    }
+                }
+                if m["auth"] != nil { metricsAuth = readAuth(m["auth"], "server.metrics.auth") }
+            } else { problem("server.metrics", "must be true, false or { listen, auth }") }
+        }
+        var statusAuth: AgentConfig.Auth?
+        if let m = map(serverMap?["status"], "server.status", allowed: ["auth"]), m["auth"] != nil {
+            statusAuth = readAuth(m["auth"], "server.status.auth")
         }
         var host = "127.0.0.1", port = 8080
         if let listen = string(serverMap, "listen", "server", required: false) {
@@ -319,6 +360,7 @@ struct ConfigReader {
                 }
             }
         }
+        if let m = metricsListen, m.port == port, m.host == host { problem("server.metrics.listen", "is the agent's own listener: leave listen out to serve /metrics there") }
         var maxBody = 1 << 20
         if let v = serverMap?["maxBodySize"] {
             if let n = v as? Int, n >= 1024 { maxBody = n } else { problem("server.maxBodySize", "must be a number of bytes, at least 1024") }
@@ -411,8 +453,10 @@ struct ConfigReader {
         }
         return AgentConfig(
             file: file, directory: directory,
-            server: .init(host: host, port: port, tls: tls, maxBodySize: maxBody, metrics: metrics),
-            pluginsDirectory: pluginsDir, trustedKeys: trustedKeys, audit: audit, apps: apps)
+            server: .init(
+                host: host, port: port, tls: tls, maxBodySize: maxBody, metrics: metrics,
+                metricsListen: metricsListen, metricsAuth: metricsAuth, statusAuth: statusAuth),
+            pluginsDirectory: pluginsDir, trustedKeys: trustedKeys, audit: audit, apps: apps, inlineSecrets: inlineSecrets)
     }
 
     /// `apps.<app>.process: { callTimeout: 30, memoryLimitMiB: 512, openFiles: 1024 }`.
@@ -523,6 +567,13 @@ struct ConfigReader {
         case let d as Double: return .number(d)
         default: return .null
         }
+    }
+
+    /// A key that holds a secret by its name: a password, a client secret, a token, or the
+    /// value of an `auth: { type: header }`.
+    static func isSecret(_ key: String) -> Bool {
+        let last = key.split(separator: ".").last.map { $0.lowercased() } ?? ""
+        return last.contains("password") || last.contains("secret") || last.hasSuffix("token") || key.hasSuffix("auth.value")
     }
 
     static func hostPort(_ s: String) -> (String, Int)? {

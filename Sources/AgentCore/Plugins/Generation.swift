@@ -87,5 +87,8 @@ public struct Lease: Sendable {
     /// The target when it is a remote app's (its first discovery may still be running).
     var remote: RemoteTarget? = nil
 
+    /// The plugin generation serving it; nil for a remote app.
+    public var generationNumber: Int? { generation?.number }
+
     public func release() { if let generation { registry.release(generation) } }
 }
