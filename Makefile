@@ -7,7 +7,7 @@ BUILD := .build/debug
 VENV := .venv
 PLUGINS := plugins
 
-.PHONY: all build plugins plugins-alt plugins-test run test test-swift test-e2e deps python-deps clean bench bench-build bench-base bench-compare fuzz
+.PHONY: all build plugins plugins-alt plugins-test plugins-release run test test-swift test-e2e deps python-deps clean bench bench-build bench-base bench-compare fuzz deb
 
 all: build plugins
 
@@ -106,20 +106,32 @@ bench-base:
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -fPIC -shared -fvisibility=hidden -I.build-base/src/include .build-base/src/Plugins/MemoryConnector/memory.c -o .build-base/plugins/memory.so -lpthread
 	@echo $(BENCH_BASE) > .build-base/rev
 
-bench-build: python-deps plugins-alt
+bench-build: python-deps plugins-alt plugins-release
 	$(SWIFT) build -c release --product provisioning-agent
 	$(SWIFT) build -c release --product bare-hummingbird
 	$(SWIFT) build -c release --product agent-micro
-	$(SWIFT) build -c release --product FlatFileConnector
-	$(SWIFT) build -c release --product MySQLConnector
-	$(SWIFT) build -c release --product LDAPConnector
-	@mkdir -p plugins-release plugins-alt-release
-	$(CC) -std=c11 -D_GNU_SOURCE -O2 -fPIC -shared -fvisibility=hidden -Iinclude Plugins/MemoryConnector/memory.c -o plugins-release/memory.so -lpthread
-	cp .build/release/libFlatFileConnector.so .build/release/libMySQLConnector.so .build/release/libLDAPConnector.so plugins-release/
-	cd plugins-release && mv libFlatFileConnector.so flatfile.so && mv libMySQLConnector.so mysql.so && mv libLDAPConnector.so ldap.so
+	@mkdir -p plugins-alt-release
 	$(SWIFT) build -c release --product FlatFileConnector --scratch-path .build-alt -Xswiftc -DALTERNATE_BUILD
 	cp .build-alt/release/libFlatFileConnector.so plugins-alt-release/flatfile.so
 	$(VENV)/bin/pip install -q scim2-server uvicorn httptools
 
+# Release builds of the shipped plugins (for the benchmarks and the package).
+plugins-release: deps
+	$(SWIFT) build -c release --product FlatFileConnector
+	$(SWIFT) build -c release --product MySQLConnector
+	$(SWIFT) build -c release --product LDAPConnector
+	@mkdir -p plugins-release
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -fPIC -shared -fvisibility=hidden -Iinclude Plugins/MemoryConnector/memory.c -o plugins-release/memory.so -lpthread
+	cp .build/release/libFlatFileConnector.so plugins-release/flatfile.so
+	cp .build/release/libMySQLConnector.so plugins-release/mysql.so
+	cp .build/release/libLDAPConnector.so plugins-release/ldap.so
+	chmod -R go-w plugins-release
+
+# The Debian package, dist/provisioning-agent_<version>_amd64.deb (README, "Install as a
+# service"), from release builds. The e2e test packages the debug build the same way.
+deb: plugins-release
+	$(SWIFT) build -c release --product provisioning-agent
+	bash scripts/make-deb.sh .build/release plugins-release
+
 clean:
-	rm -rf .build .build-alt .build-fuzz .build-base $(PLUGINS) plugins-alt plugins-release plugins-alt-release .venv
+	rm -rf .build .build-alt .build-fuzz .build-base $(PLUGINS) plugins-alt plugins-release plugins-alt-release .venv dist

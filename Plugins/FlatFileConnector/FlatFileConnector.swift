@@ -41,6 +41,24 @@ public final class FlatFileConnector: Connector, UserCreating, UserReading, User
         startCompactor()
     }
 
+    /// Run as root (an admin's `provisioning-agent check` on the service's directory), a file
+    /// or directory it creates is given the owner of the directory it is in, so that the
+    /// service, running as its own user, can still write it. Otherwise nothing changes.
+    static func adoptOwner(path: String) {
+        guard geteuid() == 0 else { return }
+        var parent = stat()
+        let dir = path.split(separator: "/").dropLast().joined(separator: "/")
+        guard stat("/" + dir, &parent) == 0 else { return }
+        _ = chown(path, parent.st_uid, parent.st_gid)
+    }
+
+    static func adoptOwner(fd: Int32, of directory: String) {
+        guard geteuid() == 0 else { return }
+        var dir = stat()
+        guard stat(directory, &dir) == 0 else { return }
+        _ = fchown(fd, dir.st_uid, dir.st_gid)
+    }
+
     /// Removes `.` and `..` segments, so logs and errors show a plain path.
     static func normalize(_ path: String) -> String {
         var parts: [Substring] = []
@@ -55,7 +73,9 @@ public final class FlatFileConnector: Connector, UserCreating, UserReading, User
         var current = ""
         for part in path.split(separator: "/") {
             current += "/" + part
-            if mkdir(current, 0o750) != 0 && errno != EEXIST {
+            if mkdir(current, 0o750) == 0 {
+                adoptOwner(path: current)
+            } else if errno != EEXIST {
                 throw SCIMError(status: 503, detail: "cannot create directory \(current): \(String(cString: strerror(errno)))")
             }
         }
@@ -73,6 +93,7 @@ public final class FlatFileConnector: Connector, UserCreating, UserReading, User
         let lockPath = path + "/.flatfile.lock"
         let fd = Glibc.open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o640)
         guard fd >= 0 else { throw TableFiles.ioError("cannot open", lockPath) }
+        adoptOwner(fd: fd, of: path)
         var lock = flock()
         lock.l_type = Int16(F_WRLCK)
         lock.l_whence = Int16(SEEK_SET)
@@ -110,8 +131,12 @@ public final class FlatFileConnector: Connector, UserCreating, UserReading, User
     public func close() {
         stopping.withLock { $0 = true }
         if let compactor { pthread_join(compactor, nil) }
-        state.withLock { s in try? s.compact() }
+        if isWriter { state.withLock { s in try? s.compact() } }
     }
+
+    /// Whether this instance took the directory for writing. One that only read (`check`
+    /// beside a running agent) never compacts: the files stay the serving agent's.
+    var isWriter: Bool { lockFD.withLock { $0 != nil } }
 
     // MARK: - Writes: apply under the lock, then wait for the journal to reach the disk
 
@@ -231,7 +256,7 @@ public final class FlatFileConnector: Connector, UserCreating, UserReading, User
         while !stopping.withLock({ $0 }) {
             usleep(100_000)
             ticks += 1
-            guard ticks % 10 == 0 else { continue }
+            guard ticks % 10 == 0, isWriter else { continue }
             state.withLock { s in
                 guard s.users.files.journalEntries + s.groups.files.journalEntries > 0, s.idleSeconds() >= 1 else { return }
                 do { try s.compact() } catch { host.log(.warning, "compaction of \(directory) failed: \(error)") }

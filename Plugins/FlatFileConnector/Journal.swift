@@ -28,6 +28,7 @@ final class TableFiles {
         self.columns = columns
         let fd = Glibc.open(journalPath, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
         guard fd >= 0 else { throw Self.ioError("cannot open", journalPath) }
+        FlatFileConnector.adoptOwner(fd: fd, of: directory)
         journalFD = fd
         if access(csvPath, F_OK) != 0 {
             try writeCSV(rows: [])
@@ -128,6 +129,7 @@ final class TableFiles {
         var text = CSV.encode([columns] + rows)
         let fd = Glibc.open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640)
         guard fd >= 0 else { throw Self.ioError("cannot create", temp) }
+        FlatFileConnector.adoptOwner(fd: fd, of: directory)
         let ok = text.withUTF8 { buf -> Bool in
             var done = 0
             while done < buf.count {

@@ -122,7 +122,7 @@ struct StatusPage {
 
 /// Request rates per app from `provisioning_requests_total`, the counter `/metrics` shows:
 /// totals are sampled every 10 s (and when the page is drawn), and a rate is the difference
-/// across the last minute of samples.
+/// across the last minute of samples, per minute.
 final class RequestRates: Service, Sendable {
     struct Sample { var at: Double; var totals: [String: (requests: Double, failed: Double)] }
     private let samples = NIOLockedValueBox<[Sample]>([])
@@ -159,7 +159,9 @@ final class RequestRates: Service, Sendable {
     func perMinute() -> [String: (requests: Double, failed: Double)] {
         let s = sample()
         guard s.count >= 2, let first = s.first, let last = s.last, last.at > first.at else { return [:] }
-        let minutes = (last.at - first.at) / 60
+        // Per minute over the last minute; while the agent is younger than that, the requests
+        // so far (a burst in its first second is not extrapolated to a rate).
+        let minutes = max(last.at - first.at, Self.span) / 60
         var out: [String: (requests: Double, failed: Double)] = [:]
         for (app, now) in last.totals {
             let before = first.totals[app] ?? (0, 0)

@@ -25,8 +25,13 @@ struct ConfigOption: ParsableArguments {
     var config: String = "conf/agent.yaml"
 
     func load() throws -> AgentConfig {
+        try check { try AgentConfig.load(path: config) }
+    }
+
+    /// A configuration problem is printed, naming the file and key, and exits with status 2.
+    func check<T>(_ body: () throws -> T) throws -> T {
         do {
-            return try AgentConfig.load(path: config)
+            return try body()
         } catch let error as AgentConfig.Invalid {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
             throw ExitCode(2)
@@ -46,6 +51,7 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let config = try options.load()
+        try options.check { try StatusFileService.prepare(config: config) }
         let logger = makeLogger("provisioning-agent")
         // One malloc arena per core rather than per thread: the worker pool and event loops
         // otherwise each keep an arena's worth of resident memory.

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import AgentCore
 import SCIMKit
@@ -76,6 +77,21 @@ import SCIMKit
                 auth: { type: none }
             """, env: ["HR_PASSWORD": "pw", "LDAP_PW": "pw2"])
         #expect(c.inlineSecrets.sorted() == ["apps.crm.auth.value", "apps.hr.settings.password", "apps.up.remote.auth.clientSecret"])
+    }
+
+    @Test func theEnvironmentFileBesideTheConfigurationSuppliesUnsetVariables() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("config-env-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "apps:\n  hr:\n    connector: memory\n    auth: { type: basic, username: okta, password: \"${HR_PW}\" }\n  crm:\n    connector: memory\n    auth: { type: header, name: X-Key, value: \"${CRM_KEY}\" }\n"
+            .write(toFile: dir + "/agent.yaml", atomically: true, encoding: .utf8)
+        try "# secrets\nHR_PW=from-file\n CRM_KEY = 'quoted value' \nnot a line\n".write(toFile: dir + "/environment", atomically: true, encoding: .utf8)
+        let c = try AgentConfig.load(path: dir + "/agent.yaml", environment: [:])
+        #expect(c.apps["hr"]?.auth == .basic(username: "okta", password: "from-file"))
+        #expect(c.apps["crm"]?.auth == .header(name: "X-Key", value: "quoted value"))
+        let overridden = try AgentConfig.load(path: dir + "/agent.yaml", environment: ["HR_PW": "from-env"])
+        #expect(overridden.apps["hr"]?.auth == .basic(username: "okta", password: "from-env"))
+        #expect(overridden.inlineSecrets.isEmpty)
     }
 
     @Test func metricsAndStatusEndpoints() throws {

@@ -150,3 +150,21 @@ def test_a_quote_after_a_prepend_mark_survives_the_spreadsheet(make_agent):
     assert [row["displayName"] for row in rows] == [name]
     a.start()
     assert s.get(f"{base}/Users/{r.json()['id']}").json()["displayName"] == name
+
+
+def test_check_beside_a_running_agent_only_reads_its_directory(make_agent):
+    """`check` opens the app too: it reads the files and leaves them as they are (it once
+    folded the serving agent's journal into the CSV when it closed)."""
+    a = make_agent(APPS).start()
+    s, base = session_for("files"), a.base("files")
+    assert s.post(base + "/Users", json={"schemas": [USER], "userName": "before.check"}).status_code == 201
+    data = a.workdir / "data" / "files"
+    before = {f: ((data / f).stat().st_ino, (data / f).stat().st_mtime_ns, (data / f).read_bytes()) for f in ("users.csv", "users.journal")}
+    assert b"before.check" in before["users.journal"][2]
+    result = a.cli("check")
+    assert "✓ files (flatfile)" in result.stdout and "1 users" in result.stdout, result.stdout
+    after = {f: ((data / f).stat().st_ino, (data / f).stat().st_mtime_ns, (data / f).read_bytes()) for f in ("users.csv", "users.journal")}
+    assert after == before
+    # The agent goes on writing as before.
+    assert s.post(base + "/Users", json={"schemas": [USER], "userName": "after.check"}).status_code == 201
+    assert {"before.check", "after.check"} <= all_user_names(s, base)

@@ -127,6 +127,9 @@ public struct AgentConfig: Sendable, Equatable {
     public var trustedKeys: [String] = []
     /// `audit:`; nil when no audit log is kept (`AuditLog`).
     public var audit: Audit?
+    /// `runtimeDirectory:`: where the running agent publishes its status and takes `guard
+    /// release` requests (`RuntimePaths.stateDirectory`); nil for its private directory.
+    public var runtimeDirectory: String?
     public var apps: [String: App]
     /// The keys whose secret is written in the file itself rather than read from `${ENV}`.
     public var inlineSecrets: [String] = []
@@ -172,7 +175,24 @@ public struct AgentConfig: Sendable, Equatable {
         do { text = try String(contentsOf: url, encoding: .utf8) } catch {
             throw Invalid(problems: [Problem(file: path, "cannot read the configuration file (\(error.localizedDescription))")])
         }
-        return try parse(text, file: url.path, environment: environment)
+        return try parse(text, file: url.path, environment: environment.merging(environmentFile(beside: url.path)) { given, _ in given })
+    }
+
+    /// `NAME=value` lines of the file `environment` beside the configuration, if there is one
+    /// (the package's unit reads the same file as its EnvironmentFile): the commands an admin
+    /// runs by hand see the secrets the service sees. Variables already set win.
+    static func environmentFile(beside file: String) -> [String: String] {
+        let path = URL(fileURLWithPath: file).deletingLastPathComponent().appendingPathComponent("environment").path
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [:] }
+        var out: [String: String] = [:]
+        for line in text.split(whereSeparator: \.isNewline) {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            guard !trimmed.hasPrefix("#"), let eq = trimmed.firstIndex(of: "=") else { continue }
+            var value = trimmed[trimmed.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+            if value.count >= 2, let q = value.first, q == "\"" || q == "'", value.last == q { value = String(value.dropFirst().dropLast()) }
+            out[trimmed[..<eq].trimmingCharacters(in: .whitespaces)] = value
+        }
+        return out
     }
 
     public static func parse(_ text: String, file: String, environment: [String: String]) throws -> AgentConfig {
@@ -312,7 +332,8 @@ struct ConfigReader {
     }
 
     mutating func read(_ root: Any?) -> AgentConfig? {
-        guard let top = map(root ?? [String: Any](), "", allowed: ["server", "plugins", "apps", "audit"]) else { return nil }
+        guard let top = map(root ?? [String: Any](), "", allowed: ["server", "plugins", "apps", "audit", "runtimeDirectory"]) else { return nil }
+        let runtimeDirectory = string(top, "runtimeDirectory", "", required: false).map(path)
         var audit: AgentConfig.Audit?
         if let a = map(top["audit"], "audit", allowed: ["file", "maxSizeMiB", "keep"]) {
             if let file = string(a, "file", "audit") {
@@ -456,7 +477,8 @@ struct ConfigReader {
             server: .init(
                 host: host, port: port, tls: tls, maxBodySize: maxBody, metrics: metrics,
                 metricsListen: metricsListen, metricsAuth: metricsAuth, statusAuth: statusAuth),
-            pluginsDirectory: pluginsDir, trustedKeys: trustedKeys, audit: audit, apps: apps, inlineSecrets: inlineSecrets)
+            pluginsDirectory: pluginsDir, trustedKeys: trustedKeys, audit: audit, runtimeDirectory: runtimeDirectory, apps: apps,
+            inlineSecrets: inlineSecrets)
     }
 
     /// `apps.<app>.process: { callTimeout: 30, memoryLimitMiB: 512, openFiles: 1024 }`.

@@ -481,9 +481,15 @@ extension ConnectorRegistry.PluginStatus {
     }
 }
 
-/// Where the agent keeps private copies of plugins and its status file: one directory per
-/// configuration file, so `provisioning-agent plugins` finds the running agent's state.
+/// Where the agent keeps private copies of plugins (one directory per user and configuration
+/// file), and where the running agent publishes its state for `plugins` and `guard`: the
+/// configured `runtimeDirectory` (the package's unit has systemd make `/run/provisioning-agent`),
+/// else the private directory, so the commands find the agent run with the same file.
 public enum RuntimePaths {
+    public static func stateDirectory(for config: AgentConfig) -> String {
+        config.runtimeDirectory ?? privateDirectory(for: config)
+    }
+
     public static func privateDirectory(for config: AgentConfig) -> String {
         let base = ProcessInfo.processInfo.environment["XDG_RUNTIME_DIR"] ?? NSTemporaryDirectory()
         let tag = ContentHash.fnv1a64(Data(config.file.utf8)).prefix(12)

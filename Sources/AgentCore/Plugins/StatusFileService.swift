@@ -17,8 +17,22 @@ public struct StatusFileService: Service {
         self.logger = logger
     }
 
-    static func path(for config: AgentConfig) -> String { RuntimePaths.privateDirectory(for: config) + "/status.json" }
-    public static func releaseDirectory(for config: AgentConfig) -> String { RuntimePaths.privateDirectory(for: config) + "/guard-release" }
+    static func path(for config: AgentConfig) -> String { RuntimePaths.stateDirectory(for: config) + "/status.json" }
+    public static func releaseDirectory(for config: AgentConfig) -> String { RuntimePaths.stateDirectory(for: config) + "/guard-release" }
+
+    /// Makes the configured `runtimeDirectory` when it is missing; a directory the agent cannot
+    /// write stops the start, naming the key.
+    public static func prepare(config: AgentConfig) throws {
+        guard let dir = config.runtimeDirectory else { return }
+        do {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
+        } catch {
+            throw AgentConfig.Invalid(problems: [AgentConfig.Problem(file: config.file, key: "runtimeDirectory", "cannot create \(dir): \(error.localizedDescription)")])
+        }
+        guard access(dir, W_OK | X_OK) == 0 else {
+            throw AgentConfig.Invalid(problems: [AgentConfig.Problem(file: config.file, key: "runtimeDirectory", "\(dir) is not writable by this user (uid \(geteuid()))")])
+        }
+    }
 
     public func run() async throws {
         let path = Self.path(for: registry.config)
@@ -53,7 +67,8 @@ public struct StatusFileService: Service {
     /// The whole status a running agent published.
     public static func readRunningStatus(config: AgentConfig) -> JSON? {
         guard let data = FileManager.default.contents(atPath: path(for: config)),
-            let json = try? JSON.parse(Array(data)), let pid = json["pid"]?.intValue, kill(pid_t(pid), 0) == 0
+            let json = try? JSON.parse(Array(data)), let pid = json["pid"]?.intValue,
+            kill(pid_t(pid), 0) == 0 || errno == EPERM  // an agent of another user (the service's) is running
         else { return nil }
         return json
     }
