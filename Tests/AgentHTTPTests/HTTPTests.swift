@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import HTTPTypes
 import Testing
 @testable import AgentHTTP
 import SCIMKit
@@ -12,6 +13,21 @@ import SCIMKit
         #expect(!ConstantTime.equals([], Array("secret".utf8)))
         #expect(!ConstantTime.equals(Array("s".utf8), []))
         #expect(ConstantTime.equals([], []))
+    }
+
+    @Test func operationsFromMethodAndPath() {
+        let cases: [(HTTPRequest.Method, String, String)] = [
+            (.get, "/apps/hr/scim/v2/Users/42", "get"), (.get, "/apps/hr/scim/v2/Users", "list"), (.get, "/apps/hr/scim/v2/Users/", "list"),
+            (.post, "/apps/hr/scim/v2/Users", "create"), (.post, "/apps/hr/scim/v2/Groups/.search", "search"),
+            (.post, "/apps/hr/scim/v2/.search", "search"), (.put, "/apps/hr/scim/v2/Groups/g1", "replace"),
+            (.patch, "/apps/hr/scim/v2/Users/42", "patch"), (.delete, "/apps/hr/scim/v2/Users/42", "delete"),
+            (.post, "/apps/hr/scim/v2/Bulk", "bulk"), (.get, "/apps/hr/scim/v2/Schemas/urn:x", "discovery"),
+            (.get, "/apps/hr/scim/v1/ServiceProviderConfigs", "discovery"), (.get, "/apps/hr/scim", "other"), (.get, "", "other"),
+            (.get, "//apps//hr/scim/v2/Users/7", "get"), (.head, "/apps/hr/scim/v2/Users", "other"),
+        ]
+        for (method, path, expected) in cases {
+            #expect(MetricsMiddleware.operation(method, path) == expected, "\(method) \(path)")
+        }
     }
 
     @Test func loopbackClients() throws {

@@ -5,7 +5,7 @@ import SCIMKit
 
 /// The agent's metrics, through swift-metrics (the `serve` command bootstraps the Prometheus
 /// backend and `/metrics` renders it; elsewhere they go nowhere). Handles are made once per
-/// set of labels and kept: a request costs one dictionary lookup per metric.
+/// set of labels and kept: a request costs one dictionary lookup.
 public enum AgentMetrics {
     private static let counters = NIOLockedValueBox<[String: Counter]>([:])
     private static let timers = NIOLockedValueBox<[String: Metrics.Timer]>([:])
@@ -30,18 +30,40 @@ public enum AgentMetrics {
         }
     }
 
+    /// The handles of one kind of request, made once: the label values are the key, so a
+    /// request costs one hash of them and no string building.
+    private struct RequestKey: Hashable { var app: String; var method: String; var operation: String; var status: Int }
+    private static let requests = NIOLockedValueBox<[RequestKey: (Counter, Metrics.Timer)]>([:])
+    private struct CallKey: Hashable { var app: String; var connector: String; var isolation: String }
+    private static let calls = NIOLockedValueBox<[CallKey: Metrics.Timer]>([:])
+
     /// One SCIM request answered: `provisioning_requests_total{app,method,status}` and
     /// `provisioning_request_duration_seconds{app,operation}`.
     public static func request(app: String, method: String, operation: String, status: Int, nanoseconds: Int64) {
-        counter("provisioning_requests_total", [("app", app), ("method", method), ("status", String(status))]).increment()
-        timer("provisioning_request_duration_seconds", [("app", app), ("operation", operation)]).recordNanoseconds(nanoseconds)
+        let key = RequestKey(app: app, method: method, operation: operation, status: status)
+        let (count, time) = requests.withLockedValue { r in
+            if let existing = r[key] { return existing }
+            let made = (counter("provisioning_requests_total", [("app", app), ("method", method), ("status", String(status))]),
+                        timer("provisioning_request_duration_seconds", [("app", app), ("operation", operation)]))
+            r[key] = made
+            return made
+        }
+        count.increment()
+        time.recordNanoseconds(nanoseconds)
     }
 
     /// One call into a connector (in-process or in its child process): its duration, and its
     /// error status when it failed.
     static func connectorCall(app: String, connector: String, isolation: String, started: UInt64, error: SCIMError?) {
         let elapsed = Int64(DispatchTime.now().uptimeNanoseconds &- started)
-        timer("provisioning_connector_call_duration_seconds", [("app", app), ("connector", connector), ("isolation", isolation)]).recordNanoseconds(elapsed)
+        let key = CallKey(app: app, connector: connector, isolation: isolation)
+        let time = calls.withLockedValue { c in
+            if let existing = c[key] { return existing }
+            let made = timer("provisioning_connector_call_duration_seconds", [("app", app), ("connector", connector), ("isolation", isolation)])
+            c[key] = made
+            return made
+        }
+        time.recordNanoseconds(elapsed)
         if let error {
             counter("provisioning_connector_call_errors_total", [("app", app), ("connector", connector), ("status", String(error.status))]).increment()
         }

@@ -84,7 +84,7 @@ public final class SCIMService: Sendable {
             record["client"] = .object(client)
             if let index = caller.bulkIndex { record["bulkOperation"] = .number(Double(index)) }
         }
-        await audit.write(.object(record))
+        audit.write(.object(record))
         return try outcome.get()
     }
 
