@@ -56,7 +56,7 @@ struct Serve: AsyncParsableCommand {
         // One malloc arena per core rather than per thread: the worker pool and event loops
         // otherwise each keep an arena's worth of resident memory.
         _ = glibcMallopt(-8 /* M_ARENA_MAX, <malloc.h> */, Int32(max(2, ProcessInfo.processInfo.activeProcessorCount)))
-        if let warning = config.exposedSecretsWarning { logger.warning("\(warning)") }
+        for warning in config.exposedSecretsWarnings { logger.warning("\(warning)") }
         if config.server.metrics { MetricsSystem.bootstrap(PrometheusMetricsFactory()) }
         let registry = try ConnectorRegistry(config: config, logger: logger, remoteClients: RemoteClients())
         registry.loadAll()
@@ -176,13 +176,13 @@ struct Check: AsyncParsableCommand {
             reports.append(.object(report))
         }
         await registry.shutdown()
-        let warning = config.exposedSecretsWarning
+        let warnings = config.exposedSecretsWarnings
         if json {
             var out: JSONObject = ["ok": .bool(!failed), "apps": .array(reports)]
-            if let warning { out["warnings"] = [.string(warning)] }
+            if !warnings.isEmpty { out["warnings"] = .array(warnings.map(JSON.string)) }
             print(JSON.object(out).serialized())
         } else {
-            if let warning { print("! \(warning)") }
+            for warning in warnings { print("! \(warning)") }
             for r in reports { print(CheckReport.text(r)) }
         }
         if failed { throw ExitCode(1) }

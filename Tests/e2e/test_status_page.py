@@ -178,3 +178,38 @@ def test_a_readable_configuration_with_an_inline_secret_is_warned_about(make_age
                             env={**os.environ, "FILES_PASSWORD": "from-env"})
     assert result.returncode == 0, result.stdout + result.stderr
     assert "readable by other users" not in result.stdout
+
+
+def test_a_guard_refusal_is_among_the_recent_failures(make_agent):
+    apps = {"g": {"connector": "memory", "auth": {"type": "none"}, "guard": {"maxDeletesPerHour": 1}}}
+    a = make_agent(apps).start()
+    headers = {"Content-Type": "application/scim+json"}
+    ids = [requests.post(a.base("g") + "/Users", json={"userName": f"guarded{i}"}, headers=headers, timeout=10).json()["id"] for i in range(2)]
+    assert requests.delete(a.base("g") + "/Users/" + ids[0], timeout=10).status_code == 204
+    refused = requests.delete(a.base("g") + "/Users/" + ids[1], timeout=10)
+    assert refused.status_code == 429
+    page = requests.get(a.url("/status"), timeout=10).text
+    failures = page[page.index("<h2>Recent failures</h2>"):page.index("<h2>Plugins</h2>")]
+    assert f"DELETE /apps/g/scim/v2/Users/{ids[1]}" in failures and "<td>429</td>" in failures, failures
+    assert "guard release" in failures  # the refusal's own detail says how to release it
+    # One refusal is not a failing target: the app stays green.
+    assert 'id="app-g" class="green"' in page
+
+
+def test_the_environment_file_beside_the_configuration(make_agent):
+    """The package's secrets file: read by every command for ${NAME}, warned about when others may read it."""
+    apps = {"files": {"connector": "flatfile", "settings": {"directory": "data/files"},
+                      "auth": {"type": "basic", "username": "okta", "password": "${FILES_PASSWORD}"}}}
+    a = make_agent(apps)
+    os.chmod(a.config, 0o640)
+    env_file = a.config.parent / "environment"
+    env_file.write_text("# secrets\nFILES_PASSWORD=from-the-file\n")
+    os.chmod(env_file, 0o644)
+    result = a.cli("check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{env_file} is readable by other users (mode 0644)" in result.stdout and "from-the-file" not in result.stdout
+    os.chmod(env_file, 0o640)
+    assert "readable by other users" not in a.cli("check").stdout
+    a.start()
+    assert requests.get(a.base("files") + "/Users", auth=("okta", "from-the-file"), timeout=10).status_code == 200
+    assert requests.get(a.base("files") + "/Users", auth=("okta", "other"), timeout=10).status_code == 401

@@ -134,15 +134,25 @@ public struct AgentConfig: Sendable, Equatable {
     /// The keys whose secret is written in the file itself rather than read from `${ENV}`.
     public var inlineSecrets: [String] = []
 
-    /// A warning when the file holds an inline secret and other users may read it (the
-    /// `serve` log and `check` print it); nil otherwise. Group read is left alone: the
-    /// package installs the file `0640 root:provisioning-agent`.
-    public var exposedSecretsWarning: String? {
-        guard !inlineSecrets.isEmpty else { return nil }
-        var info = stat()
-        guard stat(file, &info) == 0, info.st_mode & 0o004 != 0 else { return nil }
-        let keys = inlineSecrets.prefix(5).joined(separator: ", ") + (inlineSecrets.count > 5 ? ", …" : "")
-        return "\(file) is readable by other users (mode 0\(String(info.st_mode & 0o777, radix: 8))) and holds secrets in the file (\(keys)): chmod o-r it, or write them as ${NAME} and set them in the environment"
+    /// Warnings when secrets may be read by other users (the `serve` log and `check` print
+    /// them): the file holds an inline secret and others may read it, or the `environment`
+    /// file beside it does. Group read is left alone: the package installs both
+    /// `0640 root:provisioning-agent`.
+    public var exposedSecretsWarnings: [String] {
+        func mode(_ path: String) -> mode_t? {
+            var info = stat()
+            return stat(path, &info) == 0 ? info.st_mode & 0o777 : nil
+        }
+        var warnings: [String] = []
+        if !inlineSecrets.isEmpty, let m = mode(file), m & 0o004 != 0 {
+            let keys = inlineSecrets.prefix(5).joined(separator: ", ") + (inlineSecrets.count > 5 ? ", …" : "")
+            warnings.append("\(file) is readable by other users (mode 0\(String(m, radix: 8))) and holds secrets in the file (\(keys)): chmod o-r it, or write them as ${NAME} and set them in the environment")
+        }
+        let environment = Self.environmentFilePath(beside: file)
+        if let m = mode(environment), m & 0o004 != 0 {
+            warnings.append("\(environment) is readable by other users (mode 0\(String(m, radix: 8))): chmod o-r it, it holds the secrets of the configuration")
+        }
+        return warnings
     }
 
     public var appNames: [String] { apps.keys.sorted() }
@@ -181,8 +191,12 @@ public struct AgentConfig: Sendable, Equatable {
     /// `NAME=value` lines of the file `environment` beside the configuration, if there is one
     /// (the package's unit reads the same file as its EnvironmentFile): the commands an admin
     /// runs by hand see the secrets the service sees. Variables already set win.
+    static func environmentFilePath(beside file: String) -> String {
+        URL(fileURLWithPath: file).deletingLastPathComponent().appendingPathComponent("environment").path
+    }
+
     static func environmentFile(beside file: String) -> [String: String] {
-        let path = URL(fileURLWithPath: file).deletingLastPathComponent().appendingPathComponent("environment").path
+        let path = environmentFilePath(beside: file)
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [:] }
         var out: [String: String] = [:]
         for line in text.split(whereSeparator: \.isNewline) {
