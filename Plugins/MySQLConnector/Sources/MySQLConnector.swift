@@ -22,6 +22,8 @@ public final class MySQLConnector: Connector, UserBatchCreating, UserReading, Us
     /// Per table, whether its lastModified column counts milliseconds (see `versionColumn`);
     /// guarded by `schemaLock`.
     private var millisecondColumns: [String: Bool] = [:]
+    /// Where running imports by startIndex stopped (`search`).
+    let pageChains = PageChains()
 
     public init(settings: JSON, host: ConnectorHost) throws {
         self.host = host
@@ -417,10 +419,27 @@ public final class MySQLConnector: Connector, UserBatchCreating, UserReading, Us
         sql += " ORDER BY " + (order.map { $0 + ", " } ?? "") + Mapping.quote(t.key)
         let count = query.count ?? 1000
         if exact && sorted {
-            var countSQL = "SELECT COUNT(*) FROM \(Mapping.quote(t.table))"
-            if let clause { countSQL += " WHERE " + clause.sql }
-            let total = Int(try c.execute(countSQL, params).rows.first?[0] ?? "0") ?? 0
-            let page = try c.execute(sql + " LIMIT ? OFFSET ?", params + [.int(Int64(count)), .int(Int64(query.startIndex - 1))]).rows.map(codec.resource)
+            // An import by startIndex asks for the page that follows the one before: in the
+            // key's order that page continues from the last key (keyset paging), so no page
+            // costs more than the one before it. A jump, or a sorted query, takes OFFSET.
+            let chain = query.sortBy == nil && count > 0 ? PageChains.Key(kind: kind, clause: clause?.sql ?? "", params: params, count: count) : nil
+            let rows: [[String?]]
+            let total: Int
+            if let chain, let continued = pageChains.take(chain, startIndex: query.startIndex) {
+                let where_ = (clause.map { " WHERE (\($0.sql)) AND " } ?? " WHERE ") + Mapping.quote(t.key) + " > ?"
+                rows = try c.execute(selectSQL(t) + where_ + " ORDER BY " + Mapping.quote(t.key) + " LIMIT ?",
+                                     params + [.string(continued.lastKey), .int(Int64(count))]).rows
+                total = continued.total
+            } else {
+                var countSQL = "SELECT COUNT(*) FROM \(Mapping.quote(t.table))"
+                if let clause { countSQL += " WHERE " + clause.sql }
+                total = Int(try c.execute(countSQL, params).rows.first?[0] ?? "0") ?? 0
+                rows = try c.execute(sql + " LIMIT ? OFFSET ?", params + [.int(Int64(count)), .int(Int64(query.startIndex - 1))]).rows
+            }
+            if let chain, rows.count == count, let last = rows.last?[0] {
+                pageChains.remember(chain, next: query.startIndex + rows.count, lastKey: last, total: total)
+            }
+            let page = rows.map(codec.resource)
             return SearchResult(resources: query.withoutMembers ? page : try withMembers(c, kind, page), totalResults: total, filtered: true, sorted: true, paged: true)
         }
         var page = SearchPage(query, filtered: exact, sorted: sorted, schema: translator.schema, noun: "\(kind.rawValue)s")
@@ -579,6 +598,62 @@ public final class MySQLConnector: Connector, UserBatchCreating, UserReading, Us
                                   [.string(groupID), .string(groupID), .string(id), .string(id)])
                 }
             }
+        }
+    }
+}
+
+/// Where each running import stopped: for a query (filter, parameters, page size) and the
+/// startIndex its next page will ask for, the last key it was given and the total counted on
+/// its first page. An import's later pages reuse that total: counting again would read the
+/// whole table once per page. A chain not continued within `timeout` seconds is forgotten,
+/// and at most `limit` are kept (imports running at once, each with its own chain).
+final class PageChains: @unchecked Sendable {
+    // @unchecked: `chains` is guarded by `lock`.
+    struct Key: Hashable {
+        var kind: Capabilities.ResourceKind
+        var clause: String
+        var params: [String?]
+        var count: Int
+
+        init(kind: Capabilities.ResourceKind, clause: String, params: [SQLValue], count: Int) {
+            self.kind = kind
+            self.clause = clause
+            self.params = params.map { v in
+                switch v {
+                case .string(let s): "s" + s
+                case .int(let i): "i\(i)"
+                case .null: nil
+                }
+            }
+            self.count = count
+        }
+    }
+    struct Continuation { var lastKey: String; var total: Int; var at: Double }
+    struct Position: Hashable { var key: Key; var startIndex: Int }
+
+    static let timeout = 120.0
+    static let limit = 256
+    private let lock = NSLock()
+    private var chains: [Position: Continuation] = [:]
+
+    /// The continuation of the chain whose next page starts at `startIndex`, removed (the
+    /// page that continues it leaves the next one).
+    func take(_ key: Key, startIndex: Int) -> Continuation? {
+        let now = currentTime()
+        return lock.withLock {
+            guard let c = chains.removeValue(forKey: Position(key: key, startIndex: startIndex)), now - c.at < Self.timeout else { return nil }
+            return c
+        }
+    }
+
+    func remember(_ key: Key, next startIndex: Int, lastKey: String, total: Int) {
+        let now = currentTime()
+        lock.withLock {
+            if chains.count >= Self.limit {
+                chains = chains.filter { now - $0.value.at < Self.timeout }
+                if chains.count >= Self.limit, let oldest = chains.min(by: { $0.value.at < $1.value.at }) { chains[oldest.key] = nil }
+            }
+            chains[Position(key: key, startIndex: startIndex)] = Continuation(lastKey: lastKey, total: total, at: now)
         }
     }
 }

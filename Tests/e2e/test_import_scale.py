@@ -1,0 +1,75 @@
+"""Imports that stay linear: an IdP reads every user page by page by startIndex (Okta and
+Entra page so), and each page should cost what the first one did. Bounded in time: a table
+of 50,000 then 200,000 users, filled with SQL, read through the agent 1,000 at a time."""
+import time
+
+import requests
+
+from conftest import wait_for
+
+PAGE = 1000
+
+
+def fill(mariadb, database, n):
+    mariadb.root_sql(
+        f"INSERT INTO {database}.users (id, userName, active, created, lastModified) "
+        f"SELECT CONCAT('u-', LPAD(seq, 12, '0')), CONCAT('scale.', seq), 1, NOW(3), NOW(3) FROM {database}.seq_1_to_{n}")
+
+
+def import_all(base):
+    """Every user, page by page as an IdP reads them; the ids in the order given, and the time."""
+    ids, start, total = [], 1, None
+    began = time.perf_counter()
+    with requests.Session() as s:
+        while total is None or start <= total:
+            r = s.get(base + "/Users", params={"startIndex": start, "count": PAGE, "attributes": "userName"}, timeout=60)
+            assert r.status_code == 200, r.text
+            body = r.json()
+            total = body["totalResults"]
+            page = [u["id"] for u in body.get("Resources", [])]
+            assert page, f"an empty page at startIndex {start} of {total}"
+            ids += page
+            start += len(page)
+    return ids, time.perf_counter() - began
+
+
+def test_a_mysql_import_by_start_index_is_linear(make_agent, mariadb):
+    sizes = {"small": 50_000, "large": 200_000}
+    apps = {}
+    for name in sizes:
+        mariadb.root_sql(f"DROP DATABASE IF EXISTS import_{name}; CREATE DATABASE import_{name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"
+                         f"GRANT ALL ON import_{name}.* TO '{mariadb.USER}'@'%';")
+        apps[name] = {"connector": "mysql", "settings": mariadb.settings(database=f"import_{name}", createSchema=True), "auth": {"type": "none"}}
+    a = make_agent(apps, plugins=("mysql.so",)).start()
+    for name, n in sizes.items():
+        # The tables are made by the connector when it opens.
+        assert wait_for(lambda: requests.get(a.base(name) + "/Users?count=0", timeout=10).status_code == 200)
+        fill(mariadb, f"import_{name}", n)
+    try:
+        times = {}
+        for name, n in sizes.items():
+            ids, seconds = import_all(a.base(name))
+            # Every user exactly once, in the order of their ids.
+            assert len(ids) == n and len(set(ids)) == n
+            assert ids == sorted(ids)
+            times[name] = seconds
+        print(f"mysql import by startIndex: {sizes['small']} users {times['small']:.2f} s, {sizes['large']} users {times['large']:.2f} s")
+        assert times["large"] <= 5 * times["small"], times
+
+        # A jump (an IdP that restarts from page 3, or reads a page twice) gives the same page.
+        base = a.base("small")
+        third = requests.get(base + "/Users", params={"startIndex": 2001, "count": PAGE}, timeout=60).json()
+        again = requests.get(base + "/Users", params={"startIndex": 2001, "count": PAGE}, timeout=60).json()
+        assert [u["id"] for u in third["Resources"]] == [u["id"] for u in again["Resources"]] == [f"u-{i:012d}" for i in range(2001, 3001)]
+        # A page that continues the one before also gives what OFFSET would.
+        fourth = requests.get(base + "/Users", params={"startIndex": 3001, "count": PAGE}, timeout=60).json()
+        assert [u["id"] for u in fourth["Resources"]] == [f"u-{i:012d}" for i in range(3001, 4001)]
+        assert fourth["totalResults"] == sizes["small"] and fourth["startIndex"] == 3001
+        # A filtered import continues the same way, on its own chain.
+        filtered = [requests.get(base + "/Users", params={"filter": 'userName sw "scale.1"', "startIndex": s, "count": PAGE}, timeout=60).json()
+                    for s in (1, 1001)]
+        names = [u["userName"] for page in filtered for u in page["Resources"]]
+        assert len(names) == len(set(names)) == 2 * PAGE and all(n.startswith("scale.1") for n in names)
+    finally:
+        for name in sizes:
+            mariadb.root_sql(f"DROP DATABASE IF EXISTS import_{name}")
