@@ -73,3 +73,30 @@ def test_a_mysql_import_by_start_index_is_linear(make_agent, mariadb):
     finally:
         for name in sizes:
             mariadb.root_sql(f"DROP DATABASE IF EXISTS import_{name}")
+
+
+def test_users_deleted_or_added_during_an_import_do_not_shift_its_pages(make_agent, mariadb):
+    """Continuing from the last key, a user deleted behind the import does not make the next
+    page skip one (as OFFSET would), and one added behind it does not repeat one."""
+    mariadb.root_sql("DROP DATABASE IF EXISTS import_changes; CREATE DATABASE import_changes CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"
+                     f"GRANT ALL ON import_changes.* TO '{mariadb.USER}'@'%';")
+    apps = {"db": {"connector": "mysql", "settings": mariadb.settings(database="import_changes", createSchema=True), "auth": {"type": "none"}}}
+    a = make_agent(apps, plugins=("mysql.so",)).start()
+    try:
+        assert wait_for(lambda: requests.get(a.base("db") + "/Users?count=0", timeout=10).status_code == 200)
+        fill(mariadb, "import_changes", 5000)
+        base, seen = a.base("db"), []
+        for start in range(1, 5001, PAGE):
+            page = requests.get(base + "/Users", params={"startIndex": start, "count": PAGE}, timeout=60).json()
+            seen += [u["id"] for u in page["Resources"]]
+            if start == 1:
+                # Behind the import, after its first page: a user deleted (OFFSET would then skip u-1001).
+                mariadb.root_sql("DELETE FROM import_changes.users WHERE id = 'u-000000000010'")
+            if start == 1001:
+                # After its second: a user added (OFFSET would then give u-2000 again).
+                mariadb.root_sql("INSERT INTO import_changes.users (id, userName, active, created, lastModified) "
+                                 "VALUES ('u-000000000500a', 'added.behind', 1, NOW(3), NOW(3))")
+        expected = [f"u-{i:012d}" for i in range(1, 5001)]
+        assert seen == expected, (len(seen), sorted(set(expected) - set(seen))[:3], len(seen) - len(set(seen)))
+    finally:
+        mariadb.root_sql("DROP DATABASE IF EXISTS import_changes")
