@@ -18,24 +18,27 @@ struct SCIMErrorMiddleware: RouterMiddleware {
     var failures: RecentFailures?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let answer: SCIMError
+        var headers: HTTPFields = [:]
         do {
             return try await next(request, context)
         } catch let e as SCIMErrorResponse {
-            return Self.response(e.error, headers: e.extraHeaders, context)
+            (answer, headers) = (e.error, e.extraHeaders)
         } catch let e as SCIMError {
-            if let failures, !context.app.isEmpty, e.status >= 500 || e.status == 429 {
-                failures.record(app: context.app, request: "\(request.method) \(request.uri.path)", status: e.status, detail: e.detail)
-            }
-            return Self.response(e, context)
+            answer = e
         } catch let e as HTTPResponseError {
             let detail = e.status == .notFound ? "no such endpoint: \(request.method) \(request.uri.path)" : e.status.reasonPhrase
-            return Self.response(SCIMError(status: e.status.code, detail: detail), headers: (e as? HTTPError)?.headers ?? [:], context)
+            (answer, headers) = (SCIMError(status: e.status.code, detail: detail), (e as? HTTPError)?.headers ?? [:])
         } catch {
             var metadata: Logger.Metadata = ["error": .string("\(error)")]
             if !context.app.isEmpty { metadata["app"] = .string(context.app) }
             context.logger.error("request failed", metadata: metadata)
-            return Self.response(SCIMError(status: 500, detail: "internal error"), context)
+            answer = SCIMError(status: 500, detail: "internal error")
         }
+        if let failures, !context.app.isEmpty, answer.status >= 500 || answer.status == 429 {
+            failures.record(app: context.app, request: "\(request.method) \(request.uri.path)", status: answer.status, detail: answer.detail)
+        }
+        return Self.response(answer, headers: headers, context)
     }
 
     static func response(_ error: SCIMError, headers: HTTPFields = [:], _ context: Context) -> Response {

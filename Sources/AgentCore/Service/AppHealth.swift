@@ -65,7 +65,7 @@ public final class HealthCheck: Sendable {
     /// Failures this recent make an app amber.
     static let recent: TimeInterval = 300
 
-    private struct Tested { var at: Double; var target: ObjectIdentifier; var outcome: Result<String, SCIMError>? }
+    private struct Tested { var at: Double; var target: ObjectIdentifier; var task: Task<Result<String, SCIMError>, Never> }
     private let tested = NIOLockedValueBox<[String: Tested]>([:])
 
     public init(registry: ConnectorRegistry, failures: RecentFailures) {
@@ -132,27 +132,24 @@ public final class HealthCheck: Sendable {
         }
     }
 
-    /// The target's test, or nil when it did not answer in time (it goes on in the background,
-    /// and its outcome is cached when it comes). `target` only identifies the cache entry.
+    /// The target's test, or nil when it did not answer in time. A test started in the last
+    /// `testCache` seconds is shared: a page drawn while it runs waits for the same one, and
+    /// one drawn after it ended gets its outcome. `target` only identifies the cache entry.
     func test(_ app: String, _ target: any Target) async -> Result<String, SCIMError>? {
         let now = monotonicSeconds()
         let id = ObjectIdentifier(target)
-        let cached = tested.withLockedValue { t -> Tested? in
-            if let c = t[app], c.target == id, now - c.at < Self.testCache { return c }
-            t[app] = Tested(at: now, target: id, outcome: nil)
-            return nil
-        }
-        if let cached { return cached.outcome }
-        let (tested, registry) = (self.tested, self.registry)
-        // With a lease of its own, so that the target stays loaded while its test runs, however
-        // long the page waited for it.
-        let running = Task { () -> Result<String, SCIMError> in
-            let outcome: Result<String, SCIMError>
-            do throws(SCIMError) {
-                outcome = .success(try await registry.withLease(app: app, awaitingDiscovery: false) { lease throws(SCIMError) in try await lease.target.test() })
-            } catch { outcome = .failure(error) }
-            tested.withLockedValue { t in if t[app]?.target == id { t[app]?.outcome = outcome } }
-            return outcome
+        let registry = self.registry
+        let running = tested.withLockedValue { t -> Task<Result<String, SCIMError>, Never> in
+            if let c = t[app], c.target == id, now - c.at < Self.testCache { return c.task }
+            // With a lease of its own, so that the target stays loaded while its test runs,
+            // however long a page waits for it.
+            let task = Task { () -> Result<String, SCIMError> in
+                do throws(SCIMError) {
+                    return .success(try await registry.withLease(app: app, awaitingDiscovery: false) { lease throws(SCIMError) in try await lease.target.test() })
+                } catch { return .failure(error) }
+            }
+            t[app] = Tested(at: now, target: id, task: task)
+            return task
         }
         return await withTaskGroup(of: Result<String, SCIMError>?.self) { group in
             group.addTask { await running.value }
