@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build and the tests need, if any is missing.
 set -euo pipefail
-packages=(python3-venv chromium patchelf openssl libssl-dev libffi-dev wrk pkg-config libcrypt-dev libmariadb-dev mariadb-server mariadb-client libldap-dev slapd ldap-utils)
+packages=(python3-venv chromium patchelf tinyproxy-bin openssl libssl-dev libffi-dev wrk pkg-config libcrypt-dev libmariadb-dev mariadb-server mariadb-client libldap-dev slapd ldap-utils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

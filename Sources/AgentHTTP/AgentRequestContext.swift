@@ -10,12 +10,50 @@ public struct AgentRequestContext: RequestContext {
     /// The app of `/apps/{app}/…`; empty outside them.
     var app = ""
     var dialect = SCIMDialect.v2
-    /// The connection, for the client's address in audit lines.
-    let channel: any Channel
+    /// Where the request came from, for the client's address in audit lines.
+    let peer: Peer
+
+    enum Peer {
+        /// A client of the agent's own listener.
+        case channel(any Channel)
+        /// A request a relay handed over an uplink, after checking the app's credential itself.
+        case relayed(Relayed)
+    }
+
+    struct Relayed: Sendable {
+        /// The client's address as the relay saw it.
+        var client: String?
+        /// Which of the app's credentials the relay checked ("basic okta").
+        var credential: String
+        /// The scheme the client used, for `meta.location`.
+        var scheme: String
+    }
 
     public init(source: Source) {
         coreContext = .init(source: source)
-        channel = source.channel
+        peer = .channel(source.channel)
+    }
+
+    init(relayed: Relayed, logger: Logger) {
+        coreContext = .init(source: RelayedSource(logger: logger))
+        peer = .relayed(relayed)
+    }
+
+    struct RelayedSource: RequestContextSource {
+        let logger: Logger
+    }
+
+    var clientAddress: String? {
+        switch peer {
+        case .channel(let channel): channel.remoteAddress?.ipAddress
+        case .relayed(let r): r.client
+        }
+    }
+
+    /// A client on this machine, of the agent's own listener.
+    var isLoopbackClient: Bool {
+        guard case .channel = peer, let ip = clientAddress else { return false }  // a Unix socket has none; not served
+        return ip.hasPrefix("127.") || ip == "::1" || ip.hasPrefix("::ffff:127.")
     }
 }
 

@@ -88,20 +88,21 @@ public enum AgentServer {
         return ["status": healthy ? "ok" : "degraded", "apps": .object(apps)]
     }
 
-    public static func application(
+    static func tlsConfiguration(_ tls: AgentConfig.TLS) throws -> TLSConfiguration {
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMFile(tls.certificate).map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(file: tls.privateKey, format: .pem)))
+        configuration.minimumTLSVersion = .tlsv12
+        return configuration
+    }
+
+    /// Everything the agent runs: its listener (unless an uplink-only configuration leaves
+    /// `server.listen` out), the `/metrics` listener, the uplinks, and `services`.
+    /// SIGTERM and SIGINT stop them gracefully, the later ones first.
+    public static func serviceGroup(
         service: SCIMService, config: AgentConfig, logger: Logger, services: [any Service] = [],
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
-    ) throws -> some ApplicationProtocol {
-        let server: HTTPServerBuilder
-        if let tls = config.server.tls {
-            var tlsConfiguration = TLSConfiguration.makeServerConfiguration(
-                certificateChain: try NIOSSLCertificate.fromPEMFile(tls.certificate).map { .certificate($0) },
-                privateKey: .privateKey(try NIOSSLPrivateKey(file: tls.privateKey, format: .pem)))
-            tlsConfiguration.minimumTLSVersion = .tlsv12
-            server = try .tls(.http1(), tlsConfiguration: tlsConfiguration)
-        } else {
-            server = .http1()
-        }
+    ) throws -> ServiceGroup {
         var services = services
         let rates = config.server.metrics ? RequestRates() : nil
         if let rates { services.append(rates) }
@@ -116,9 +117,19 @@ public enum AgentServer {
                 onServerRunning: { channel in logger.info("serving /metrics", metadata: ["listen": .string("\(channel.localAddress?.description ?? "?")")]) },
                 logger: logger))
         }
-        return Application(
-            router: router(service: service, config: config, logger: logger, rates: rates), server: server,
-            configuration: .init(address: .hostname(config.server.host, port: config.server.port), serverName: "provisioning-agent"),
-            services: services, onServerRunning: onServerRunning, logger: logger)
+        let router = router(service: service, config: config, logger: logger, rates: rates)
+        if config.server.listens {
+            let server: HTTPServerBuilder = try config.server.tls.map { try .tls(.http1(), tlsConfiguration: tlsConfiguration($0)) } ?? .http1()
+            services.insert(Application(
+                router: router, server: server,
+                configuration: .init(address: .hostname(config.server.host, port: config.server.port), serverName: "provisioning-agent"),
+                onServerRunning: onServerRunning, logger: logger), at: 0)
+        }
+        // Last, so that on shutdown the uplinks drain first, while everything else still serves.
+        if let uplink = config.uplink {
+            services.append(UplinkService(uplink: uplink, responder: router.buildResponder(), registry: service.registry, logger: logger))
+        }
+        return ServiceGroup(configuration: .init(
+            services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
     }
 }

@@ -16,9 +16,14 @@ struct AuthenticationMiddleware: RouterMiddleware {
         guard let auth = registry.auth(app: app) else {
             throw SCIMErrorResponse(error: .notFound("no app named \(app)"))
         }
-        let credential = try Self.check(auth, request, realm: app, what: "app \(app)")
+        let credential: String
+        if case .relayed(let relayed) = context.peer {
+            credential = relayed.credential  // checked by the relay, against its own configuration of the app
+        } else {
+            credential = try Self.check(auth, request, realm: app, what: "app \(app)")
+        }
         // Who is asking, for the audit lines of the changes this request makes.
-        let caller = Caller(requestId: context.id, credential: credential, remoteAddress: context.channel.remoteAddress?.ipAddress)
+        let caller = Caller(requestId: context.id, credential: credential, remoteAddress: context.clientAddress)
         return try await Caller.$current.withValue(caller) { try await next(request, context) }
     }
 
@@ -62,20 +67,17 @@ struct EndpointAccessMiddleware: RouterMiddleware {
     let endpoint: String
     let auth: AgentConfig.Auth?
     let loopbackOnly: Bool
+    /// The configuration key that sets `auth`, for the refusal's message.
+    var key = "server.status.auth"
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if let auth {
             _ = try AuthenticationMiddleware.check(auth, request, realm: "provisioning-agent", what: endpoint)
-        } else if loopbackOnly, !Self.isLoopback(context.channel.remoteAddress) {
+        } else if loopbackOnly, !context.isLoopbackClient {
             throw SCIMErrorResponse(error: SCIMError(
-                status: 403, detail: "\(endpoint) answers loopback clients only unless server.status.auth sets a credential"))
+                status: 403, detail: "\(endpoint) answers loopback clients only unless \(key) sets a credential"))
         }
         return try await next(request, context)
-    }
-
-    static func isLoopback(_ address: SocketAddress?) -> Bool {
-        guard let ip = address?.ipAddress else { return false }  // a Unix socket has none; not served
-        return ip.hasPrefix("127.") || ip == "::1" || ip.hasPrefix("::ffff:127.")
     }
 }
 

@@ -159,6 +159,8 @@ struct SCIMRoutes: ResourceEndpoints {
     /// Where the app's resources live, in the request's dialect, as the client addressed us.
     func baseURL(_ request: Request, _ context: Context) -> String {
         let host = request.head.authority ?? "localhost"
+        var scheme = scheme
+        if case .relayed(let relayed) = context.peer { scheme = relayed.scheme }
         return "\(scheme)://\(host)/apps/\(context.app)/scim/\(context.dialect.rawValue)"
     }
 

@@ -16,7 +16,7 @@ struct ProvisioningAgent: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "provisioning-agent",
         abstract: "Serves SCIM 2.0 for on-premises apps through connector plugins.",
-        subcommands: [Serve.self, Plugins.self, Check.self, Guard.self, Audit.self, Version.self, ConnectorHostCommand.self],
+        subcommands: [Serve.self, Relay.self, Plugins.self, Check.self, Guard.self, Audit.self, Version.self, ConnectorHostCommand.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -28,8 +28,10 @@ struct ConfigOption: ParsableArguments {
         try check { try AgentConfig.load(path: config) }
     }
 
+    func check<T>(_ body: () throws -> T) throws -> T { try Self.check(body) }
+
     /// A configuration problem is printed, naming the file and key, and exits with status 2.
-    func check<T>(_ body: () throws -> T) throws -> T {
+    static func check<T>(_ body: () throws -> T) throws -> T {
         do {
             return try body()
         } catch let error as AgentConfig.Invalid {
@@ -68,7 +70,10 @@ struct Serve: AsyncParsableCommand {
             HotReloadService(registry: registry, logger: logger),
             RemoteDiscoveryService(registry: registry, logger: logger),
         ]
-        let app = try AgentServer.application(
+        if config.uplink != nil, !config.server.listens {
+            logger.info("serving through the uplink only; no port is open", metadata: ["apps": .string(config.appNames.joined(separator: ","))])
+        }
+        let group = try AgentServer.serviceGroup(
             service: service, config: config, logger: logger, services: services,
             onServerRunning: { channel in
                 logger.info("serving", metadata: [
@@ -78,13 +83,35 @@ struct Serve: AsyncParsableCommand {
             })
         var failure: (any Error)?
         do {
-            try await app.runService()
+            try await group.run()
         } catch {
             logger.error("server stopped", metadata: ["error": .string("\(error)")])
             failure = error
         }
         await registry.shutdown()
         if failure != nil { throw ExitCode(1) }
+    }
+}
+
+struct Relay: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run as a relay outside the firewall: agents dial in, clients' SCIM requests are handed to them.")
+    @Option(name: .long, help: "The relay's configuration file.")
+    var config: String = "conf/relay.yaml"
+
+    func run() async throws {
+        let relayConfig = try ConfigOption.check { try RelayConfig.load(path: config) }
+        let logger = makeLogger("provisioning-agent-relay")
+        for warning in AgentConfig.exposedSecretsWarnings(file: relayConfig.file, inlineSecrets: relayConfig.inlineSecrets) {
+            logger.warning("\(warning)")
+        }
+        let app = try RelayServer.application(config: relayConfig, logger: logger)
+        do {
+            try await app.runService()
+        } catch {
+            logger.error("relay stopped", metadata: ["error": .string("\(error)")])
+            throw ExitCode(1)
+        }
     }
 }
 

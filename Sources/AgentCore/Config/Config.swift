@@ -24,6 +24,29 @@ public struct AgentConfig: Sendable, Equatable {
         /// `server.status.auth`: the credential `/status` asks for; nil serves it to loopback
         /// clients only.
         public var statusAuth: Auth?
+        /// False when `server.listen` is left out of a configuration with an `uplink`: the
+        /// agent then opens no port and answers only what its relays hand it.
+        public var listens = true
+    }
+
+    /// `uplink:`: the relays the agent dials out to (README, "Outbound only: the relay").
+    public struct Uplink: Sendable, Equatable {
+        /// `wss://host:port/uplink` (or `ws://` to a loopback address), one per relay.
+        public var urls: [String]
+        public var name: String
+        public var token: String
+        public var caFile: String?
+        public var proxy: Proxy?
+        /// Seconds between heartbeats; a connection silent for three of them is dropped.
+        public var heartbeat: Double = 5
+    }
+
+    /// An HTTP proxy reached with CONNECT, with optional basic credentials.
+    public struct Proxy: Sendable, Equatable {
+        public var host: String
+        public var port: Int
+        public var username: String?
+        public var password: String?
     }
 
     public struct Listen: Sendable, Equatable {
@@ -131,6 +154,8 @@ public struct AgentConfig: Sendable, Equatable {
     /// release` requests (`RuntimePaths.stateDirectory`); nil for its private directory.
     public var runtimeDirectory: String?
     public var apps: [String: App]
+    /// `uplink:`; nil when the agent dials no relay.
+    public var uplink: Uplink?
     /// The keys whose secret is written in the file itself rather than read from `${ENV}`.
     public var inlineSecrets: [String] = []
 
@@ -138,7 +163,10 @@ public struct AgentConfig: Sendable, Equatable {
     /// them): the file holds an inline secret and others may read it, or the `environment`
     /// file beside it does. Group read is left alone: the package installs both
     /// `0640 root:provisioning-agent`.
-    public var exposedSecretsWarnings: [String] {
+    public var exposedSecretsWarnings: [String] { Self.exposedSecretsWarnings(file: file, inlineSecrets: inlineSecrets) }
+
+    /// The same for any configuration file (the relay's too).
+    public static func exposedSecretsWarnings(file: String, inlineSecrets: [String]) -> [String] {
         func mode(_ path: String) -> mode_t? {
             var info = stat()
             return stat(path, &info) == 0 ? info.st_mode & 0o777 : nil
@@ -148,7 +176,7 @@ public struct AgentConfig: Sendable, Equatable {
             let keys = inlineSecrets.prefix(5).joined(separator: ", ") + (inlineSecrets.count > 5 ? ", …" : "")
             warnings.append("\(file) is readable by other users (mode 0\(String(m, radix: 8))) and holds secrets in the file (\(keys)): chmod o-r it, or write them as ${NAME} and set them in the environment")
         }
-        let environment = Self.environmentFilePath(beside: file)
+        let environment = environmentFilePath(beside: file)
         if let m = mode(environment), m & 0o004 != 0 {
             warnings.append("\(environment) is readable by other users (mode 0\(String(m, radix: 8))): chmod o-r it, it holds the secrets of the configuration")
         }
@@ -180,12 +208,19 @@ public struct AgentConfig: Sendable, Equatable {
     }
 
     public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> AgentConfig {
+        let (text, file, environment) = try readFile(path: path, environment: environment)
+        return try parse(text, file: file, environment: environment)
+    }
+
+    /// The text of a configuration file, its absolute path, and the environment its
+    /// `${NAME}`s read (with the `environment` file beside it).
+    static func readFile(path: String, environment: [String: String]) throws -> (String, String, [String: String]) {
         let url = URL(fileURLWithPath: path).standardizedFileURL
         let text: String
         do { text = try String(contentsOf: url, encoding: .utf8) } catch {
             throw Invalid(problems: [Problem(file: path, "cannot read the configuration file (\(error.localizedDescription))")])
         }
-        return try parse(text, file: url.path, environment: environment.merging(environmentFile(beside: url.path)) { given, _ in given })
+        return (text, url.path, environment.merging(environmentFile(beside: url.path)) { given, _ in given })
     }
 
     /// `NAME=value` lines of the file `environment` beside the configuration, if there is one
@@ -211,21 +246,27 @@ public struct AgentConfig: Sendable, Equatable {
 
     public static func parse(_ text: String, file: String, environment: [String: String]) throws -> AgentConfig {
         var reader = ConfigReader(file: file, environment: environment)
-        let root: Any?
+        let root = try yamlRoot(text, file: file)
+        let config = reader.read(root)
+        guard reader.problems.isEmpty, let config else { throw Invalid(problems: reader.problems) }
+        return config
+    }
+}
+
+extension AgentConfig {
+    /// The YAML document as the reader's values.
+    static func yamlRoot(_ text: String, file: String) throws -> Any? {
         do {
             // Yams traps on a mapping key that is not a plain scalar (`? [a, b]: c`, found by
             // the fuzzer): such a file is refused, naming where, before it is loaded.
             let node = try Yams.compose(yaml: text, .basic)
             if let problem = node.flatMap({ nonScalarKey(in: $0, at: "") }) { throw Invalid(problems: [Problem(file: file, problem)]) }
-            root = node.map(yamlValue)
+            return node.map(yamlValue)
         } catch let invalid as Invalid {
             throw invalid
         } catch {
             throw Invalid(problems: [Problem(file: file, "not valid YAML: \(error)")])
         }
-        let config = reader.read(root)
-        guard reader.problems.isEmpty, let config else { throw Invalid(problems: reader.problems) }
-        return config
     }
 }
 
@@ -346,7 +387,8 @@ struct ConfigReader {
     }
 
     mutating func read(_ root: Any?) -> AgentConfig? {
-        guard let top = map(root ?? [String: Any](), "", allowed: ["server", "plugins", "apps", "audit", "runtimeDirectory"]) else { return nil }
+        guard let top = map(root ?? [String: Any](), "", allowed: ["server", "plugins", "apps", "audit", "runtimeDirectory", "uplink"]) else { return nil }
+        let uplink = readUplink(top["uplink"], "uplink")
         let runtimeDirectory = string(top, "runtimeDirectory", "", required: false).map(path)
         var audit: AgentConfig.Audit?
         if let a = map(top["audit"], "audit", allowed: ["file", "maxSizeMiB", "keep"]) {
@@ -380,21 +422,16 @@ struct ConfigReader {
             statusAuth = readAuth(m["auth"], "server.status.auth")
         }
         var host = "127.0.0.1", port = 8080
+        // With an uplink and no listen, the agent opens no port (and its apps need no auth:
+        // the relay authenticates their clients).
+        let listens = serverMap?["listen"] != nil || top["uplink"] == nil
+        if !listens, serverMap?["tls"] != nil { problem("server.tls", "applies to server.listen, which is not set (with an uplink the agent opens no port)") }
         if let listen = string(serverMap, "listen", "server", required: false) {
             if let (h, p) = Self.hostPort(listen) { (host, port) = (h, p) } else {
                 problem("server.listen", "\"\(listen)\" is not host:port with a port from 1 to 65535")
             }
         }
-        var tls: AgentConfig.TLS?
-        if let tlsMap = map(serverMap?["tls"], "server.tls", allowed: ["certificate", "privateKey"]) {
-            let cert = string(tlsMap, "certificate", "server.tls"), key = string(tlsMap, "privateKey", "server.tls")
-            if let cert, let key {
-                tls = AgentConfig.TLS(certificate: path(cert), privateKey: path(key))
-                for (k, p) in [("certificate", path(cert)), ("privateKey", path(key))] where !FileManager.default.isReadableFile(atPath: p) {
-                    problem("server.tls.\(k)", "cannot read \(p)")
-                }
-            }
-        }
+        let tls = readTLS(serverMap?["tls"], "server.tls")
         if let m = metricsListen, m.port == port, m.host == host { problem("server.metrics.listen", "is the agent's own listener: leave listen out to serve /metrics there") }
         var maxBody = 1 << 20
         if let v = serverMap?["maxBodySize"] {
@@ -455,7 +492,7 @@ struct ConfigReader {
                 }
                 if app["remote"] != nil {
                     if app["connector"] != nil { problem(key, "give either connector or remote, not both") }
-                    guard let remote = readRemote(app["remote"], "\(key).remote"), let auth = readAuth(app["auth"], "\(key).auth") else { continue }
+                    guard let remote = readRemote(app["remote"], "\(key).remote"), let auth = appAuth(app, key, listens: listens) else { continue }
                     apps[name] = AgentConfig.App(name: name, target: .remote(remote), auth: auth, unknownAttributes: unknown, deletionGuard: limits)
                     continue
                 }
@@ -465,7 +502,7 @@ struct ConfigReader {
                     guard s is [String: Any] else { problem("\(key).settings", "must be a mapping"); continue }
                     settings = json(s, "\(key).settings")
                 }
-                guard let auth = readAuth(app["auth"], "\(key).auth") else { continue }
+                guard let auth = appAuth(app, key, listens: listens) else { continue }
                 var isolation = AgentConfig.Isolation.inProcess
                 if app["isolation"] != nil {
                     guard let text = string(app, "isolation", key) else { continue }
@@ -490,9 +527,16 @@ struct ConfigReader {
             file: file, directory: directory,
             server: .init(
                 host: host, port: port, tls: tls, maxBodySize: maxBody, metrics: metrics,
-                metricsListen: metricsListen, metricsAuth: metricsAuth, statusAuth: statusAuth),
+                metricsListen: metricsListen, metricsAuth: metricsAuth, statusAuth: statusAuth, listens: listens),
             pluginsDirectory: pluginsDir, trustedKeys: trustedKeys, audit: audit, runtimeDirectory: runtimeDirectory, apps: apps,
-            inlineSecrets: inlineSecrets)
+            uplink: uplink, inlineSecrets: inlineSecrets)
+    }
+
+    /// An app's client authentication; optional when the agent opens no port (its relays
+    /// authenticate the clients).
+    mutating func appAuth(_ app: [String: Any], _ key: String, listens: Bool) -> AgentConfig.Auth? {
+        if !listens, app["auth"] == nil { return AgentConfig.Auth.none }
+        return readAuth(app["auth"], "\(key).auth")
     }
 
     /// `apps.<app>.process: { callTimeout: 30, memoryLimitMiB: 512, openFiles: 1024 }`.
@@ -512,6 +556,79 @@ struct ConfigReader {
             if let n = v as? Int, n >= 16 { options.openFiles = n } else { problem("\(key).openFiles", "must be a whole number, at least 16") }
         }
         return options
+    }
+
+    /// `{ certificate, privateKey }`, PEM files that must be readable.
+    mutating func readTLS(_ value: Any?, _ key: String) -> AgentConfig.TLS? {
+        guard let tlsMap = map(value, key, allowed: ["certificate", "privateKey"]) else { return nil }
+        guard let cert = string(tlsMap, "certificate", key), let privateKey = string(tlsMap, "privateKey", key) else { return nil }
+        for (k, p) in [("certificate", path(cert)), ("privateKey", path(privateKey))] where !FileManager.default.isReadableFile(atPath: p) {
+            problem("\(key).\(k)", "cannot read \(p)")
+        }
+        return AgentConfig.TLS(certificate: path(cert), privateKey: path(privateKey))
+    }
+
+    /// `uplink: { url | urls, name, token, caFile, proxy, heartbeatSeconds }`.
+    mutating func readUplink(_ value: Any?, _ key: String) -> AgentConfig.Uplink? {
+        guard let m = map(value, key, allowed: ["url", "urls", "name", "token", "caFile", "proxy", "heartbeatSeconds"]) else { return nil }
+        var given: [(String, String)] = []
+        switch (m["url"], m["urls"]) {
+        case (nil, nil): problem(key, "give url (or urls, one per relay)")
+        case (_?, _?): problem(key, "give either url or urls, not both")
+        case (_?, nil): if let u = string(m, "url", key) { given = [(u, "\(key).url")] }
+        case (nil, let list?):
+            guard let list = list as? [Any], !list.isEmpty else { problem("\(key).urls", "must be a list of relay URLs"); break }
+            for (i, item) in list.enumerated() {
+                let k = "\(key).urls[\(i)]"
+                if let s = item as? String { given.append((expand(s, k), k)) } else { problem(k, "must be a URL") }
+            }
+        }
+        var urls: [String] = []
+        for (u, k) in given {
+            var text = u
+            while text.hasSuffix("/") { text.removeLast() }
+            guard let parsed = URL(string: text), let scheme = parsed.scheme?.lowercased(), ["https", "http", "wss", "ws"].contains(scheme),
+                let host = parsed.host, parsed.path.isEmpty || parsed.path == "/uplink" else {
+                problem(k, "\"\(u)\" is not a relay URL: https://host:port")
+                continue
+            }
+            let secure = scheme == "https" || scheme == "wss"
+            if !secure && !Self.isLoopback(host) { problem(k, "plain http:// is only allowed to a loopback address; use https://") }
+            if secure, host.contains(":") || host.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || $0 == 46 }) {
+                problem(k, "name the relay by a DNS name its certificate holds, not an IP address (TLS sends the name as SNI); add it to /etc/hosts if it has none")
+            }
+            urls.append("\(secure ? "wss" : "ws")://\(host.contains(":") ? "[\(host)]" : host):\(parsed.port ?? (secure ? 443 : 80))/uplink")
+        }
+        let name = string(m, "name", key)
+        if let name, name.isEmpty || !name.utf8.allSatisfy({ $0 > 32 && $0 < 127 }) { problem("\(key).name", "must be printable ASCII without spaces") }
+        let token = string(m, "token", key)
+        var caFile: String?
+        if let ca = string(m, "caFile", key, required: false) {
+            caFile = path(ca)
+            if !FileManager.default.isReadableFile(atPath: caFile!) { problem("\(key).caFile", "cannot read \(caFile!)") }
+        }
+        var proxy: AgentConfig.Proxy?
+        if let p = string(m, "proxy", key, required: false) {
+            if let c = URLComponents(string: p), c.scheme?.lowercased() == "http", let host = c.host, !host.isEmpty, c.path.isEmpty || c.path == "/" {
+                proxy = .init(host: host, port: c.port ?? 3128, username: c.percentEncodedUser?.removingPercentEncoding, password: c.percentEncodedPassword?.removingPercentEncoding)
+                if c.password != nil, !p.contains("${") { inlineSecrets.append("\(key).proxy") }
+            } else {
+                problem("\(key).proxy", "\"\(p)\" is not an HTTP proxy URL: http://[user:password@]host:port")
+            }
+        }
+        var heartbeat = 5.0
+        if let v = m["heartbeatSeconds"] {
+            if let n = (v as? Double) ?? (v as? Int).map(Double.init), n >= 0.2, n <= 300 { heartbeat = n } else {
+                problem("\(key).heartbeatSeconds", "must be a number of seconds from 0.2 to 300")
+            }
+        }
+        guard let name, let token, !urls.isEmpty else { return nil }
+        if token.isEmpty { problem("\(key).token", "is empty") }
+        return AgentConfig.Uplink(urls: urls, name: name, token: token, caFile: caFile, proxy: proxy, heartbeat: heartbeat)
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host.hasPrefix("127.") || host == "::1" || host == "[::1]"
     }
 
     mutating func readAuth(_ value: Any?, _ key: String) -> AgentConfig.Auth? {
@@ -544,8 +661,7 @@ struct ConfigReader {
             return nil
         }
         let insecure = m["allowInsecureHTTP"] as? Bool ?? false
-        let loopback = host == "localhost" || host.hasPrefix("127.") || host == "::1" || host == "[::1]"
-        if scheme == "http" && !loopback && !insecure {
+        if scheme == "http" && !Self.isLoopback(host) && !insecure {
             problem("\(key).url", "plain http:// is only allowed to a loopback address; use https:// or set allowInsecureHTTP: true")
         }
         var auth = AgentConfig.Remote.Auth.none
