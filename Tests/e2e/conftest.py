@@ -20,6 +20,10 @@ AGENT = ROOT / ".build" / "debug" / "provisioning-agent"
 PLUGINS = ROOT / "plugins"
 
 
+def log_since(path: Path, offset: int) -> str:
+    return path.read_bytes()[offset:].decode(errors="replace")
+
+
 def wait_for(predicate, seconds=10):
     """The predicate's first truthy value within `seconds`, else its last value."""
     deadline = time.time() + seconds
@@ -40,9 +44,13 @@ def free_port():
 class Agent:
     """One agent process with its own configuration, plugins and data under a temp dir."""
 
-    def __init__(self, workdir: Path, apps: dict, plugins=("memory.so", "flatfile.so"), extra_plugins=None, server=None):
+    def __init__(self, workdir: Path, apps: dict, plugins=("memory.so", "flatfile.so"), extra_plugins=None, server=None,
+                 uplink=None, listen=True):
+        """`uplink` is the configuration's `uplink:`; with `listen=False` the agent opens no port."""
         self.workdir = workdir
         self.server = server or {}
+        self.uplink = uplink
+        self.listen = listen
         self.port = free_port()
         self.plugins_dir = workdir / "plugins"
         self.plugins_dir.mkdir(parents=True, exist_ok=True)
@@ -56,8 +64,12 @@ class Agent:
         self.log = workdir / "agent.log"
 
     def write_config(self, apps):
-        lines = [f"server:\n  listen: 127.0.0.1:{self.port}"]
+        lines = ["server:" + (f"\n  listen: 127.0.0.1:{self.port}" if self.listen else "")]
         lines += [f"  {key}: {json.dumps(value)}" for key, value in self.server.items()]
+        if not self.listen and not self.server:
+            lines = []
+        if self.uplink:
+            lines.append(f"uplink: {json.dumps(self.uplink)}")
         lines.append("plugins:\n  directory: plugins\napps:")
         for name, app in apps.items():
             lines.append(f"  {name}: {json.dumps(app)}")
@@ -67,6 +79,7 @@ class Agent:
         return subprocess.run([str(AGENT), *args, "--config", str(self.config)], capture_output=True, text=True, timeout=120, check=check)
 
     def start(self):
+        offset = self.log.stat().st_size if self.log.exists() else 0
         self.process = subprocess.Popen(
             [str(AGENT), "serve", "--config", str(self.config)],
             stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
@@ -74,6 +87,12 @@ class Agent:
         while time.time() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"agent exited: {self.log.read_text()}")
+            if not self.listen:
+                # No port: started once its configuration is loaded; its relay says when it is connected.
+                if "serving through the uplink" in log_since(self.log, offset):
+                    return self
+                time.sleep(0.05)
+                continue
             try:
                 requests.get(self.url("/healthz"), timeout=1)
                 return self
@@ -209,3 +228,81 @@ def creates_across_a_restart(base, server, suffix=""):
     stop.set()
     t.join()
     return statuses
+
+
+class Relay:
+    """`provisioning-agent relay` on 127.0.0.1 with TLS from a throwaway CA: `apps` maps app names
+    to their client auth, `agents` names to tokens."""
+
+    def __init__(self, workdir: Path, apps: dict, agents: dict, limits=None, admin=None, heartbeat=0.5, port=None):
+        from servers import make_ca_and_server_cert
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.ca, cert, key = make_ca_and_server_cert(workdir, "relay")
+        relay = {"listen": f"127.0.0.1:{self.port}", "tls": {"certificate": str(cert), "privateKey": str(key)},
+                 "agents": [{"name": n, "token": t} for n, t in agents.items()], "heartbeatSeconds": heartbeat}
+        if limits:
+            relay["limits"] = limits
+        if admin:
+            relay["admin"] = admin
+        self.config = workdir / "relay.yaml"
+        self.config.write_text(json.dumps({"relay": relay, "apps": {n: {"auth": a} for n, a in apps.items()}}))
+        self.log = workdir / "relay.log"
+        self.process = None
+
+    def start(self):
+        self.offset = self.log.stat().st_size if self.log.exists() else 0
+        self.process = subprocess.Popen([str(AGENT), "relay", "--config", str(self.config)], stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"relay exited: {self.log.read_text()}")
+            try:
+                requests.get(self.url("/healthz"), verify=str(self.ca), timeout=1)
+                return self
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("relay did not start")
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def url(self, path=""):
+        return f"https://127.0.0.1:{self.port}{path}"
+
+    def base(self, app):
+        return self.url(f"/apps/{app}/scim/v2")
+
+    def uplink(self, name, token, **extra):
+        """An agent's `uplink:` for this relay."""
+        return {"url": f"https://localhost:{self.port}", "name": name, "token": token, "caFile": str(self.ca), "heartbeatSeconds": 0.5, **extra}
+
+    def agents(self):
+        return requests.get(self.url("/agents"), verify=str(self.ca), timeout=5).json()["agents"]
+
+    def wait_serving(self, name, app, seconds=20):
+        def serving():
+            return [c for c in self.agents() if c["name"] == name and c["state"] == "serving" and app in c["apps"]]
+        assert wait_for(serving, seconds), (self.agents(), self.log.read_text()[-3000:])
+        return serving()
+
+
+@pytest.fixture
+def make_relay(tmp_path):
+    relays = []
+
+    def make(apps, agents, **kwargs):
+        r = Relay(tmp_path / f"relay{len(relays)}", apps, agents, **kwargs)
+        relays.append(r)
+        return r
+
+    yield make
+    for r in relays:
+        r.stop()

@@ -225,3 +225,28 @@ class ScimPeer:
             self.process.terminate()
             self.process.wait(timeout=20)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Tinyproxy:
+    """Debian's tinyproxy on 127.0.0.1 as the corporate HTTP proxy: CONNECT only to `connect_port`,
+    with basic credentials `user:password`."""
+    USER, PASSWORD = "agent", "proxy-pass"
+
+    def __init__(self, directory: Path, connect_port: int):
+        directory.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.log = directory / "tinyproxy.log"
+        conf = directory / "tinyproxy.conf"
+        conf.write_text(
+            f"Port {self.port}\nListen 127.0.0.1\nTimeout 600\nAllow 127.0.0.1\nConnectPort {connect_port}\n"
+            f"BasicAuth {self.USER} {self.PASSWORD}\nLogLevel Connect\nLogFile \"{self.log}\"\nMaxClients 100\n")
+        self.process = subprocess.Popen(["tinyproxy", "-d", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port, process=self.process)
+
+    @property
+    def url(self):
+        return f"http://{self.USER}:{self.PASSWORD}@127.0.0.1:{self.port}"
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=10)

@@ -33,7 +33,11 @@ def db_agent(make_agent, mariadb):
 
 
 def test_okta_flow_lands_in_the_tables(db_agent, mariadb):
-    s, base = requests.Session(), db_agent.base("db")
+    okta_flow_in_tables(requests.Session(), db_agent.base("db"), mariadb)
+
+
+def okta_flow_in_tables(s, base, mariadb):
+    """Okta's provisioning flow against an empty mysql app at `base`, each step read back with SQL."""
     assert s.get(f"{base}/Users", params={"filter": 'userName eq "bjensen@example.com"'}).json()["totalResults"] == 0
     r = s.post(f"{base}/Users", json={"schemas": [USER], "userName": "bjensen@example.com", "name": {"givenName": "Barbara", "familyName": "Jensen"},
                                       "emails": [{"value": "bjensen@example.com", "type": "work", "primary": True}], "active": True,

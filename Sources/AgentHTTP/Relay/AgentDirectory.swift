@@ -86,31 +86,10 @@ final class AgentDirectory: Sendable {
             return log
         }()
         do {
+            // Both loops are child tasks, so that either ending cancels the other.
             try await withThrowingDiscardingTaskGroup { group in
                 group.addTask { try await self.heartbeats(id, outbound, log) }
-                for try await message in inbound.messages(maxSize: UplinkLimits.maxMessage) {
-                    guard case .binary(let buffer) = message else { continue }
-                    let m: UplinkMessage
-                    do { m = try UplinkMessage.decode(buffer) } catch {
-                        log.error("relay: an agent sent a malformed message; closing its connection", metadata: ["error": .string(String(describing: error))])
-                        throw CancellationError()
-                    }
-                    state.withLockedValue { s in
-                        s.connections[id]?.lastReceived = .now
-                        s.connections[id]?.lastHeartbeat = Date()
-                    }
-                    switch m.type {
-                    case "response": resolve(connection: id, request: m.id, .answered(m))
-                    case "ping": try await outbound.write(.binary(UplinkMessage(["type": "pong"]).encoded()))
-                    case "pong": break
-                    case "hello", "apps": try await announce(id, m, outbound, log)
-                    case "draining":
-                        state.withLockedValue { $0.connections[id]?.draining = true }
-                        log.info("relay: agent connection draining")
-                    default: log.debug("relay: ignored a message", metadata: ["type": .string(m.type)])
-                    }
-                }
-                throw CancellationError()  // the agent closed: stop the heartbeats
+                group.addTask { try await self.read(id, inbound, outbound, log) }
             }
         } catch {}
         let (lost, apps) = state.withLockedValue { s -> ([CheckedContinuation<Exchange, Never>], Set<String>) in
@@ -120,6 +99,32 @@ final class AgentDirectory: Sendable {
         }
         for waiter in lost { waiter.resume(returning: .lost) }
         log.warning("relay: agent disconnected", metadata: ["apps": .string(apps.sorted().joined(separator: ",")), "inFlight": .stringConvertible(lost.count)])
+    }
+
+    private func read(_ id: Int, _ inbound: WebSocketInboundStream, _ outbound: WebSocketOutboundWriter, _ log: Logger) async throws {
+        for try await message in inbound.messages(maxSize: UplinkLimits.maxMessage) {
+            guard case .binary(let buffer) = message else { continue }
+            let m: UplinkMessage
+            do { m = try UplinkMessage.decode(buffer) } catch {
+                log.error("relay: an agent sent a malformed message; closing its connection", metadata: ["error": .string(String(describing: error))])
+                throw CancellationError()
+            }
+            state.withLockedValue { s in
+                s.connections[id]?.lastReceived = .now
+                s.connections[id]?.lastHeartbeat = Date()
+            }
+            switch m.type {
+            case "response": resolve(connection: id, request: m.id, .answered(m))
+            case "ping": try await outbound.write(.binary(UplinkMessage(["type": "pong"]).encoded()))
+            case "pong": break
+            case "hello", "apps": try await announce(id, m, outbound, log)
+            case "draining":
+                state.withLockedValue { $0.connections[id]?.draining = true }
+                log.info("relay: agent connection draining")
+            default: log.debug("relay: ignored a message", metadata: ["type": .string(m.type)])
+            }
+        }
+        throw CancellationError()  // the agent closed: stop the heartbeats
     }
 
     private func announce(_ id: Int, _ m: UplinkMessage, _ outbound: WebSocketOutboundWriter, _ log: Logger) async throws {

@@ -46,7 +46,7 @@ public enum RelayServer {
         let upgrade = HTTP1WebSocketUpgradeChannel.Configuration(
             http1: .init(idleTimeout: .seconds(120)),
             // Heartbeats are the relay's own messages (`AgentDirectory`); pings are answered.
-            ws: .init(maxFrameSize: UplinkLimits.maxMessage, autoPing: .disabled, closeTimeout: .seconds(5)))
+            ws: .init(maxFrameSize: UplinkLimits.maxMessage, autoPing: .disabled, closeTimeout: .seconds(1)))
         let limiter = ConnectionLimiter(limit: config.limits.maxClientConnections, logger: logger)
         let tls = try config.tls.map { try AgentServer.tlsConfiguration($0) }
         let server = HTTPServerBuilder { responder in

@@ -20,7 +20,7 @@ import ServiceLifecycle
 /// connection is redialled with jittered exponential backoff (0.5 s doubling to 30 s).
 /// On shutdown every connection drains: it tells its relay to send nothing new, answers what
 /// it has in flight (for up to 30 s), then closes.
-public struct UplinkService: Service {
+public struct UplinkService: Service, CustomStringConvertible {
     let uplink: AgentConfig.Uplink
     let responder: RouterResponder<AgentRequestContext>
     let registry: ConnectorRegistry
@@ -32,6 +32,9 @@ public struct UplinkService: Service {
         self.registry = registry
         self.logger = logger
     }
+
+    /// What the service group logs: never the token.
+    public var description: String { "UplinkService(\(uplink.urls.joined(separator: ", ")))" }
 
     public func run() async throws {
         let links = uplink.urls.map { RelayLink(url: $0, service: self) }
@@ -47,6 +50,7 @@ public struct UplinkService: Service {
     var tlsConfiguration: TLSConfiguration {
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.minimumTLSVersion = .tlsv12
+        tls.shutdownTimeout = .seconds(2)
         if let ca = uplink.caFile { tls.trustRoots = .file(ca) }
         return tls
     }
@@ -183,6 +187,8 @@ final class UplinkConnection: Sendable {
     struct State {
         var welcomed = false
         var draining: String?
+        /// This side sent the close frame.
+        var closing = false
         var inFlight = 0
         var lastReceived = ContinuousClock.now
         var announced: [String] = []
@@ -195,7 +201,10 @@ final class UplinkConnection: Sendable {
 
     init(link: RelayLink) { self.link = link }
 
-    struct Ended: Error {}
+    /// Ends the connection; `drained` when it ends by draining (a normal close).
+    struct Ended: Error {
+        var drained = false
+    }
 
     /// Returns when the connection closes, or earlier when it should be replaced.
     func outcome() async -> Outcome {
@@ -225,7 +234,8 @@ final class UplinkConnection: Sendable {
 
     func run() async {
         let service = link.service
-        var configuration = WebSocketClientConfiguration(maxFrameSize: UplinkLimits.maxMessage)
+        // A relay that does not answer the close handshake within 3 s is cut off.
+        var configuration = WebSocketClientConfiguration(maxFrameSize: UplinkLimits.maxMessage, closeTimeout: .seconds(3))
         configuration.additionalHeaders[.authorization] = "Bearer \(service.uplink.token)"
         configuration.additionalHeaders[HTTPField.Name("X-Agent-Name")!] = service.uplink.name
         let logger = link.logger
@@ -268,8 +278,21 @@ final class UplinkConnection: Sendable {
         let apps = currentApps
         state.withLockedValue { $0.announced = apps }
         try await send(UplinkMessage(["type": "hello", "name": .string(service.uplink.name), "apps": .array(apps.map(JSON.string)), "version": "0.1.0"]), outbound)
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { try await self.watch(outbound) }
+        do {
+            // Both loops are child tasks, so that either ending cancels the other (a task
+            // group's body is not cancelled with it).
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { try await self.watch(outbound) }
+                group.addTask { try await self.read(inbound, outbound) }
+            }
+        } catch let ended as Ended where ended.drained {
+            return  // a normal close
+        }
+    }
+
+    private func read(_ inbound: WebSocketInboundStream, _ outbound: WebSocketOutboundWriter) async throws {
+        let service = link.service
+        try await withThrowingDiscardingTaskGroup { requests in
             for try await message in inbound.messages(maxSize: UplinkLimits.maxMessage) {
                 guard case .binary(let buffer) = message else { continue }
                 state.withLockedValue { $0.lastReceived = .now }
@@ -281,7 +304,7 @@ final class UplinkConnection: Sendable {
                 switch m.type {
                 case "request":
                     state.withLockedValue { $0.inFlight += 1 }
-                    group.addTask {
+                    requests.addTask {
                         let answer = await service.answer(m)
                         defer { self.state.withLockedValue { $0.inFlight -= 1 } }
                         try? await self.send(answer, outbound)
@@ -296,7 +319,7 @@ final class UplinkConnection: Sendable {
                     link.logger.debug("uplink: ignored a message", metadata: ["type": .string(m.type)])
                 }
             }
-            throw Ended()
+            throw Ended(drained: state.withLockedValue { $0.closing })  // closed: by the relay, or answering our close
         }
     }
 
@@ -331,7 +354,13 @@ final class UplinkConnection: Sendable {
                     link.logger.info("uplink: draining the connection", metadata: ["reason": .string(reason), "inFlight": .stringConvertible(inFlight)])
                     try? await send(UplinkMessage(["type": "draining"]), outbound)
                 }
-                if inFlight == 0 || now - drainStarted! > .seconds(30) { throw Ended() }
+                if inFlight == 0 || now - drainStarted! > .seconds(30) {
+                    // The close handshake ends the read loop; cut off if the relay does not answer it.
+                    state.withLockedValue { $0.closing = true }
+                    try? await outbound.close(.normalClosure, reason: "draining")
+                    try await Task.sleep(for: .seconds(3))
+                    throw Ended(drained: true)
+                }
                 continue
             }
             if now - lastReceived > period * 3 {

@@ -1,0 +1,353 @@
+"""Outbound only: a relay outside the firewall, agents that dial out to it and open no port.
+
+Two agents serve one MariaDB app through one relay, one of them through an HTTP CONNECT proxy
+(Debian's tinyproxy, with basic credentials). The IdP's flows pass through the relay; an agent
+killed under load loses no request and duplicates no create (checked with SQL); the killed agent
+and a restarted relay are rejoined; and the relay defends itself."""
+import concurrent.futures
+import http.client
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import log_since, wait_for
+from test_mysql import okta_flow_in_tables
+
+USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+TOKENS = {"dc1-a": "token-of-agent-a-0123456789", "dc1-b": "token-of-agent-b-0123456789"}
+IDP = ("okta", "relay-pass")
+DB_AUTH = {"type": "basic", "username": IDP[0], "password": IDP[1]}
+
+
+def client(relay):
+    s = requests.Session()
+    s.auth = IDP
+    s.verify = str(relay.ca)
+    s.trust_env = False
+    s.headers["Content-Type"] = "application/scim+json"
+    return s
+
+
+def listening_ports(pid):
+    """TCP ports the process listens on."""
+    out = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True).stdout
+    return [l for l in out.splitlines() if f"pid={pid}," in l]
+
+
+@pytest.fixture
+def tinyproxy(tmp_path, request):
+    from servers import Tinyproxy
+    proxies = []
+
+    def make(port):
+        p = Tinyproxy(tmp_path / f"proxy{len(proxies)}", port)
+        proxies.append(p)
+        return p
+
+    yield make
+    for p in proxies:
+        p.stop()
+
+
+@pytest.fixture
+def pair(make_relay, make_agent, mariadb, tinyproxy):
+    """A relay and two agents on one empty MariaDB app `db`; dc1-b goes through tinyproxy."""
+    mariadb.empty_database()
+    relay = make_relay({"db": DB_AUTH}, TOKENS).start()
+    proxy = tinyproxy(relay.port)
+    app = {"db": {"connector": "mysql", "settings": mariadb.settings(createSchema=True)}}
+    a = make_agent(app, plugins=("mysql.so",), listen=False, uplink=relay.uplink("dc1-a", TOKENS["dc1-a"])).start()
+    b = make_agent(app, plugins=("mysql.so",), listen=False, uplink=relay.uplink("dc1-b", TOKENS["dc1-b"], proxy=proxy.url)).start()
+    relay.wait_serving("dc1-a", "db")
+    relay.wait_serving("dc1-b", "db")
+    return relay, a, b, proxy
+
+
+def test_agents_open_no_port_and_the_okta_flow_passes_through_the_relay(pair, mariadb):
+    relay, a, b, proxy = pair
+    assert listening_ports(a.process.pid) == [] and listening_ports(b.process.pid) == []
+    # dc1-b's connection went through the proxy (tinyproxy logs each CONNECT).
+    assert wait_for(lambda: f"localhost:{relay.port}" in proxy.log.read_text(errors="replace")), proxy.log.read_text()[-2000:]
+    okta_flow_in_tables(client(relay), relay.base("db"), mariadb)
+    # Requests went to both agents (least in flight, then fewest served).
+    served = {c["name"]: c["served"] for c in relay.agents()}
+    assert served["dc1-a"] > 5 and served["dc1-b"] > 5, served
+    # The agents' listing: apps, connected since, last heartbeat.
+    for c in relay.agents():
+        assert c["apps"] == ["db"] and c["state"] == "serving" and c["connectedSince"] and c["lastHeartbeat"]
+    assert requests.get(relay.url("/healthz"), verify=str(relay.ca)).json()["apps"] == {"db": {"agents": 2}}
+
+
+def test_scim2_tester_passes_through_the_relay(pair):
+    relay = pair[0]
+    scim2 = Path(sys.executable).parent / "scim2"
+    import base64
+    header = "Authorization: Basic " + base64.b64encode(f"{IDP[0]}:{IDP[1]}".encode()).decode()
+    env = {**os.environ, "SCIM_CLI_HEADERS": header, "SSL_CERT_FILE": str(relay.ca)}
+    r = subprocess.run([str(scim2), "--url", relay.base("db"), "test"], capture_output=True, text=True, timeout=600, env=env)
+    failures = [l for l in r.stdout.splitlines() if l.startswith(("ERROR", "CRITICAL"))]
+    assert r.returncode == 0 and not failures, r.stdout[-4000:]
+    assert r.stdout.count("SUCCESS") > 100
+
+
+class Traffic:
+    """Clients of every kind against the relay until stopped; what each got."""
+
+    def __init__(self, relay, prefix, workers=6):
+        self.relay, self.prefix, self.stop_event = relay, prefix, threading.Event()
+        self.failures, self.created, self.counts = [], [], {}
+        self.lock = threading.Lock()
+        s = client(relay)
+        base = relay.base("db")
+        # Users to read, replace, patch and delete.
+        self.targets = [s.post(f"{base}/Users", json={"schemas": [USER], "userName": f"{prefix}-t{i}"}).json()["id"] for i in range(workers * 20)]
+        self.threads = [threading.Thread(target=self.work, args=(w, workers)) for w in range(workers)]
+
+    def note(self, kind, r, ok):
+        with self.lock:
+            self.counts[kind] = self.counts.get(kind, 0) + 1
+            if r is None or r.status_code not in ok:
+                self.failures.append((kind, getattr(r, "status_code", r), getattr(r, "text", "")[:300]))
+
+    def work(self, w, workers):
+        s, base, i = client(self.relay), self.relay.base("db"), 0
+        mine = self.targets[w::workers]
+        deleted = set()
+        while not self.stop_event.is_set():
+            uid = mine[i % len(mine)]
+            try:
+                name = f"{self.prefix}-c{w}-{i}"
+                r = s.post(f"{base}/Users", json={"schemas": [USER], "userName": name}, timeout=30)
+                self.note("POST", r, {201})
+                if r.status_code == 201:
+                    with self.lock:
+                        self.created.append(name)
+                if uid not in deleted:
+                    self.note("GET", s.get(f"{base}/Users/{uid}", timeout=30), {200})
+                    self.note("PUT", s.put(f"{base}/Users/{uid}", json={"schemas": [USER], "userName": f"{self.prefix}-t-{uid}", "title": f"v{i}"}, timeout=30), {200})
+                    self.note("PATCH", s.patch(f"{base}/Users/{uid}", json={"schemas": [PATCH], "Operations": [{"op": "replace", "path": "title", "value": f"p{i}"}]}, timeout=30), {200})
+                    if i % 7 == 6:
+                        self.note("DELETE", s.delete(f"{base}/Users/{uid}", timeout=30), {204})
+                        deleted.add(uid)
+                self.note("LIST", s.get(f"{base}/Users", params={"filter": f'userName sw "{self.prefix}-c{w}-"', "count": 5}, timeout=30), {200})
+            except requests.RequestException as e:
+                self.note("exception", None, set())
+                self.failures.append(("exception", str(e), ""))
+            i += 1
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_event.set()
+        for t in self.threads:
+            t.join(timeout=60)
+
+
+def test_an_agent_killed_under_load_loses_nothing_and_rejoins(pair, mariadb):
+    relay, a, b, _ = pair
+    with Traffic(relay, "kill") as traffic:
+        time.sleep(2.5)
+        a.stop(signal.SIGKILL)
+        time.sleep(3)
+        # Killed with requests in flight: the relay saw its connection drop and failed them over.
+        assert "the agent's connection dropped with the request in flight" in log_since(relay.log, relay.offset)
+        a.start()
+        relay.wait_serving("dc1-a", "db")
+        served_before = next(c["served"] for c in relay.agents() if c["name"] == "dc1-a")
+        time.sleep(2)
+    assert not traffic.failures, traffic.failures[:10]
+    assert all(traffic.counts.get(k, 0) > 20 for k in ("POST", "GET", "PUT", "PATCH", "LIST")), traffic.counts
+    # Every acknowledged create is in the table exactly once, and nothing else was created.
+    rows = mariadb.query("SELECT userName FROM users WHERE userName LIKE 'kill-c%%'")
+    stored = [r[0] for r in rows]
+    assert sorted(stored) == sorted(traffic.created) and len(set(stored)) == len(stored)
+    # The restarted agent rejoined and serves again.
+    rejoined = next(c for c in relay.agents() if c["name"] == "dc1-a")
+    assert rejoined["served"] > served_before, relay.agents()
+
+
+def test_an_agent_stopped_under_load_drains_and_its_relay_restart_is_rejoined(pair, mariadb):
+    relay, a, b, _ = pair
+    with Traffic(relay, "drain") as traffic:
+        time.sleep(1.5)
+        a.stop()  # SIGTERM: tells the relay it is draining, answers what it has, then closes
+        time.sleep(1.5)
+    assert not traffic.failures, traffic.failures[:10]
+    assert "agent connection draining" in log_since(relay.log, relay.offset)
+    a.start()
+    relay.wait_serving("dc1-a", "db")
+    # The relay restarted mid-traffic: clients see it gone for a moment; both agents come back.
+    s = client(relay)
+    statuses = []
+    stop = threading.Event()
+
+    def traffic_loop():
+        while not stop.is_set():
+            try:
+                statuses.append(s.get(relay.base("db") + "/Users", params={"count": 1}, timeout=10).status_code)
+            except requests.RequestException:
+                statuses.append("down")
+            time.sleep(0.02)
+
+    t = threading.Thread(target=traffic_loop)
+    t.start()
+    time.sleep(0.5)
+    relay.stop(signal.SIGKILL)
+    time.sleep(1)
+    relay.start()
+    relay.wait_serving("dc1-a", "db", seconds=30)
+    relay.wait_serving("dc1-b", "db", seconds=30)
+    time.sleep(1)
+    stop.set()
+    t.join()
+    assert "down" in statuses and statuses[-1] == 200, statuses[-20:]
+    assert s.get(relay.base("db") + "/Users", params={"count": 1}).status_code == 200
+
+
+def test_a_wrong_token_is_refused_and_logged_without_it(make_relay, make_agent):
+    relay = make_relay({"mem": {"type": "none"}}, TOKENS).start()
+    wrong = "not-the-token-of-agent-a-42"
+    bad = make_agent({"mem": {"connector": "memory"}}, listen=False, uplink=relay.uplink("dc1-a", wrong)).start()
+    assert wait_for(lambda: "refused an agent connection" in relay.log.read_text())
+    assert wait_for(lambda: "cannot connect to the relay" in bad.log.read_text())
+    assert wrong not in relay.log.read_text() and wrong not in bad.log.read_text()
+    assert relay.agents() == []
+    # The same by hand: 401 with a SCIM error.
+    r = requests.get(relay.url("/uplink"), headers={"Authorization": f"Bearer {wrong}", "X-Agent-Name": "dc1-a"}, verify=str(relay.ca))
+    assert r.status_code == 401 and r.json()["detail"] == "unknown agent or wrong token"
+    # Another agent's token under this agent's name is refused too.
+    r = requests.get(relay.url("/uplink"), headers={"Authorization": f"Bearer {TOKENS['dc1-b']}", "X-Agent-Name": "dc1-a"}, verify=str(relay.ca))
+    assert r.status_code == 401
+    # No agent for the app: 503 naming it.
+    r = requests.get(relay.base("mem") + "/Users", verify=str(relay.ca))
+    assert r.status_code == 503 and "app mem" in r.json()["detail"] and r.headers["Retry-After"]
+
+
+def test_an_agent_announcing_an_app_the_relay_does_not_know_is_told(make_relay, make_agent):
+    relay = make_relay({"mem": {"type": "none"}}, TOKENS).start()
+    agent = make_agent({"mem": {"connector": "memory"}, "ghost": {"connector": "memory"}}, listen=False,
+                       uplink=relay.uplink("dc1-a", TOKENS["dc1-a"])).start()
+    relay.wait_serving("dc1-a", "mem")
+    assert [c["apps"] for c in relay.agents()] == [["mem"]]
+    assert wait_for(lambda: "does not know these apps" in agent.log.read_text() and "apps=ghost" in agent.log.read_text())
+    assert "announced apps this relay has no configuration for" in relay.log.read_text()
+    assert requests.get(relay.url("/apps/ghost/scim/v2/Users"), verify=str(relay.ca)).status_code == 404
+
+
+def https_from(relay, source, method, path, auth=None, body=None):
+    """A request from another loopback address (another client machine)."""
+    context = ssl.create_default_context(cafile=str(relay.ca))
+    conn = http.client.HTTPSConnection("127.0.0.1", relay.port, source_address=(source, 0), context=context, timeout=30)
+    headers = {"Content-Type": "application/scim+json"}
+    if auth:
+        import base64
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+    conn.request(method, path, body=body, headers=headers)
+    r = conn.getresponse()
+    out = (r.status, dict(r.getheaders()), r.read())
+    conn.close()
+    return out
+
+
+def test_failed_client_authentication_is_throttled_per_address_and_credential(make_relay, make_agent):
+    relay = make_relay({"mem": DB_AUTH}, TOKENS).start()
+    make_agent({"mem": {"connector": "memory"}}, listen=False, uplink=relay.uplink("dc1-a", TOKENS["dc1-a"])).start()
+    relay.wait_serving("dc1-a", "mem")
+    path = "/apps/mem/scim/v2/Users"
+    # An attacker at 127.0.0.2 guesses the IdP's password: three answers at once, then slower.
+    started = time.time()
+    for _ in range(3):
+        assert https_from(relay, "127.0.0.2", "GET", path, ("okta", "guess"))[0] == 401
+    assert time.time() - started < 2
+    started = time.time()
+    assert https_from(relay, "127.0.0.2", "GET", path, ("okta", "guess"))[0] == 401
+    assert time.time() - started >= 0.25
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda _: https_from(relay, "127.0.0.2", "GET", path, ("okta", "guess"))[0], range(8)))
+    assert statuses.count(401) >= 6
+    # Locked: even the right password from that address is refused, with Retry-After.
+    status, headers, body = https_from(relay, "127.0.0.2", "GET", path, IDP)
+    assert status == 429 and 1 <= int(headers["Retry-After"]) <= 60 and json.loads(body)["status"] == "429"
+    # The real IdP, elsewhere, is not locked out; nor is another credential at the attacker's address.
+    assert https_from(relay, "127.0.0.1", "GET", path, IDP)[0] == 200
+    assert https_from(relay, "127.0.0.2", "GET", path, ("someone-else", "x"))[0] == 401
+    log = relay.log.read_text()
+    assert "failed client authentication" in log and "guess" not in log and IDP[1] not in log
+
+
+def test_relay_limits(make_relay, make_agent):
+    relay = make_relay({"mem": {"type": "none"}, "other": {"type": "none"}}, TOKENS,
+                       limits={"maxBodySize": 2048, "maxInFlightPerApp": 2, "maxClientConnections": 40, "maxAgentConnections": 1}).start()
+    agent = make_agent({"mem": {"connector": "memory"}, "other": {"connector": "memory"}}, listen=False,
+                       uplink=relay.uplink("dc1-a", TOKENS["dc1-a"])).start()
+    relay.wait_serving("dc1-a", "mem")
+    s = client(relay)
+    # A body over maxBodySize: 413 as a SCIM error; bad JSON gets the agent's own 400.
+    r = s.post(relay.base("mem") + "/Users", data=json.dumps({"schemas": [USER], "userName": "x" * 3000}))
+    assert r.status_code == 413 and r.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+    r = s.post(relay.base("mem") + "/Users", data="{not json")
+    assert r.status_code == 400 and r.json()["scimType"] == "invalidSyntax"
+    # A flood on one app is refused beyond its in-flight limit, and the other app still answers.
+    local = threading.local()
+
+    def get(_):
+        if not hasattr(local, "session"):
+            local.session = client(relay)  # one connection per thread
+        return local.session.get(relay.base("mem") + "/Users").status_code
+    with concurrent.futures.ThreadPoolExecutor(24) as pool:
+        flood = list(pool.map(get, range(480)))
+    assert 429 in flood and set(flood) <= {200, 429}, set(flood)
+    assert s.get(relay.base("other") + "/Users").status_code == 200
+    # A second agent connection beyond maxAgentConnections is refused.
+    second = make_agent({"mem": {"connector": "memory"}}, listen=False, uplink=relay.uplink("dc1-b", TOKENS["dc1-b"])).start()
+    assert wait_for(lambda: "maxAgentConnections reached" in relay.log.read_text())
+    assert [c["name"] for c in relay.agents()] == ["dc1-a"]
+    second.stop()
+    # Client connections beyond maxClientConnections are closed as they are accepted.
+    idle = [socket.create_connection(("127.0.0.1", relay.port)) for _ in range(50)]
+
+    def closed_by_relay(c):
+        c.settimeout(1)
+        try:
+            return c.recv(1) == b""
+        except socket.timeout:
+            return False
+    with concurrent.futures.ThreadPoolExecutor(50) as pool:
+        closed = sum(pool.map(closed_by_relay, idle))
+    assert closed >= 10, closed  # 50 beyond the agent's and the clients' own
+    for c in idle:
+        c.close()
+    assert wait_for(lambda: s.get(relay.base("mem") + "/Users").status_code == 200)
+    assert "maxClientConnections (40) reached" in relay.log.read_text()
+
+
+def test_an_agent_holds_a_connection_to_each_of_several_relays(make_relay, make_agent):
+    one = make_relay({"mem": DB_AUTH}, TOKENS).start()
+    two = make_relay({"mem": DB_AUTH}, TOKENS).start()
+    uplink = one.uplink("dc1-a", TOKENS["dc1-a"])
+    del uplink["url"]
+    # The two throwaway CAs differ: the agent trusts a bundle of both.
+    bundle = one.workdir / "both-ca.pem"
+    bundle.write_text(Path(one.ca).read_text() + Path(two.ca).read_text())
+    uplink.update(urls=[f"https://localhost:{one.port}", f"https://localhost:{two.port}"], caFile=str(bundle))
+    make_agent({"mem": {"connector": "memory"}}, listen=False, uplink=uplink).start()
+    one.wait_serving("dc1-a", "mem")
+    two.wait_serving("dc1-a", "mem")
+    r = client(one).post(one.base("mem") + "/Users", json={"schemas": [USER], "userName": "via-one"})
+    assert r.status_code == 201
+    # Written through one relay, read through the other: the same agent behind both.
+    assert client(two).get(two.base("mem") + f"/Users/{r.json()['id']}").json()["userName"] == "via-one"
