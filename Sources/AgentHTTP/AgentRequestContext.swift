@@ -53,7 +53,11 @@ public struct AgentRequestContext: RequestContext {
     /// A client on this machine, of the agent's own listener.
     var isLoopbackClient: Bool {
         guard case .channel = peer, let ip = clientAddress else { return false }  // a Unix socket has none; not served
-        return ip.hasPrefix("127.") || ip == "::1" || ip.hasPrefix("::ffff:127.")
+        return Self.isLoopback(ip)
+    }
+
+    static func isLoopback(_ ip: String) -> Bool {
+        ip.hasPrefix("127.") || ip == "::1" || ip.hasPrefix("::ffff:127.")
     }
 }
 

@@ -120,6 +120,80 @@ import SCIMKit
     }
 
     /// Found by the fuzzer: Yams traps on a key that is not a scalar.
+    @Test func anUplinkOnlyAgentOpensNoPortAndItsAppsNeedNoAuth() throws {
+        let c = try parse("""
+            uplink: { url: "https://relay.example.com:8443", name: dc1-a, token: "${T}", proxy: "http://u:p%40ss@proxy.corp:3128" }
+            apps:
+              hr: { connector: memory }
+            """, env: ["T": "secret-token"])
+        #expect(!c.server.listens && c.apps["hr"]?.auth == AgentConfig.Auth.none)
+        #expect(c.uplink == AgentConfig.Uplink(
+            urls: ["wss://relay.example.com:8443/uplink"], name: "dc1-a", token: "secret-token", caFile: nil,
+            proxy: .init(host: "proxy.corp", port: 3128, username: "u", password: "p@ss")))
+        #expect(c.inlineSecrets == ["uplink.proxy"])
+        // With a listen, apps need their auth as before.
+        #expect(problems("""
+            server: { listen: 127.0.0.1:8080 }
+            uplink: { url: "https://relay.example.com", name: a, token: t }
+            apps: { hr: { connector: memory } }
+            """).contains { $0.contains("apps.hr.auth: is required") })
+    }
+
+    @Test func uplinkProblemsAreNamed() {
+        let p = problems("""
+            server: { tls: { certificate: c.pem, privateKey: k.pem } }
+            uplink: { urls: ["http://relay.example.com", "https://10.0.0.5:8443", "ftp://x"], name: "a b", proxy: "socks5://p:1", heartbeatSeconds: 0 }
+            apps: {}
+            """)
+        for expected in [
+            "uplink.urls[0]: plain http:// is only allowed to a loopback address",
+            "uplink.urls[1]: name the relay by a DNS name",
+            "uplink.urls[2]: \"ftp://x\" is not a relay URL",
+            "uplink.name: must be printable ASCII",
+            "uplink.token: is required",
+            "uplink.proxy: \"socks5://p:1\" is not an HTTP proxy URL",
+            "uplink.heartbeatSeconds: must be a number of seconds",
+            "server.tls: applies to server.listen, which is not set",
+        ] {
+            #expect(p.contains { $0.contains(expected) }, "\(expected) in \(p)")
+        }
+        #expect(problems("uplink: { url: a, urls: [b], name: n, token: t }").contains { $0.contains("uplink: give either url or urls") })
+    }
+
+    @Test func relayConfiguration() throws {
+        let c = try RelayConfig.parse("""
+            relay:
+              listen: 0.0.0.0:8443
+              tls: { certificate: /etc/hosts, privateKey: /etc/hosts }
+              agents:
+                - { name: dc1-a, token: "${A}" }
+              limits: { maxInFlightPerApp: 8, requestTimeout: 5 }
+            apps:
+              hr: { auth: { type: basic, username: okta, password: "${P}" } }
+            """, file: "/etc/relay.yaml", environment: ["A": "0123456789abcdef0123", "P": "pw"])
+        #expect(c.port == 8443 && c.agents == [.init(name: "dc1-a", token: "0123456789abcdef0123")])
+        #expect(c.limits.maxInFlightPerApp == 8 && c.limits.requestTimeout == 5 && c.limits.maxBodySize == 1 << 20)
+        #expect(c.apps["hr"] == .basic(username: "okta", password: "pw") && c.inlineSecrets.isEmpty)
+        var problems: [String] = []
+        do {
+            _ = try RelayConfig.parse("""
+                relay:
+                  listen: 0.0.0.0:8443
+                  agents: [{ name: a, token: short }, { name: a, token: "0123456789abcdef" }]
+                  limits: { maxInFlightPerApp: 0 }
+                apps:
+                  hr: {}
+                """, file: "/etc/relay.yaml", environment: [:])
+        } catch let e as AgentConfig.Invalid { problems = e.problems.map(\.description) }
+        for expected in [
+            "/etc/relay.yaml: relay.tls: is required unless relay.listen is a loopback address",
+            "relay.agents[0].token: must be at least 16 characters", "relay.agents[1].name: a is listed twice",
+            "relay.limits.maxInFlightPerApp: must be a whole number, at least 1", "apps.hr.auth: is required",
+        ] {
+            #expect(problems.contains { $0.contains(expected) }, "\(expected) in \(problems)")
+        }
+    }
+
     @Test func aKeyThatIsNotAStringIsAProblemNotATrap() {
         #expect(problems("server:\n  ? [a, b]\n  : 1\n") == ["/etc/agent/agent.yaml: line 2: a key under server must be a plain string"])
         #expect(problems("? {a: 1}\n: x\n").first?.contains("a key must be a plain string") == true)

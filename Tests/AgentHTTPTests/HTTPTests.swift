@@ -30,13 +30,12 @@ import SCIMKit
         }
     }
 
-    @Test func loopbackClients() throws {
-        #expect(EndpointAccessMiddleware.isLoopback(try SocketAddress(ipAddress: "127.0.0.1", port: 1)))
-        #expect(EndpointAccessMiddleware.isLoopback(try SocketAddress(ipAddress: "127.8.0.3", port: 1)))
-        #expect(EndpointAccessMiddleware.isLoopback(try SocketAddress(ipAddress: "::1", port: 1)))
-        #expect(!EndpointAccessMiddleware.isLoopback(try SocketAddress(ipAddress: "10.0.0.7", port: 1)))
-        #expect(!EndpointAccessMiddleware.isLoopback(try SocketAddress(ipAddress: "::2", port: 1)))
-        #expect(!EndpointAccessMiddleware.isLoopback(nil))
+    @Test func loopbackClients() {
+        #expect(AgentRequestContext.isLoopback("127.0.0.1"))
+        #expect(AgentRequestContext.isLoopback("127.8.0.3"))
+        #expect(AgentRequestContext.isLoopback("::1"))
+        #expect(!AgentRequestContext.isLoopback("10.0.0.7"))
+        #expect(!AgentRequestContext.isLoopback("::2"))
     }
 
     @Test func requestTotalsPerAppFromThePrometheusText() {
