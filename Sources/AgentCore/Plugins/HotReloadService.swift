@@ -164,6 +164,9 @@ public final class HotReloadService: Service, Sendable {
             if fresh.server != current.server {
                 logger.warning("server settings changed; they take effect after a restart", metadata: ["config.file": .string(configPath)])
             }
+            if fresh.uplink != current.uplink {
+                logger.warning("uplink settings changed; they take effect after a restart", metadata: ["config.file": .string(configPath)])
+            }
             if fresh.pluginsDirectory != current.pluginsDirectory {
                 logger.warning("plugins.directory changed; it takes effect after a restart", metadata: ["config.file": .string(configPath)])
             }
