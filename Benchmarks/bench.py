@@ -15,6 +15,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,9 +134,10 @@ def start_agent(apps, name="agent"):
 
 
 def main():
-    only = os.environ.get("BENCH_ONLY")  # BENCH_ONLY=isolation or observability: that section alone
-    if only in ("isolation", "observability"):
-        log(isolation_bench() if only == "isolation" else observability_bench())
+    only = os.environ.get("BENCH_ONLY")  # BENCH_ONLY=isolation, observability or relay: that section alone
+    sections = {"isolation": lambda: isolation_bench(), "observability": lambda: observability_bench(), "relay": lambda: relay_bench()}
+    if only in sections:
+        log(sections[only]())
         return
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     machine = f"{platform.node()} · {os.cpu_count()} cores · {platform.platform()}"
@@ -418,6 +420,7 @@ def main():
     report.append(reload_bench())
     report.append(isolation_bench())
     report.append(observability_bench())
+    report.append(relay_bench())
     if mariadb:
         mariadb.destroy()
     if slapd:
@@ -584,10 +587,68 @@ def isolation_bench():
     return "\n".join(lines)
 
 
-def cpu_seconds(pid):
-    """User and system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def relay_bench():
+    """What the relay adds: one agent serving a memory app on its own listener and over an uplink
+    to a relay on the same machine (plain HTTP on loopback both ways, so TLS is not in the
+    difference), the same requests sent directly and through the relay, alternating, five rounds.
+    Latency at one connection (p50, p99: the medians of the rounds), throughput at 16 and 64."""
+    relay_port, token = free_port(), "bench-token-0123456789abcdef"
+    relay_config = WORK / "relay.yaml"
+    relay_config.write_text(json.dumps({
+        "relay": {"listen": f"127.0.0.1:{relay_port}", "agents": [{"name": "bench", "token": token}]},
+        "apps": {"mem": {"auth": {"type": "none"}}}}))
+    env = dict(os.environ, LOG_LEVEL="warning")
+    relay = start([str(RELEASE / "provisioning-agent"), "relay", "--config", str(relay_config)], env=env)
+    wait_port(relay_port, process=relay)
+    agent, port, config = start_agent({"mem": {"connector": "memory", "auth": {"type": "none"}}}, "relayed")
+    agent.send_signal(signal.SIGTERM)
+    agent.wait(timeout=30)
+    config.write_text(config.read_text().replace("plugins:", f"uplink: {json.dumps({'url': f'http://localhost:{relay_port}', 'name': 'bench', 'token': token})}\nplugins:", 1))
+    agent = start([str(RELEASE / "provisioning-agent"), "serve", "--config", str(config)], env=env)
+    wait_port(port, process=agent)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        listing = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{relay_port}/agents").read())["agents"]
+        if any(c["state"] == "serving" for c in listing):
+            break
+        time.sleep(0.1)
+    bases = {"direct": f"http://127.0.0.1:{port}/apps/mem/scim/v2", "relay": f"http://127.0.0.1:{relay_port}/apps/mem/scim/v2"}
+    ids, _ = preload(bases["direct"], USERS // 4, "relayed")
+    figures = {}
+    for rep in range(5):
+        for side in (["direct", "relay"] if rep % 2 == 0 else ["relay", "direct"]):
+            for c in (1, 16, 64):
+                r = wrk(bases[side], "get_by_id", c, ids, seconds=max(2, DURATION // 4))
+                figures.setdefault((side, c), []).append(r)
+            r = wrk(bases[side], "create", 16, f"relayed{side}{rep}", seconds=max(2, DURATION // 4))
+            figures.setdefault((side, "create"), []).append(r)
+        log(f"relay round {rep}: GET c=16 direct {figures[('direct', 16)][-1]['rps']:.0f}, relay {figures[('relay', 16)][-1]['rps']:.0f} req/s")
+    agent.send_signal(signal.SIGTERM)
+    agent.wait(timeout=30)
+    relay.send_signal(signal.SIGTERM)
+    relay.wait(timeout=30)
+
+    def median(values):
+        values = sorted(values)
+        return values[len(values) // 2]
+
+    def med(side, c, key):
+        return median([r[key] for r in figures[(side, c)]])
+
+    lines = ["\n## Relay\n",
+             "One agent with a memory app, reached on its own listener and through a relay on the same machine "
+             "over its uplink (plain HTTP on loopback both ways), alternating, five rounds of "
+             f"{max(2, DURATION // 4)} s cells; medians of the rounds.\n",
+             "| measure | direct | through the relay | relay / direct |", "|---|---|---|---|"]
+    for key, label in (("p50_us", "GET by id latency p50, 1 connection"), ("p99_us", "GET by id latency p99, 1 connection")):
+        d, r = med("direct", 1, key), med("relay", 1, key)
+        lines.append(f"| {label} | {d} µs | {r} µs (+{r - d} µs) | {r / max(d, 1):.2f}× |")
+    for c in (16, 64):
+        d, r = med("direct", c, "rps"), med("relay", c, "rps")
+        lines.append(f"| GET by id throughput, {c} connections | {d:.0f} req/s | {r:.0f} req/s | {r / d:.2f}× |")
+    d, r = med("direct", "create", "rps"), med("relay", "create", "rps")
+    lines.append(f"| POST create throughput, 16 connections | {d:.0f} req/s | {r:.0f} req/s | {r / d:.2f}× |")
+    return "\n".join(lines)
 
 
 def observability_bench():

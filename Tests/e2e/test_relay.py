@@ -344,10 +344,17 @@ def test_an_agent_holds_a_connection_to_each_of_several_relays(make_relay, make_
     bundle = one.workdir / "both-ca.pem"
     bundle.write_text(Path(one.ca).read_text() + Path(two.ca).read_text())
     uplink.update(urls=[f"https://localhost:{one.port}", f"https://localhost:{two.port}"], caFile=str(bundle))
-    make_agent({"mem": {"connector": "memory"}}, listen=False, uplink=uplink).start()
+    agent = make_agent({"mem": {"connector": "memory"}}, listen=False, uplink=uplink)
+    agent.config.write_text(agent.config.read_text().replace("apps:", 'audit: {"file": "audit.log"}\napps:'))
+    agent.start()
     one.wait_serving("dc1-a", "mem")
     two.wait_serving("dc1-a", "mem")
     r = client(one).post(one.base("mem") + "/Users", json={"schemas": [USER], "userName": "via-one"})
     assert r.status_code == 201
     # Written through one relay, read through the other: the same agent behind both.
     assert client(two).get(two.base("mem") + f"/Users/{r.json()['id']}").json()["userName"] == "via-one"
+    # The audit line names the credential the relay checked and the client's address as it saw it.
+    line = json.loads((agent.workdir / "audit.log").read_text().splitlines()[0])
+    assert line["userName"] == "via-one" and line["status"] == 201
+    assert line["client"]["credential"] == "basic okta" and line["client"]["remoteAddress"] == "127.0.0.1"
+    assert IDP[1] not in (agent.workdir / "audit.log").read_text()

@@ -76,7 +76,7 @@ extension ConfigReader {
             for (i, item) in list.enumerated() {
                 let key = "relay.agents[\(i)]"
                 guard let m = map(item, key, allowed: ["name", "token"]), let name = string(m, "name", key), let token = string(m, "token", key) else { continue }
-                if token.utf8.count < 16 { problem("\(key).token", "must be at least 16 characters (openssl rand -hex 32 makes one)") }
+                if token.utf8.count < 16, !problems.contains(where: { $0.key == "\(key).token" }) { problem("\(key).token", "must be at least 16 characters (openssl rand -hex 32 makes one)") }
                 if agents.contains(where: { $0.name == name }) { problem("\(key).name", "\(name) is listed twice") }
                 agents.append(.init(name: name, token: token))
             }

@@ -26,7 +26,14 @@ final class AgentDirectory: Sendable {
         var lastReceived = ContinuousClock.now
         var inFlight = 0
         var served = 0
-        var pending: [Int: CheckedContinuation<Exchange, Never>] = [:]
+        var pending: [Int: Pending] = [:]
+    }
+
+    /// A request sent on a connection: its waiter, or its outcome if that came first.
+    struct Pending {
+        var waiter: CheckedContinuation<Exchange, Never>?
+        var outcome: Exchange?
+        let deadline: ContinuousClock.Instant
     }
 
     /// How one request handed to an agent ended.
@@ -92,10 +99,11 @@ final class AgentDirectory: Sendable {
                 group.addTask { try await self.read(id, inbound, outbound, log) }
             }
         } catch {}
+        // Requests whose waiter is not yet registered find no entry and take it as lost too.
         let (lost, apps) = state.withLockedValue { s -> ([CheckedContinuation<Exchange, Never>], Set<String>) in
             guard let c = s.connections.removeValue(forKey: id) else { return ([], []) }
             for app in c.apps { s.lastLost[app] = .now }
-            return (Array(c.pending.values), c.apps)
+            return (c.pending.values.compactMap(\.waiter), c.apps)
         }
         for waiter in lost { waiter.resume(returning: .lost) }
         log.warning("relay: agent disconnected", metadata: ["apps": .string(apps.sorted().joined(separator: ",")), "inFlight": .stringConvertible(lost.count)])
@@ -147,17 +155,27 @@ final class AgentDirectory: Sendable {
         ]).encoded()))
     }
 
-    /// Pings every heartbeat; a connection silent for three is dropped.
+    /// Pings every heartbeat (a connection silent for three is dropped) and times out
+    /// requests past `relay.limits.requestTimeout`.
     private func heartbeats(_ id: Int, _ outbound: WebSocketOutboundWriter, _ log: Logger) async throws {
         let period = Duration.milliseconds(Int(config.heartbeat * 1000))
+        var lastPing = ContinuousClock.now
         while true {
-            try await Task.sleep(for: period)
-            guard let last = state.withLockedValue({ $0.connections[id]?.lastReceived }) else { return }
-            if ContinuousClock.now - last > period * 3 {
+            try await Task.sleep(for: min(period, .milliseconds(250)))
+            let now = ContinuousClock.now
+            guard let (last, expired) = state.withLockedValue({ s -> (ContinuousClock.Instant, [Int])? in
+                guard let c = s.connections[id] else { return nil }
+                return (c.lastReceived, c.pending.filter { $0.value.deadline < now && $0.value.outcome == nil }.map(\.key))
+            }) else { return }
+            for request in expired { resolve(connection: id, request: request, .timedOut) }
+            if now - last > period * 3 {
                 log.error("relay: agent silent for three heartbeats; dropping its connection")
                 throw CancellationError()
             }
-            try await outbound.write(.binary(UplinkMessage(["type": "ping"]).encoded()))
+            if now - lastPing >= period {
+                lastPing = now
+                try await outbound.write(.binary(UplinkMessage(["type": "ping"]).encoded()))
+            }
         }
     }
 
@@ -191,32 +209,42 @@ final class AgentDirectory: Sendable {
             return s.nextRequest
         }
         request.header["id"] = .number(Double(requestID))
-        let encoded = request.encoded()
-        let timer = Task {
-            try await Task.sleep(for: .milliseconds(Int(timeout * 1000)))
-            self.resolve(connection: connection.id, request: requestID, .timedOut)
+        let registered = state.withLockedValue { s -> Bool in
+            guard s.connections[connection.id] != nil else { return false }
+            s.connections[connection.id]!.pending[requestID] = Pending(deadline: .now + .milliseconds(Int(timeout * 1000)))
+            s.connections[connection.id]!.inFlight += 1
+            return true
         }
-        defer { timer.cancel() }
+        guard registered else { return .notSent }
+        do { try await connection.outbound.write(.binary(request.encoded())) } catch {
+            resolve(connection: connection.id, request: requestID, .notSent)
+        }
         return await withCheckedContinuation { (waiter: CheckedContinuation<Exchange, Never>) in
-            let registered = state.withLockedValue { s -> Bool in
-                guard s.connections[connection.id] != nil else { return false }
-                s.connections[connection.id]!.pending[requestID] = waiter
-                s.connections[connection.id]!.inFlight += 1
-                return true
+            let ready = state.withLockedValue { s -> Exchange? in
+                guard let p = s.connections[connection.id]?.pending[requestID] else { return .lost }  // the connection is gone
+                if let outcome = p.outcome {
+                    s.connections[connection.id]!.pending[requestID] = nil
+                    return outcome
+                }
+                s.connections[connection.id]!.pending[requestID]!.waiter = waiter
+                return nil
             }
-            guard registered else { return waiter.resume(returning: .notSent) }
-            Task {
-                do { try await connection.outbound.write(.binary(encoded)) } catch { self.resolve(connection: connection.id, request: requestID, .notSent) }
-            }
+            if let ready { waiter.resume(returning: ready) }
         }
     }
 
     private func resolve(connection: Int, request: Int?, _ outcome: Exchange) {
         guard let request else { return }
         let waiter = state.withLockedValue { s -> CheckedContinuation<Exchange, Never>? in
-            guard let w = s.connections[connection]?.pending.removeValue(forKey: request) else { return nil }
+            guard var p = s.connections[connection]?.pending[request], p.outcome == nil else { return nil }
             s.connections[connection]!.inFlight -= 1
             if case .answered = outcome { s.connections[connection]!.served += 1 }
+            guard let w = p.waiter else {
+                p.outcome = outcome  // answered before its waiter was registered
+                s.connections[connection]!.pending[request] = p
+                return nil
+            }
+            s.connections[connection]!.pending[request] = nil
             return w
         }
         waiter?.resume(returning: outcome)
