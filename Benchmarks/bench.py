@@ -135,7 +135,8 @@ def start_agent(apps, name="agent"):
 
 def main():
     only = os.environ.get("BENCH_ONLY")  # BENCH_ONLY=isolation, observability or relay: that section alone
-    sections = {"isolation": lambda: isolation_bench(), "observability": lambda: observability_bench(), "relay": lambda: relay_bench()}
+    sections = {"isolation": lambda: isolation_bench(), "observability": lambda: observability_bench(), "relay": lambda: relay_bench(),
+                "import": lambda: import_bench()}
     if only in sections:
         log(sections[only]())
         return
@@ -421,6 +422,7 @@ def main():
     report.append(isolation_bench())
     report.append(observability_bench())
     report.append(relay_bench())
+    report.append(import_bench())
     if mariadb:
         mariadb.destroy()
     if slapd:
@@ -584,6 +586,98 @@ def isolation_bench():
             cells.append(f"{median(ratios[(scenario, c)]):.2f}× ({median(figures[(scenario, c, 'memiso')]):.0f} vs {median(figures[(scenario, c, 'mem')]):.0f} req/s)")
         lines.append(f"| {label}, isolated / in-process | ≥ 0.6× | {cells[0]} | {cells[1]} |")
     lines.append(f"| agent RSS growth per reload of an isolated Swift plugin, 50 distinct builds | ≤ 0.5 MiB | {(rss1 - rss0) / 1024 / 50:.2f} MiB | |")
+    return "\n".join(lines)
+
+
+def import_all(base, by):
+    """Every user of an app page by page, 1,000 at a time, by startIndex or by cursor, as an IdP
+    imports; (users read, distinct ids, seconds)."""
+    c = Client(base)
+    ids, start, cursor, began = set(), 1, "", time.perf_counter()
+    read = 0
+    while True:
+        position = f"startIndex={start}" if by == "startIndex" else f"cursor={cursor}"
+        status, body = c.request("GET", f"/Users?{position}&count=1000&attributes=userName")
+        if status != 200:
+            raise RuntimeError(f"import {base}: {status} {body[:200]}")
+        page = json.loads(body)
+        resources = page.get("Resources", [])
+        read += len(resources)
+        ids.update(u["id"] for u in resources)
+        start += len(resources)
+        if by == "cursor":
+            if "nextCursor" not in page:
+                break
+            cursor = page["nextCursor"]
+        elif not resources or start > page["totalResults"]:
+            break
+    return read, len(ids), time.perf_counter() - began
+
+
+def import_bench():
+    """Imports at full size: a mysql table of 250,000 and 1,000,000 users and a directory of
+    50,000 and 200,000, each read through the agent by startIndex and by cursor, 1,000 a page;
+    the durations, their ratio (4× the users), and the agent's peak resident memory."""
+    rows = []
+    mariadb = MariaDB() if shutil.which("mariadbd") else None
+    if mariadb:
+        sizes = [250_000, 1_000_000]
+        apps = {}
+        for n in sizes:
+            database = f"import_{n}"
+            mariadb.root_sql(f"DROP DATABASE IF EXISTS {database}; CREATE DATABASE {database} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"
+                             f"GRANT ALL ON {database}.* TO '{mariadb.USER}'@'%';")
+            apps[f"m{n}"] = {"connector": "mysql", "settings": mariadb.settings(database=database, createSchema=True), "auth": {"type": "none"}}
+        agent, port, _ = start_agent(apps, "import-mysql")
+        for n in sizes:
+            Client(f"http://127.0.0.1:{port}/apps/m{n}/scim/v2").request("GET", "/Users?count=0")  # the connector makes the table
+            mariadb.root_sql(f"INSERT INTO import_{n}.users (id, userName, active, created, lastModified) "
+                             f"SELECT CONCAT('u-', LPAD(seq, 12, '0')), CONCAT('scale.', seq), 1, NOW(3), NOW(3) FROM import_{n}.seq_1_to_{n}")
+        rss_before = rss_kib(agent.pid)
+        for by in ("startIndex", "cursor"):
+            times = {}
+            for n in sizes:
+                read, distinct, seconds = import_all(f"http://127.0.0.1:{port}/apps/m{n}/scim/v2", by)
+                assert read == distinct == n, (by, n, read, distinct)
+                times[n] = seconds
+                log(f"import mysql {n} by {by}: {seconds:.1f} s")
+            rows.append(("mysql", by, sizes, times))
+        peak = rss_kib(agent.pid, "VmHWM")
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(timeout=30)
+        mariadb.destroy()
+        rows[-2] += (rss_before, peak)
+        rows[-1] += (rss_before, peak)
+    if Path("/usr/sbin/slapd").exists():
+        slapd = Slapd()
+        sizes = [50_000, 200_000]
+        ldif = []
+        for n in sizes:
+            ou = f"ou=p{n},{slapd.SUFFIX}"
+            ldif.append(f"dn: {ou}\nobjectClass: organizationalUnit\nou: p{n}\n\n")
+            ldif += [f"dn: uid=u{n}-{i},{ou}\nobjectClass: inetOrgPerson\nuid: u{n}-{i}\ncn: U\nsn: S{i}\nmail: u{i}@example.com\n\n" for i in range(n)]
+        slapd.bulk_add("".join(ldif))
+        apps = {f"l{n}": {"connector": "ldap", "settings": slapd.settings(usersDN=f"ou=p{n},{slapd.SUFFIX}"), "auth": {"type": "none"}} for n in sizes}
+        agent, port, _ = start_agent(apps, "import-ldap")
+        rss_before = rss_kib(agent.pid)
+        for by in ("startIndex", "cursor"):
+            times = {}
+            for n in sizes:
+                read, distinct, seconds = import_all(f"http://127.0.0.1:{port}/apps/l{n}/scim/v2", by)
+                assert read == distinct == n, (by, n, read, distinct)
+                times[n] = seconds
+                log(f"import ldap {n} by {by}: {seconds:.1f} s")
+            rows.append(("ldap", by, sizes, times, rss_before, rss_kib(agent.pid, "VmHWM")))
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(timeout=30)
+        slapd.destroy()
+    lines = ["\n## Imports at scale\n",
+             "Every user read through the agent, 1,000 a page, by `startIndex` and by RFC 9865 cursor (release build); "
+             "the agent's resident memory before the imports and its peak (VmHWM) after all of them.\n",
+             "| target | paged by | smaller | larger (4×) | larger / smaller | agent RSS before → peak |", "|---|---|---|---|---|---|"]
+    for target, by, sizes, times, before, peak in rows:
+        lines.append(f"| {target} | {by} | {sizes[0]:,} users: {times[sizes[0]]:.1f} s | {sizes[1]:,} users: {times[sizes[1]]:.1f} s | "
+                     f"{times[sizes[1]] / times[sizes[0]]:.2f}× | {before / 1024:.0f} → {peak / 1024:.0f} MiB |")
     return "\n".join(lines)
 
 

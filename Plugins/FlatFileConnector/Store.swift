@@ -271,6 +271,12 @@ struct Table {
     /// Answers the whole query: `userName eq` and `id eq` from the indexes, anything else by
     /// evaluating the filter here; sorting and paging too.
     func search(_ query: Query, schema: ResourceSchema) -> SearchResult {
+        if query.filter == nil, query.sortBy == nil {
+            // An import's page: only the page's records are read, wherever it starts.
+            let start = min(query.startIndex - 1, order.count)
+            let end = query.count.map { min(order.count, start + $0) } ?? order.count
+            return SearchResult(resources: order[start..<end].compactMap { records[$0] }, totalResults: order.count, filtered: true, sorted: true, paged: true)
+        }
         var candidates: [JSON]
         switch query.filter {
         case .compare(let p, .eq, .string(let v))? where p.schema == nil && p.subAttribute == nil && p.name == keyAttribute:

@@ -440,6 +440,20 @@ static int do_search(scimc_instance *in, scimc_call *call, scimc_buf query, int 
         entry *e = lookup_key(t, wanted);
         if (e) render(&b, e, is_group);
         sb_str(&b, "],\"filtered\":true,\"sorted\":true,\"paged\":false}");
+    } else if (!find_member(query.ptr, qe, "filter", &f) && !find_member(query.ptr, qe, "sortBy", &op)) {
+        /* No filter, no sort: the page alone, wherever it starts (an import reads them all). */
+        size_t start = 0, count = t->norder;
+        if (find_member(query.ptr, qe, "startIndex", &value)) { long n = strtol(value.value, NULL, 10); start = n > 1 ? (size_t)(n - 1) : 0; }
+        if (find_member(query.ptr, qe, "count", &value)) { long n = strtol(value.value, NULL, 10); count = n > 0 ? (size_t)n : 0; }
+        if (start > t->norder) start = t->norder;
+        if (count > t->norder - start) count = t->norder - start;
+        for (size_t i = start; i < start + count; i++) {
+            if (i > start) sb_put(&b, ",", 1);
+            render(&b, t->order[i], is_group);
+        }
+        char tail[96];
+        snprintf(tail, sizeof tail, "],\"filtered\":true,\"sorted\":true,\"paged\":true,\"totalResults\":%zu}", t->norder);
+        sb_str(&b, tail);
     } else {
         for (size_t i = 0; i < t->norder; i++) {
             if (i) sb_put(&b, ",", 1);

@@ -127,6 +127,7 @@ struct SCIMRoutes: ResourceEndpoints {
             return respond(try await service.search(app: app, kind: kinds[0], query: query, presentation: presentation))
         }
         // Root search: every resource type, one list, paged as a whole.
+        if query.cursor != nil { throw SCIMError.invalidValue("cursor paging is for /Users and /Groups; page a search of every resource type by startIndex") }
         var all: [JSON] = []
         for k in kinds {
             let r = try await service.search(app: app, kind: k, query: Query(filter: query.filter, sortBy: query.sortBy, sortOrder: query.sortOrder), presentation: presentation)

@@ -33,6 +33,12 @@ public struct Discovery: Sendable {
             "filter": ["supported": .bool(anySearch), "maxResults": .number(Double(c.filterMaxResults))],
             "changePassword": ["supported": .bool(users?.passwordWritable ?? false)],
             "sort": ["supported": .bool(sort)],
+            // RFC 9865: index paging as ever, and cursors the agent issues for any target it can list.
+            "pagination": [
+                "cursor": .bool(anySearch), "index": .bool(anySearch), "defaultPaginationMethod": "index",
+                "defaultPageSize": .number(Double(c.filterMaxResults)), "maxPageSize": .number(Double(c.filterMaxResults)),
+                "cursorTimeout": .number(Double(PageCursor.timeout)),
+            ],
             "etag": ["supported": true],
             "authenticationSchemes": .array(c.authenticationSchemes),
             "meta": [

@@ -12,6 +12,9 @@ public struct Query: Sendable, Equatable {
     /// Groups may come without their members: the client will not see them and the filter
     /// does not read them (a hint to connectors for which members are costly to read).
     public var withoutMembers = false
+    /// RFC 9865: the `cursor` parameter, when the client pages by cursor ("" for the first
+    /// page); nil when it pages by `startIndex`. Turned into `startIndex` by `PageCursor`.
+    public var cursor: String?
 
     public init(filter: Filter? = nil, sortBy: AttributePath? = nil, sortOrder: SortOrder = .ascending, startIndex: Int = 1, count: Int? = nil) {
         self.filter = filter
@@ -40,7 +43,12 @@ public struct Query: Sendable, Equatable {
             guard let n = Int(text) else { throw .invalidValue("\(name) must be an integer") }
             return n
         }
+        let cursor = parameters("cursor")
+        if cursor != nil, parameters("startIndex") != nil {
+            throw .invalidValue("give either startIndex (index paging) or cursor (RFC 9865 cursor paging), not both")
+        }
         self.init(filter: filter, sortBy: sortBy, sortOrder: order, startIndex: try integer("startIndex") ?? 1, count: try integer("count"))
+        self.cursor = cursor
     }
 
     /// The form connectors receive (documented in `scim_connector.h`).
@@ -265,18 +273,120 @@ public struct ListResponse: Sendable {
     public var totalResults: Int
     public var startIndex: Int
     public var resources: [JSON]
+    /// RFC 9865, on a cursor-paged reply: the next page's cursor (nil on the last page) and
+    /// the previous page's; such a reply has no `startIndex`.
+    public var cursors: (next: String?, previous: String?)?
 
-    public init(totalResults: Int, startIndex: Int, resources: [JSON]) {
+    public init(totalResults: Int, startIndex: Int, resources: [JSON], cursors: (next: String?, previous: String?)? = nil) {
         self.totalResults = totalResults
         self.startIndex = startIndex
         self.resources = resources
+        self.cursors = cursors
     }
 
     public var json: JSON {
-        [
+        var o: JSONObject = [
             "schemas": [.string(Self.schema)], "totalResults": .number(Double(totalResults)),
-            "itemsPerPage": .number(Double(resources.count)), "startIndex": .number(Double(startIndex)),
-            "Resources": .array(resources),
+            "itemsPerPage": .number(Double(resources.count)),
         ]
+        if let cursors {
+            if let next = cursors.next { o["nextCursor"] = .string(next) }
+            if let previous = cursors.previous { o["previousCursor"] = .string(previous) }
+        } else {
+            o["startIndex"] = .number(Double(startIndex))
+        }
+        o["Resources"] = .array(resources)
+        return .object(o)
+    }
+}
+
+/// RFC 9865 cursors as the agent issues them: where the next page starts, for which query,
+/// and when the cursor was issued, in an opaque URL-safe string. They hold no state on the
+/// agent, so any agent serving the app (two behind a relay, one restarted) continues an
+/// import another began; a cursor altered by hand can only ask for a page of its own query.
+public struct PageCursor: Sendable, Equatable {
+    /// Seconds a cursor stays valid after it is issued (`pagination.cursorTimeout`).
+    public static let timeout = 600
+
+    /// The 1-based index of the page's first resource.
+    public var startIndex: Int
+    /// A digest of the query the cursor pages (resource type, filter, sort).
+    public var query: String
+    /// Seconds since 1970 when it was issued.
+    public var issued: Int
+
+    public init(startIndex: Int, query: String, issued: Int) {
+        self.startIndex = startIndex
+        self.query = query
+        self.issued = issued
+    }
+
+    /// The digest a query's cursors carry: what must not change between its pages.
+    public static func digest(resourceType: String, _ query: Query) -> String {
+        let text = [resourceType, query.filter.map { "\($0)" } ?? "", query.sortBy.map { "\($0)" } ?? "", query.sortOrder.rawValue].joined(separator: "\u{1f}")
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a
+        for byte in text.utf8 {
+            hash ^= UInt64(byte)
+            hash &*= 0x100_0000_01b3
+        }
+        return String(hash, radix: 36)
+    }
+
+    public var encoded: String {
+        let bytes = Array("\(startIndex).\(query).\(issued)".utf8)
+        return Self.base64URL(bytes)
+    }
+
+    /// The cursor a request gave: its page, or 400 `invalidCursor` / `expiredCursor`.
+    public static func decode(_ text: String, digest: String, now: Int) throws(SCIMError) -> PageCursor {
+        guard let bytes = fromBase64URL(text), let plain = String(validating: bytes, as: UTF8.self) else {
+            throw SCIMError(status: 400, scimType: .invalidCursor, detail: "the cursor is not one this server issued: send cursor empty for the first page, then each reply's nextCursor")
+        }
+        let parts = plain.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, let start = Int(parts[0]), start >= 1, let issued = Int(parts[2]) else {
+            throw SCIMError(status: 400, scimType: .invalidCursor, detail: "the cursor is not one this server issued: send cursor empty for the first page, then each reply's nextCursor")
+        }
+        guard parts[1] == digest else {
+            throw SCIMError(status: 400, scimType: .invalidCursor, detail: "the cursor belongs to another query: keep the filter and sort of the first page, or start again with an empty cursor")
+        }
+        guard now - issued <= timeout, issued <= now + 60 else {
+            throw SCIMError(status: 400, scimType: .expiredCursor, detail: "the cursor has expired: ask for each next page within \(timeout) s (cursorTimeout), or start again with an empty cursor")
+        }
+        return PageCursor(startIndex: start, query: String(parts[1]), issued: issued)
+    }
+
+    static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+
+    static func base64URL(_ bytes: [UInt8]) -> String {
+        var out: [UInt8] = []
+        var i = 0
+        while i < bytes.count {
+            let n = min(3, bytes.count - i)
+            var v = UInt32(bytes[i]) << 16
+            if n > 1 { v |= UInt32(bytes[i + 1]) << 8 }
+            if n > 2 { v |= UInt32(bytes[i + 2]) }
+            for k in 0...n { out.append(alphabet[Int((v >> (18 - 6 * UInt32(k))) & 63)]) }
+            i += 3
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func fromBase64URL(_ text: String) -> [UInt8]? {
+        var values: [UInt32] = []
+        for c in text.utf8 {
+            guard let v = alphabet.firstIndex(of: c) else { return nil }
+            values.append(UInt32(v))
+        }
+        guard values.count % 4 != 1, values.count <= 256 else { return nil }
+        var out: [UInt8] = []
+        var i = 0
+        while i < values.count {
+            let n = min(4, values.count - i)
+            var v: UInt32 = 0
+            for k in 0..<4 { v = v << 6 | (k < n ? values[i + k] : 0) }
+            for k in 0..<(n - 1) { out.append(UInt8((v >> (16 - 8 * UInt32(k))) & 0xff)) }
+            i += 4
+        }
+        return out
     }
 }

@@ -16,6 +16,12 @@ public struct SCIMError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let invalidValue = ScimType(rawValue: "invalidValue")
         public static let invalidVers = ScimType(rawValue: "invalidVers")
         public static let sensitive = ScimType(rawValue: "sensitive")
+        /// RFC 9865 §2.3: a cursor that is not one this server issued for this query.
+        public static let invalidCursor = ScimType(rawValue: "invalidCursor")
+        /// RFC 9865 §2.3: a cursor older than the `cursorTimeout` the server advertises.
+        public static let expiredCursor = ScimType(rawValue: "expiredCursor")
+        /// RFC 9865 §2.3: a `count` outside 0…`maxPageSize` on a cursor-paged query.
+        public static let invalidCount = ScimType(rawValue: "invalidCount")
     }
 
     public static let schema = "urn:ietf:params:scim:api:messages:2.0:Error"

@@ -99,50 +99,64 @@ final class LDAPConnection {
     /// when the directory's size limit cuts the list short, or what `body` throws.
     func forEach(base: String, scope: Int32, filter: String, attributes: [String], pageSize: Int = 500,
                  _ body: (LDAPEntry) throws -> Void) throws {
+        var cookie = berval(bv_len: 0, bv_val: nil)
+        defer { if cookie.bv_val != nil { ber_memfree(cookie.bv_val) } }
+        var seen = 0
+        repeat {
+            seen += try page(base: base, scope: scope, filter: filter, attributes: attributes, pageSize: pageSize, cookie: &cookie, seen: seen, body)
+        } while cookie.bv_len > 0
+    }
+
+    /// One page of a paged search, continued from `cookie` (empty for the first), which is
+    /// replaced by the next page's (empty after the last); how many entries it held.
+    /// `seen`: entries of the search before this page, for the size-limit message.
+    func page(base: String, scope: Int32, filter: String, attributes: [String], pageSize: Int, cookie: inout berval, seen: Int = 0,
+              _ body: (LDAPEntry) throws -> Void) throws -> Int {
         let attrs = Self.cStrings(attributes)
         defer {
             for i in 0..<attributes.count { free(attrs[i]) }
             attrs.deallocate()
         }
-        var cookie = berval(bv_len: 0, bv_val: nil)
-        defer { if cookie.bv_val != nil { ber_memfree(cookie.bv_val) } }
-        var seen = 0
-        repeat {
-            var res: OpaquePointer?
-            let rc = scim_ldap_search_page(ld, base, scope, filter, attrs, Int32(pageSize), &cookie, Int32(timeout), &res)
-            defer { if res != nil { ldap_msgfree(res) } }
-            if rc == LDAP_NO_SUCH_OBJECT { return }
-            if rc == LDAP_SIZELIMIT_EXCEEDED {
-                // Paged or not, the directory returns no more to this account: a list cut
-                // short would look complete (an import would miss users), so it is an error.
-                seen += Int(ldap_count_entries(ld, res))
-                throw SCIMError(status: 502, detail: "the directory stopped after \(seen) entries under \(base): its size limit for \(bindDN) "
-                    + "allows no more. Raise it for this account (OpenLDAP: limits dn.exact=\"\(bindDN)\" size.prtotal=unlimited)")
+        var res: OpaquePointer?
+        let rc = scim_ldap_search_page(ld, base, scope, filter, attrs, Int32(pageSize), &cookie, Int32(timeout), &res)
+        defer { if res != nil { ldap_msgfree(res) } }
+        if rc == LDAP_NO_SUCH_OBJECT { return 0 }
+        if rc == LDAP_SIZELIMIT_EXCEEDED {
+            // Paged or not, the directory returns no more to this account: a list cut
+            // short would look complete (an import would miss users), so it is an error.
+            throw SCIMError(status: 502, detail: "the directory stopped after \(seen + Int(ldap_count_entries(ld, res))) entries under \(base): its size limit for \(bindDN) "
+                + "allows no more. Raise it for this account (OpenLDAP: limits dn.exact=\"\(bindDN)\" size.prtotal=unlimited)")
+        }
+        guard rc == LDAP_SUCCESS else { throw error(rc, .search(base)) }
+        var count = 0
+        var entry = ldap_first_entry(ld, res)
+        while let e = entry {
+            var item = LDAPEntry(dn: "", attributes: [:])
+            if let dn = ldap_get_dn(ld, e) {
+                item.dn = String(cString: dn)
+                ldap_memfree(dn)
             }
-            guard rc == LDAP_SUCCESS else { throw error(rc, .search(base)) }
-            seen += Int(ldap_count_entries(ld, res))
-            var entry = ldap_first_entry(ld, res)
-            while let e = entry {
-                var item = LDAPEntry(dn: "", attributes: [:])
-                if let dn = ldap_get_dn(ld, e) {
-                    item.dn = String(cString: dn)
-                    ldap_memfree(dn)
+            for name in attributes where name != "+" && name != "*" {
+                guard let values = ldap_get_values_len(ld, e, name) else { continue }
+                var i = 0
+                var list: [String] = []
+                while let v = values[i] {
+                    list.append(String(decoding: UnsafeRawBufferPointer(start: v.pointee.bv_val, count: Int(v.pointee.bv_len)), as: UTF8.self))
+                    i += 1
                 }
-                for name in attributes where name != "+" && name != "*" {
-                    guard let values = ldap_get_values_len(ld, e, name) else { continue }
-                    var i = 0
-                    var list: [String] = []
-                    while let v = values[i] {
-                        list.append(String(decoding: UnsafeRawBufferPointer(start: v.pointee.bv_val, count: Int(v.pointee.bv_len)), as: UTF8.self))
-                        i += 1
-                    }
-                    ldap_value_free_len(values)
-                    item.attributes[name.lowercased()] = list
-                }
-                try body(item)
-                entry = ldap_next_entry(ld, e)
+                ldap_value_free_len(values)
+                item.attributes[name.lowercased()] = list
             }
-        } while cookie.bv_len > 0
+            count += 1
+            try body(item)
+            entry = ldap_next_entry(ld, e)
+        }
+        return count
+    }
+
+    /// The controls the server's root DSE lists (`supportedControl`).
+    func supportedControls() throws -> Set<String> {
+        Set(try search(base: "", scope: LDAP_SCOPE_BASE, filter: "(objectClass=*)", attributes: ["supportedControl"], pageSize: 0).first?.all("supportedControl") ?? [])
     }
 
     func modifications(_ changes: [LDAPChange]) -> UnsafeMutablePointer<UnsafeMutablePointer<LDAPMod>?> {

@@ -27,6 +27,7 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
     ]
 
     let pool: ConnectionPool<LDAPConnection>
+    let imports: ImportChains
     let usersDN: String
     let groupsDN: String?
     let userClasses: [String]
@@ -85,9 +86,13 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
             url: url, startTLS: settings["startTLS"]?.boolValue ?? false, caFile: caFile, bindDN: bindDN,
             bindPassword: settings["bindPassword"]?.stringValue ?? "", timeout: settings["timeout"]?.intValue ?? 5)
         pool = ConnectionPool(size: settings["poolSize"]?.intValue ?? 4, connect: { try LDAPConnection(connection) }, isBroken: { $0.broken })
+        imports = ImportChains(connect: { try LDAPConnection(connection) })
     }
 
-    public func close() { pool.closeAll() }
+    public func close() {
+        imports.closeAll()
+        pool.closeAll()
+    }
 
     public func describe() -> JSON {
         let paths: [String] = mapping.map { $0.path.description }
@@ -118,7 +123,13 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
             }
             if !problems.isEmpty { throw SCIMError(status: 503, detail: problems.joined(separator: "; ")) }
             let count = try c.search(base: usersDN, scope: LDAP_SCOPE_SUBTREE, filter: userFilter, attributes: ["entryUUID"]).count
-            return "bound; \(count) users under \(usersDN)"
+            // How an import pages: only the paged-results control lets it continue (ImportChains).
+            let controls = try c.supportedControls()
+            var paging = controls.contains("1.2.840.113556.1.4.319")
+                ? "imports continue page by page (simple paged results, RFC 2696)"
+                : "the directory offers no paged results: every page of an import reads the whole subtree"
+            if controls.contains("2.16.840.1.113730.3.4.9") { paging += "; it offers VLV, not used" }
+            return "bound; \(count) users under \(usersDN); \(paging)"
         }
     }
 
@@ -403,6 +414,11 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
                                   schema: CoreSchemas.userResource, noun: "users")
             var bases = [usersDN]
             if case .move(let container) = deactivation, !container.lowercased().hasSuffix(usersDN.lowercased()) { bases.append(container) }
+            if query.sortBy == nil, query.filter == nil || clause?.exact == true, bases.count == 1, let count = query.count, count > 0,
+                let (resources, total) = try imports.page(.init(base: usersDN, filter: filter, pageSize: count), startIndex: query.startIndex,
+                                                          scope: LDAP_SCOPE_SUBTREE, attributes: userAttributes, user) {
+                return SearchResult(resources: resources, totalResults: total, filtered: true, sorted: true, paged: true)
+            }
             for base in bases {
                 try c.forEach(base: base, scope: LDAP_SCOPE_SUBTREE, filter: filter, attributes: userAttributes) { entry throws(SCIMError) in
                     try page.offer(user(entry))

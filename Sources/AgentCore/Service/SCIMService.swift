@@ -326,6 +326,15 @@ public final class SCIMService: Sendable {
             try q.filter?.checkDateTimes(in: schema)
             if let s = q.sortBy { q.sortBy = schema.canonical(s) }
             let limit = request.lease.capabilities.filterMaxResults
+            // RFC 9865 cursor paging: the cursor says where the page starts (PageCursor).
+            let digest = PageCursor.digest(resourceType: kind.rawValue, q)
+            let now = Int(Date().timeIntervalSince1970)
+            if let cursor = q.cursor {
+                if let count = q.count, count > limit {
+                    throw SCIMError(status: 400, scimType: .invalidCount, detail: "count must be from 0 to \(limit) (pagination.maxPageSize)")
+                }
+                q.startIndex = cursor.isEmpty ? 1 : try PageCursor.decode(cursor, digest: digest, now: now).startIndex
+            }
             q.count = min(q.count ?? limit, limit)
             q.withoutMembers = kind == .group && presentation.projection.leavesOut("members", of: CoreSchemas.groupID)
                 && !(q.filter?.paths.contains { $0.name.caselessEquals("members") } ?? false)
@@ -344,7 +353,15 @@ public final class SCIMService: Sendable {
                 resources = Array(ResultShaping.page(resources, startIndex: q.startIndex, count: q.count))
             }
             let shown = resources.map { request.present($0, presentation).resource }
-            return SCIMResult(status: 200, body: ListResponse(totalResults: total, startIndex: q.startIndex, resources: shown).json)
+            var list = ListResponse(totalResults: total, startIndex: q.startIndex, resources: shown)
+            if q.cursor != nil {
+                let next = q.startIndex + shown.count
+                let count = q.count ?? limit
+                list.cursors = (
+                    next: next <= total && !shown.isEmpty ? PageCursor(startIndex: next, query: digest, issued: now).encoded : nil,
+                    previous: q.startIndex > 1 ? PageCursor(startIndex: max(1, q.startIndex - max(count, 1)), query: digest, issued: now).encoded : nil)
+            }
+            return SCIMResult(status: 200, body: list.json)
         }
     }
 
