@@ -15,6 +15,9 @@ public struct Query: Sendable, Equatable {
     /// RFC 9865: the `cursor` parameter, when the client pages by cursor ("" for the first
     /// page); nil when it pages by `startIndex`. Turned into `startIndex` by `PageCursor`.
     public var cursor: String?
+    /// The target's own cursor for this page, when the target pages by cursor and the client
+    /// does too ("" for the first page); set by the agent from the client's cursor.
+    public var targetCursor: String?
 
     public init(filter: Filter? = nil, sortBy: AttributePath? = nil, sortOrder: SortOrder = .ascending, startIndex: Int = 1, count: Int? = nil) {
         self.filter = filter
@@ -314,11 +317,14 @@ public struct PageCursor: Sendable, Equatable {
     public var query: String
     /// Seconds since 1970 when it was issued.
     public var issued: Int
+    /// The target's own cursor for the page, when the target pages by cursor (a remote server).
+    public var target: String?
 
-    public init(startIndex: Int, query: String, issued: Int) {
+    public init(startIndex: Int, query: String, issued: Int, target: String? = nil) {
         self.startIndex = startIndex
         self.query = query
         self.issued = issued
+        self.target = target
     }
 
     /// The digest a query's cursors carry: what must not change between its pages.
@@ -333,7 +339,7 @@ public struct PageCursor: Sendable, Equatable {
     }
 
     public var encoded: String {
-        let bytes = Array("\(startIndex).\(query).\(issued)".utf8)
+        let bytes = Array("\(startIndex).\(query).\(issued)\(target.map { "." + $0 } ?? "")".utf8)
         return Self.base64URL(bytes)
     }
 
@@ -342,8 +348,8 @@ public struct PageCursor: Sendable, Equatable {
         guard let bytes = fromBase64URL(text), let plain = String(validating: bytes, as: UTF8.self) else {
             throw SCIMError(status: 400, scimType: .invalidCursor, detail: "the cursor is not one this server issued: send cursor empty for the first page, then each reply's nextCursor")
         }
-        let parts = plain.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3, let start = Int(parts[0]), start >= 1, let issued = Int(parts[2]) else {
+        let parts = plain.split(separator: ".", maxSplits: 3, omittingEmptySubsequences: false)
+        guard parts.count >= 3, let start = Int(parts[0]), start >= 1, let issued = Int(parts[2]) else {
             throw SCIMError(status: 400, scimType: .invalidCursor, detail: "the cursor is not one this server issued: send cursor empty for the first page, then each reply's nextCursor")
         }
         guard parts[1] == digest else {
@@ -352,7 +358,7 @@ public struct PageCursor: Sendable, Equatable {
         guard now - issued <= timeout, issued <= now + 60 else {
             throw SCIMError(status: 400, scimType: .expiredCursor, detail: "the cursor has expired: ask for each next page within \(timeout) s (cursorTimeout), or start again with an empty cursor")
         }
-        return PageCursor(startIndex: start, query: String(parts[1]), issued: issued)
+        return PageCursor(startIndex: start, query: String(parts[1]), issued: issued, target: parts.count == 4 ? String(parts[3]) : nil)
     }
 
     static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
@@ -377,7 +383,7 @@ public struct PageCursor: Sendable, Equatable {
             guard let v = alphabet.firstIndex(of: c) else { return nil }
             values.append(UInt32(v))
         }
-        guard values.count % 4 != 1, values.count <= 256 else { return nil }
+        guard values.count % 4 != 1, values.count <= 4096 else { return nil }
         var out: [UInt8] = []
         var i = 0
         while i < values.count {

@@ -7,6 +7,9 @@ public struct SearchResult: Sendable {
     public var filtered: Bool
     public var sorted: Bool
     public var paged: Bool
+    /// A target that paged by its own cursor (a remote server's RFC 9865 cursor): the next
+    /// page's, "" after the last; nil when it paged by index.
+    public var nextCursor: String?
 
     public init(resources: [JSON], totalResults: Int? = nil, filtered: Bool, sorted: Bool = false, paged: Bool = false) {
         self.resources = resources

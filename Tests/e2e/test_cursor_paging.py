@@ -129,3 +129,21 @@ def test_users_changed_behind_a_mysql_cursor_import_are_not_skipped_or_repeated(
         assert seen == [f"u-{i:012d}" for i in range(1, 3001)]
     finally:
         mariadb.root_sql("DROP DATABASE IF EXISTS cursor_changes")
+
+
+def test_a_remote_that_pages_by_cursor_gets_its_own_cursors_passed_through(make_agent):
+    """A remote app whose server pages by cursor (another agent: it advertises
+    pagination.cursor) is imported by its own cursors, which ride inside the agent's."""
+    server = make_agent({"mem": {"connector": "memory", "auth": {"type": "none"}}}).start()
+    s = requests.Session()
+    for i in range(25):
+        s.post(server.base("mem") + "/Users", json={"schemas": [USER], "userName": f"r{i:02}"})
+    front = make_agent({"far": {"remote": {"url": server.base("mem")}, "auth": {"type": "none"}}}).start()
+    pages, last = cursor_import(s, front.base("far"), 10)
+    assert [len(p) for p in pages] == [10, 10, 5] and sorted(n for p in pages for n in p) == [f"r{i:02}" for i in range(25)]
+    # The server was asked by cursor: the agent's cursor carries the server's own.
+    first = s.get(front.base("far") + "/Users", params={"cursor": "", "count": 10}).json()
+    inner = decode(first["nextCursor"]).split(".", 3)[3]
+    assert decode(inner).split(".")[0] == "11"  # the server's own cursor, for its 11th user
+    # An index import of the same app is unchanged.
+    assert s.get(front.base("far") + "/Users", params={"startIndex": 21, "count": 10}).json()["itemsPerPage"] == 5

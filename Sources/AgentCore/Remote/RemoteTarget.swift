@@ -28,6 +28,8 @@ public final class RemoteTarget: Target, @unchecked Sendable {
     struct Discovered {
         var capabilities: Capabilities
         var filter = true
+        /// The remote pages by RFC 9865 cursor (`pagination.cursor`): a client's cursor import passes its cursors through.
+        var cursor = false
         var source = "defaults (not yet discovered)"
     }
 
@@ -269,14 +271,22 @@ public final class RemoteTarget: Target, @unchecked Sendable {
 
     public func search(_ kind: Capabilities.ResourceKind, _ query: Query) async throws(SCIMError) -> SearchResult {
         let caps = capabilities
-        let filters = discovered.withLockedValue { $0.filter }
+        let (filters, cursors) = discovered.withLockedValue { ($0.filter, $0.cursor) }
         let sort = caps.resource(kind)?.sort ?? false
         let filter = filters ? query.filter : nil
         let sortBy = sort ? query.sortBy : nil
+        if query.filter == nil || filters, query.sortBy == nil || sort, cursors, let cursor = query.targetCursor {
+            // A cursor import of a remote that pages by cursor: its own cursors, passed through.
+            let (resources, total, next) = try await list(
+                kind, filter: filter, sortBy: sortBy, query.sortOrder, position: .cursor(cursor), count: query.count ?? 1000, withoutMembers: query.withoutMembers)
+            var result = SearchResult(resources: resources, totalResults: total ?? resources.count, filtered: true, sorted: true, paged: true)
+            result.nextCursor = next ?? ""
+            return result
+        }
         if query.filter == nil || filters, query.sortBy == nil || sort {
             // The remote answers the whole query: one page of it.
-            let (resources, total) = try await list(kind, filter: filter, sortBy: sortBy, query.sortOrder, startIndex: query.startIndex, count: query.count ?? 1000,
-                                              withoutMembers: query.withoutMembers)
+            let (resources, total, _) = try await list(kind, filter: filter, sortBy: sortBy, query.sortOrder, position: .index(query.startIndex), count: query.count ?? 1000,
+                                                 withoutMembers: query.withoutMembers)
             return SearchResult(resources: resources, totalResults: total ?? resources.count, filtered: true, sorted: true, paged: true)
         }
         // The agent filters or sorts: every page of what the remote selects is read (one
@@ -286,8 +296,8 @@ public final class RemoteTarget: Target, @unchecked Sendable {
         var seen = Set<String>()
         var start = 1
         while true {
-            let (resources, total) = try await list(kind, filter: filter, sortBy: sortBy, query.sortOrder, startIndex: start, count: caps.filterMaxResults,
-                                              withoutMembers: query.withoutMembers)
+            let (resources, total, _) = try await list(kind, filter: filter, sortBy: sortBy, query.sortOrder, position: .index(start), count: caps.filterMaxResults,
+                                                 withoutMembers: query.withoutMembers)
             for r in resources {
                 // Pages of a list the remote does not sort may overlap: each resource once.
                 if let id = r["id"]?.stringValue, !seen.insert(id).inserted { continue }
@@ -299,9 +309,15 @@ public final class RemoteTarget: Target, @unchecked Sendable {
         return SearchResult(resources: page.resources, totalResults: page.totalResults, filtered: true, sorted: page.isPage, paged: page.isPage)
     }
 
-    /// One GET of a list from the remote: its resources and totalResults.
-    func list(_ kind: Capabilities.ResourceKind, filter: Filter?, sortBy: AttributePath?, _ order: Query.SortOrder, startIndex: Int, count: Int,
-              withoutMembers: Bool) async throws(SCIMError) -> (resources: [JSON], total: Int?)
+    enum Position {
+        case index(Int)
+        /// RFC 9865: "" for the first page, else the remote's nextCursor.
+        case cursor(String)
+    }
+
+    /// One GET of a list from the remote: its resources, totalResults, and nextCursor.
+    func list(_ kind: Capabilities.ResourceKind, filter: Filter?, sortBy: AttributePath?, _ order: Query.SortOrder, position: Position, count: Int,
+              withoutMembers: Bool) async throws(SCIMError) -> (resources: [JSON], total: Int?, next: String?)
     {
         var items: [URLQueryItem] = []
         if withoutMembers { items.append(URLQueryItem(name: "excludedAttributes", value: "members")) }
@@ -310,7 +326,10 @@ public final class RemoteTarget: Target, @unchecked Sendable {
             items.append(URLQueryItem(name: "sortBy", value: sortBy.description))
             items.append(URLQueryItem(name: "sortOrder", value: order.rawValue))
         }
-        items.append(URLQueryItem(name: "startIndex", value: String(startIndex)))
+        switch position {
+        case .index(let startIndex): items.append(URLQueryItem(name: "startIndex", value: String(startIndex)))
+        case .cursor(let cursor): items.append(URLQueryItem(name: "cursor", value: cursor))
+        }
         items.append(URLQueryItem(name: "count", value: String(count)))
         var components = URLComponents()
         components.queryItems = items
@@ -319,7 +338,7 @@ public final class RemoteTarget: Target, @unchecked Sendable {
         guard let resources = body?["Resources"]?.arrayValue ?? (body?["totalResults"]?.intValue == 0 ? [] : nil) else {
             throw SCIMError(status: 502, detail: "app \(app): remote list has no Resources")
         }
-        return (resources, body?["totalResults"]?.intValue)
+        return (resources, body?["totalResults"]?.intValue, body?["nextCursor"]?.stringValue)
     }
 
     public func changeMembers(_ groupID: String, _ members: [JSON], add: Bool) async throws(SCIMError) {
@@ -354,6 +373,7 @@ public final class RemoteTarget: Target, @unchecked Sendable {
         var caps = Self.defaults(auth: auth)
         var source = "defaults (the remote publishes no discovery documents)"
         var filter = true
+        var cursor = false
         // Discovery goes around the circuit breaker: only client requests open it.
         var spc = try await send("GET", "/ServiceProviderConfig", idempotent: true, guarded: false).body
         if spc?["schemas"] == nil, let v1 = (try? await send("GET", "/ServiceProviderConfigs", idempotent: true, guarded: false)), v1.status == 200 {
@@ -364,6 +384,7 @@ public final class RemoteTarget: Target, @unchecked Sendable {
             let patch = spc["patch"]?["supported"]?.boolValue ?? false
             let sort = spc["sort"]?["supported"]?.boolValue ?? false
             filter = spc["filter"]?["supported"]?.boolValue ?? true
+            cursor = spc["pagination"]?["cursor"]?.boolValue ?? false
             let password = spc["changePassword"]?["supported"]?.boolValue ?? false
             var ops: Capabilities.Operations = [.create, .get, .replace, .delete, .search]
             if patch { ops.insert(.patch) }
@@ -398,6 +419,6 @@ public final class RemoteTarget: Target, @unchecked Sendable {
                 bulkMaxOperations: 1000, filterMaxResults: spc["filter"]?["maxResults"]?.intValue.map { min($0, 1000) } ?? 1000,
                 authenticationSchemes: CapabilityDiscovery.authenticationSchemes(auth))
         }
-        discovered.withLockedValue { $0 = Discovered(capabilities: caps, filter: filter, source: source) }
+        discovered.withLockedValue { $0 = Discovered(capabilities: caps, filter: filter, cursor: cursor, source: source) }
     }
 }

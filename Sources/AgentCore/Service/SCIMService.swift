@@ -333,7 +333,10 @@ public final class SCIMService: Sendable {
                 if let count = q.count, count > limit {
                     throw SCIMError(status: 400, scimType: .invalidCount, detail: "count must be from 0 to \(limit) (pagination.maxPageSize)")
                 }
-                q.startIndex = cursor.isEmpty ? 1 : try PageCursor.decode(cursor, digest: digest, now: now).startIndex
+                let decoded = cursor.isEmpty ? nil : try PageCursor.decode(cursor, digest: digest, now: now)
+                q.startIndex = decoded?.startIndex ?? 1
+                // A target that pages by its own cursor continues from it (a remote's, passed through).
+                q.targetCursor = cursor.isEmpty ? "" : decoded?.target
             }
             q.count = min(q.count ?? limit, limit)
             q.withoutMembers = kind == .group && presentation.projection.leavesOut("members", of: CoreSchemas.groupID)
@@ -357,8 +360,9 @@ public final class SCIMService: Sendable {
             if q.cursor != nil {
                 let next = q.startIndex + shown.count
                 let count = q.count ?? limit
+                let more = reply.nextCursor.map { !$0.isEmpty } ?? (next <= total && !shown.isEmpty)
                 list.cursors = (
-                    next: next <= total && !shown.isEmpty ? PageCursor(startIndex: next, query: digest, issued: now).encoded : nil,
+                    next: more ? PageCursor(startIndex: next, query: digest, issued: now, target: reply.nextCursor).encoded : nil,
                     previous: q.startIndex > 1 ? PageCursor(startIndex: max(1, q.startIndex - max(count, 1)), query: digest, issued: now).encoded : nil)
             }
             return SCIMResult(status: 200, body: list.json)
