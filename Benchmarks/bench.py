@@ -614,6 +614,23 @@ def import_all(base, by):
     return read, len(ids), time.perf_counter() - began
 
 
+def timed_imports(target, agent, port, prefix, sizes):
+    """Each app `{prefix}{n}` imported by startIndex and by cursor; the rows of the table. Stops the agent."""
+    rows, rss_before = [], rss_kib(agent.pid)
+    for by in ("startIndex", "cursor"):
+        times = {}
+        for n in sizes:
+            read, distinct, seconds = import_all(f"http://127.0.0.1:{port}/apps/{prefix}{n}/scim/v2", by)
+            assert read == distinct == n, (by, n, read, distinct)
+            times[n] = seconds
+            log(f"import {target} {n} by {by}: {seconds:.1f} s")
+        rows.append([target, by, sizes, times])
+    peak = rss_kib(agent.pid, "VmHWM")
+    agent.send_signal(signal.SIGTERM)
+    agent.wait(timeout=30)
+    return [row + [rss_before, peak] for row in rows]
+
+
 def import_bench():
     """Imports at full size: a mysql table of 250,000 and 1,000,000 users and a directory of
     50,000 and 200,000, each read through the agent by startIndex and by cursor, 1,000 a page;
@@ -633,21 +650,8 @@ def import_bench():
             Client(f"http://127.0.0.1:{port}/apps/m{n}/scim/v2").request("GET", "/Users?count=0")  # the connector makes the table
             mariadb.root_sql(f"INSERT INTO import_{n}.users (id, userName, active, created, lastModified) "
                              f"SELECT CONCAT('u-', LPAD(seq, 12, '0')), CONCAT('scale.', seq), 1, NOW(3), NOW(3) FROM import_{n}.seq_1_to_{n}")
-        rss_before = rss_kib(agent.pid)
-        for by in ("startIndex", "cursor"):
-            times = {}
-            for n in sizes:
-                read, distinct, seconds = import_all(f"http://127.0.0.1:{port}/apps/m{n}/scim/v2", by)
-                assert read == distinct == n, (by, n, read, distinct)
-                times[n] = seconds
-                log(f"import mysql {n} by {by}: {seconds:.1f} s")
-            rows.append(("mysql", by, sizes, times))
-        peak = rss_kib(agent.pid, "VmHWM")
-        agent.send_signal(signal.SIGTERM)
-        agent.wait(timeout=30)
+        rows += timed_imports("mysql", agent, port, "m", sizes)
         mariadb.destroy()
-        rows[-2] += (rss_before, peak)
-        rows[-1] += (rss_before, peak)
     if Path("/usr/sbin/slapd").exists():
         slapd = Slapd()
         sizes = [50_000, 200_000]
@@ -659,17 +663,7 @@ def import_bench():
         slapd.bulk_add("".join(ldif))
         apps = {f"l{n}": {"connector": "ldap", "settings": slapd.settings(usersDN=f"ou=p{n},{slapd.SUFFIX}"), "auth": {"type": "none"}} for n in sizes}
         agent, port, _ = start_agent(apps, "import-ldap")
-        rss_before = rss_kib(agent.pid)
-        for by in ("startIndex", "cursor"):
-            times = {}
-            for n in sizes:
-                read, distinct, seconds = import_all(f"http://127.0.0.1:{port}/apps/l{n}/scim/v2", by)
-                assert read == distinct == n, (by, n, read, distinct)
-                times[n] = seconds
-                log(f"import ldap {n} by {by}: {seconds:.1f} s")
-            rows.append(("ldap", by, sizes, times, rss_before, rss_kib(agent.pid, "VmHWM")))
-        agent.send_signal(signal.SIGTERM)
-        agent.wait(timeout=30)
+        rows += timed_imports("ldap", agent, port, "l", sizes)
         slapd.destroy()
     lines = ["\n## Imports at scale\n",
              "Every user read through the agent, 1,000 a page, by `startIndex` and by RFC 9865 cursor (release build); "

@@ -20,6 +20,17 @@ AGENT = ROOT / ".build" / "debug" / "provisioning-agent"
 PLUGINS = ROOT / "plugins"
 
 
+def stop_process(process, sig=signal.SIGTERM):
+    """Signals a process and waits for it; killed if it has not stopped in 20 s."""
+    if process and process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def log_since(path: Path, offset: int) -> str:
     return path.read_bytes()[offset:].decode(errors="replace")
 
@@ -101,13 +112,7 @@ class Agent:
         raise RuntimeError("agent did not start")
 
     def stop(self, sig=signal.SIGTERM):
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, sig)
 
     def url(self, path=""):
         return f"http://127.0.0.1:{self.port}{path}"
@@ -266,13 +271,7 @@ class Relay:
         raise RuntimeError("relay did not start")
 
     def stop(self, sig=signal.SIGTERM):
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, sig)
 
     def url(self, path=""):
         return f"https://127.0.0.1:{self.port}{path}"

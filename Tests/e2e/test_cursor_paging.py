@@ -104,10 +104,8 @@ def test_imports_side_by_side_keep_their_own_cursors(mem):
 
 
 def test_users_changed_behind_a_mysql_cursor_import_are_not_skipped_or_repeated(make_agent, mariadb):
-    from test_import_scale import fill
-    mariadb.root_sql("DROP DATABASE IF EXISTS cursor_changes; CREATE DATABASE cursor_changes CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"
-                     f"GRANT ALL ON cursor_changes.* TO '{mariadb.USER}'@'%';")
-    apps = {"db": {"connector": "mysql", "settings": mariadb.settings(database="cursor_changes", createSchema=True), "auth": {"type": "none"}}}
+    from test_import_scale import fill, scratch_database
+    apps = {"db": scratch_database(mariadb, "cursor_changes")}
     a = make_agent(apps, plugins=("mysql.so",)).start()
     try:
         from conftest import wait_for

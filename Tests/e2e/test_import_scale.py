@@ -18,6 +18,13 @@ def fill(mariadb, database, n):
         f"SELECT CONCAT('u-', LPAD(seq, 12, '0')), CONCAT('scale.', seq), 1, NOW(3), NOW(3) FROM {database}.seq_1_to_{n}")
 
 
+def scratch_database(mariadb, database):
+    """An empty database of the test's own, for one mysql app."""
+    mariadb.root_sql(f"DROP DATABASE IF EXISTS {database}; CREATE DATABASE {database} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"
+                     f"GRANT ALL ON {database}.* TO '{mariadb.USER}'@'%';")
+    return {"connector": "mysql", "settings": mariadb.settings(database=database, createSchema=True), "auth": {"type": "none"}}
+
+
 def import_all(base, by="startIndex"):
     """Every user, page by page as an IdP reads them; the ids in the order given, and the time."""
     ids, start, total, cursor = [], 1, None, ""
@@ -46,11 +53,7 @@ def import_all(base, by="startIndex"):
 
 def test_a_mysql_import_by_start_index_and_by_cursor_is_linear(make_agent, mariadb):
     sizes = {"small": 25_000, "large": 100_000}
-    apps = {}
-    for name in sizes:
-        mariadb.root_sql(f"DROP DATABASE IF EXISTS import_{name}; CREATE DATABASE import_{name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"
-                         f"GRANT ALL ON import_{name}.* TO '{mariadb.USER}'@'%';")
-        apps[name] = {"connector": "mysql", "settings": mariadb.settings(database=f"import_{name}", createSchema=True), "auth": {"type": "none"}}
+    apps = {name: scratch_database(mariadb, f"import_{name}") for name in sizes}
     a = make_agent(apps, plugins=("mysql.so",)).start()
     for name, n in sizes.items():
         # The tables are made by the connector when it opens.
@@ -90,9 +93,7 @@ def test_a_mysql_import_by_start_index_and_by_cursor_is_linear(make_agent, maria
 def test_users_deleted_or_added_during_an_import_do_not_shift_its_pages(make_agent, mariadb):
     """Continuing from the last key, a user deleted behind the import does not make the next
     page skip one (as OFFSET would), and one added behind it does not repeat one."""
-    mariadb.root_sql("DROP DATABASE IF EXISTS import_changes; CREATE DATABASE import_changes CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"
-                     f"GRANT ALL ON import_changes.* TO '{mariadb.USER}'@'%';")
-    apps = {"db": {"connector": "mysql", "settings": mariadb.settings(database="import_changes", createSchema=True), "auth": {"type": "none"}}}
+    apps = {"db": scratch_database(mariadb, "import_changes")}
     a = make_agent(apps, plugins=("mysql.so",)).start()
     try:
         assert wait_for(lambda: requests.get(a.base("db") + "/Users?count=0", timeout=10).status_code == 200)
