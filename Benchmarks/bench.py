@@ -653,7 +653,7 @@ def import_bench():
         rows += timed_imports("mysql", agent, port, "m", sizes)
         mariadb.destroy()
     if Path("/usr/sbin/slapd").exists():
-        slapd = Slapd()
+        slapd = Slapd(maxsize=4 << 30)
         sizes = [50_000, 200_000]
         ldif = []
         for n in sizes:

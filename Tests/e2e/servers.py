@@ -119,7 +119,8 @@ class Slapd:
     SUFFIX, ADMIN, PASSWORD = "dc=example,dc=org", "cn=admin,dc=example,dc=org", "admin-pw"
     PEOPLE, GROUPS = "ou=people,dc=example,dc=org", "ou=groups,dc=example,dc=org"
 
-    def __init__(self):
+    def __init__(self, maxsize=256 << 20):
+        """`maxsize`: the bytes the mdb database may grow to (its map size)."""
         self.dir = Path(tempfile.mkdtemp(prefix="slapd-"))
         (self.dir / "db").mkdir()
         self.port = free_port()
@@ -137,7 +138,7 @@ suffix "{self.SUFFIX}"
 rootdn "{self.ADMIN}"
 rootpw {self.PASSWORD}
 directory {self.dir}/db
-maxsize 268435456
+maxsize {maxsize}
 index objectClass eq
 index uid,cn,mail eq,sub
 index entryUUID eq
