@@ -136,7 +136,7 @@ def start_agent(apps, name="agent"):
 def main():
     only = os.environ.get("BENCH_ONLY")  # BENCH_ONLY=isolation, observability or relay: that section alone
     sections = {"isolation": lambda: isolation_bench(), "observability": lambda: observability_bench(), "relay": lambda: relay_bench(),
-                "import": lambda: import_bench()}
+                "import": lambda: import_bench(), "groups": lambda: large_group_bench()}
     if only in sections:
         log(sections[only]())
         return
@@ -423,6 +423,7 @@ def main():
     report.append(observability_bench())
     report.append(relay_bench())
     report.append(import_bench())
+    report.append(large_group_bench())
     if mariadb:
         mariadb.destroy()
     if slapd:
@@ -673,6 +674,108 @@ def import_bench():
         lines.append(f"| {target} | {by} | {sizes[0]:,} users: {times[sizes[0]]:.1f} s | {sizes[1]:,} users: {times[sizes[1]]:.1f} s | "
                      f"{times[sizes[1]] / times[sizes[0]]:.2f}× | {before / 1024:.0f} → {peak / 1024:.0f} MiB |")
     return "\n".join(lines)
+
+
+def large_group_bench():
+    """A group of 100,000 members beside one of 10, on the memory, mysql and ldap connectors:
+    GET with and without members, one member added and removed by PATCH, a list of groups
+    without members; medians of 5, and the agent's peak resident memory."""
+    members_n = 100_000
+    patch = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+    mariadb = MariaDB() if shutil.which("mariadbd") else None
+    slapd = Slapd(maxsize=4 << 30) if Path("/usr/sbin/slapd").exists() else None
+    apps = {"mem": {"connector": "memory", "auth": {"type": "none"}}}
+    if mariadb:
+        apps["mysql"] = {"connector": "mysql", "settings": mariadb.settings(createSchema=True), "auth": {"type": "none"}}
+    if slapd:
+        ldif = [f"dn: uid=m{i},{slapd.PEOPLE}\nobjectClass: inetOrgPerson\nuid: m{i}\ncn: M\nsn: S\n\n" for i in range(members_n)]
+        ldif.append(f"dn: cn=large,{slapd.GROUPS}\nobjectClass: groupOfNames\ncn: large\n" + "".join(f"member: uid=m{i},{slapd.PEOPLE}\n" for i in range(members_n)) + "\n")
+        ldif.append(f"dn: cn=small,{slapd.GROUPS}\nobjectClass: groupOfNames\ncn: small\n" + "".join(f"member: uid=m{i},{slapd.PEOPLE}\n" for i in range(10)) + "\n")
+        slapd.bulk_add("".join(ldif))
+        apps["ldap"] = {"connector": "ldap", "settings": slapd.settings(), "auth": {"type": "none"}}
+    agent, port, config = start_agent(apps, "groups")
+    agent.send_signal(signal.SIGTERM)
+    agent.wait(timeout=30)
+    config.write_text(config.read_text().replace("maxBodySize: 1048576", "maxBodySize: 67108864"))
+    agent = start([str(RELEASE / "provisioning-agent"), "serve", "--config", str(config)], env=dict(os.environ, LOG_LEVEL="warning"))
+    wait_port(port, process=agent)
+    rows = []
+
+    def timed(c, method, path, body=None, repeat=5):
+        times, size = [], 0
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            status, out = c.request(method, path, body)
+            times.append(time.perf_counter() - t0)
+            if status not in (200, 204):
+                raise RuntimeError(f"{method} {path}: {status} {out[:200]}")
+            size = len(out)
+        return sorted(times)[len(times) // 2], size
+
+    for app in apps:
+        c = Client(f"http://127.0.0.1:{port}/apps/{app}/scim/v2")
+        if app == "mysql":
+            Client(f"http://127.0.0.1:{port}/apps/mysql/scim/v2").request("GET", "/Users?count=0")
+            mariadb.query("INSERT INTO users (id, userName, active, created, lastModified) "
+                          f"SELECT CONCAT('m-', LPAD(seq, 9, '0')), CONCAT('m', seq), 1, NOW(3), NOW(3) FROM seq_1_to_{members_n}")
+            ids = [f"m-{i:09d}" for i in range(1, members_n + 1)]
+        elif app == "ldap":
+            ids = []  # the directory's groups were loaded with slapadd
+        else:
+            ids = preload_ids(c, members_n)
+        if app == "ldap":
+            _, body = c.request("GET", "/Groups?excludedAttributes=members")
+            groups = {g["displayName"]: g["id"] for g in json.loads(body)["Resources"]}
+        else:
+            groups = {}
+            for name, n in (("large", members_n), ("small", 10)):
+                status, body = c.request("POST", "/Groups", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name,
+                                                             "members": [{"value": i} for i in ids[:n]]})
+                if status != 201:
+                    raise RuntimeError(f"{app} group {name}: {status} {body[:200]}")
+                groups[name] = json.loads(body)["id"]
+        # A user in neither group, added to each and removed again.
+        status, body = c.request("POST", "/Users", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "outsider"})
+        outsider = json.loads(body)["id"]
+        for name in ("large", "small"):
+            gid = groups[name]
+            get_all, size = timed(c, "GET", f"/Groups/{gid}")
+            get_bare, _ = timed(c, "GET", f"/Groups/{gid}?excludedAttributes=members")
+            add, _ = timed(c, "PATCH", f"/Groups/{gid}", {"schemas": [patch], "Operations": [{"op": "add", "path": "members", "value": [{"value": outsider}]}]}, repeat=1)
+            remove, _ = timed(c, "PATCH", f"/Groups/{gid}", {"schemas": [patch], "Operations": [{"op": "remove", "path": f'members[value eq "{outsider}"]'}]}, repeat=1)
+            rows.append((app, name, get_all, size, get_bare, add, remove))
+            log(f"groups {app} {name}: GET {get_all * 1000:.1f} ms ({size} B), without members {get_bare * 1000:.1f} ms, add {add * 1000:.1f} ms, remove {remove * 1000:.1f} ms")
+        lst, _ = timed(c, "GET", "/Groups?excludedAttributes=members")
+        rows.append((app, "list", lst, 0, 0, 0, 0))
+    peak = rss_kib(agent.pid, "VmHWM")
+    agent.send_signal(signal.SIGTERM)
+    agent.wait(timeout=30)
+    if mariadb:
+        mariadb.destroy()
+    if slapd:
+        slapd.destroy()
+    lines = ["\n## Large groups\n",
+             f"A group of {members_n:,} members beside one of 10 (release build), medians of 5 (PATCH: one of each); "
+             "`PATCH` adds one member then removes it. The agent's peak resident memory over all of it: "
+             f"{peak / 1024:.0f} MiB.\n",
+             "| connector | group | GET | its size | GET excludedAttributes=members | PATCH add one | PATCH remove one |", "|---|---|---|---|---|---|---|"]
+    for app, name, get_all, size, get_bare, add, remove in rows:
+        if name == "list":
+            lines.append(f"| {app} | list of both, members excluded | {get_all * 1000:.1f} ms | | | | |")
+        else:
+            lines.append(f"| {app} | {name} | {get_all * 1000:.1f} ms | {size / 1e6:.2f} MB | {get_bare * 1000:.1f} ms | {add * 1000:.1f} ms | {remove * 1000:.1f} ms |")
+    return "\n".join(lines)
+
+
+def preload_ids(c, n):
+    """n users created through the agent; their ids."""
+    def create(i):
+        status, body = c.request("POST", "/Users", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": f"member{i}"})
+        if status != 201:
+            raise RuntimeError(f"preload: {status} {body[:200]}")
+        return json.loads(body)["id"]
+    with concurrent.futures.ThreadPoolExecutor(16) as ex:
+        return list(ex.map(create, range(n)))
 
 
 def relay_bench():
