@@ -358,3 +358,22 @@ def test_an_agent_holds_a_connection_to_each_of_several_relays(make_relay, make_
     assert line["userName"] == "via-one" and line["status"] == 201
     assert line["client"]["credential"] == "basic okta" and line["client"]["remoteAddress"] == "127.0.0.1"
     assert IDP[1] not in (agent.workdir / "audit.log").read_text()
+
+
+def test_a_relay_that_falls_silent_is_replaced_by_a_new_connection(make_relay, make_agent):
+    """The relay stops answering (SIGSTOP): after two silent heartbeats the agent dials a new
+    connection while the old one stays, after three it drops the old one; once the relay runs
+    again the new connection is welcomed and requests pass."""
+    relay = make_relay({"mem": {"type": "none"}}, TOKENS).start()
+    agent = make_agent({"mem": {"connector": "memory"}}, listen=False, uplink=relay.uplink("dc1-a", TOKENS["dc1-a"])).start()
+    relay.wait_serving("dc1-a", "mem")
+    offset = agent.log.stat().st_size
+    relay.process.send_signal(signal.SIGSTOP)
+    try:
+        assert wait_for(lambda: "opening a new connection before dropping this one" in log_since(agent.log, offset), 10)
+        assert wait_for(lambda: "silent for three heartbeats" in log_since(agent.log, offset), 10)
+    finally:
+        relay.process.send_signal(signal.SIGCONT)
+    s = client(relay)
+    assert wait_for(lambda: s.get(relay.base("mem") + "/Users", timeout=10).status_code == 200, 20)
+    assert wait_for(lambda: [c["state"] for c in relay.agents()] == ["serving"], 20), relay.agents()
