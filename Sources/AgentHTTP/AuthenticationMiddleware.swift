@@ -53,10 +53,15 @@ struct AuthenticationMiddleware: RouterMiddleware {
     }
 
     static func checkBasic(_ header: String, username: String, password: String) -> Bool {
-        guard header.count > 6, header.prefix(6).lowercased() == "basic " else { return false }
-        guard let decoded = Data(base64Encoded: String(header.dropFirst(6)).trimmingCharacters(in: .whitespaces)) else { return false }
+        guard let decoded = basicCredentials(header) else { return false }
         let expected = Array("\(username):\(password)".utf8)
         return ConstantTime.equals(Array(decoded), expected)
+    }
+
+    /// The decoded `user:password` bytes of an `Authorization: Basic` value.
+    static func basicCredentials(_ header: String) -> Data? {
+        guard header.count > 6, header.prefix(6).lowercased() == "basic " else { return nil }
+        return Data(base64Encoded: String(header.dropFirst(6)).trimmingCharacters(in: .whitespaces))
     }
 }
 

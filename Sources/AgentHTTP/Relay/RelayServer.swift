@@ -182,8 +182,7 @@ struct RelayRoutes: Sendable {
 
     /// Who a request claims to be, for the throttle: the basic username, or the header's name.
     static func presented(_ auth: AgentConfig.Auth, _ request: Request) -> String {
-        if let header = request.headers[.authorization], header.count > 6, header.prefix(6).lowercased() == "basic ",
-            let decoded = Data(base64Encoded: String(header.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
+        if let decoded = request.headers[.authorization].flatMap(AuthenticationMiddleware.basicCredentials),
             let text = String(data: decoded, encoding: .utf8), let colon = text.firstIndex(of: ":") {
             return "basic " + text[..<colon].prefix(64)
         }

@@ -255,16 +255,11 @@ final class UplinkConnection: Sendable {
             try await Task.detached { try await client.run() }.value
         } catch is Ended {
         } catch {
-            logger.error("uplink: cannot connect to the relay", metadata: ["error": .string(Self.describe(error))])
+            logger.error("uplink: cannot connect to the relay", metadata: ["error": .string(String(describing: error))])
         }
         let wasUp = state.withLockedValue { $0.welcomed }
         if wasUp { logger.warning("uplink: connection to the relay closed") }
         report(.closed(wasUp: wasUp))
-    }
-
-    static func describe(_ error: any Error) -> String {
-        if let e = error as? WebSocketClientError { return "\(e)" }
-        return String(describing: error)
     }
 
     private func send(_ message: UplinkMessage, _ outbound: WebSocketOutboundWriter) async throws {
