@@ -284,7 +284,11 @@ extension JSON {
         var s = s
         s.withUTF8 { bytes in
             var clean = 0  // start of the run not yet copied
-            for (i, b) in bytes.enumerated() where b < 0x20 || b == 0x22 || b == 0x5C {
+            // An index loop: `enumerated()` costs a generic-metadata lookup per byte in
+            // debug builds, which the e2e tests run.
+            for i in bytes.indices {
+                let b = bytes[i]
+                guard b < 0x20 || b == 0x22 || b == 0x5C else { continue }
                 out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[clean..<i]))
                 clean = i + 1
                 out.append(UInt8(ascii: "\\"))

@@ -1,6 +1,6 @@
 """Imports that stay linear: an IdP reads every user page by page, by startIndex (Okta and
 Entra page so) or by RFC 9865 cursor, and each page should cost what the first one did.
-Bounded in time: a table of 25,000 then 100,000 users, filled with SQL, read through the
+Bounded in time: a table of 20,000 then 80,000 users, filled with SQL, read through the
 agent 1,000 at a time both ways (`make bench` runs the full sizes)."""
 import time
 
@@ -51,8 +51,26 @@ def import_all(base, by="startIndex"):
     return ids, time.perf_counter() - began
 
 
+def assert_linear(label, bases, sizes, by, check=None):
+    """Imports each size twice, alternating small and large (the machine's load changes while
+    a test runs), and asserts the best time of the large one is at most 5 times the best of
+    the small one: 4 times the users may cost 4 times the time, and no more than noise."""
+    best = {}
+    for round_ in range(2):
+        for name in (list(sizes) if round_ == 0 else list(reversed(sizes))):
+            ids, seconds = import_all(bases[name], by)
+            # Every user exactly once.
+            assert len(ids) == sizes[name] and len(set(ids)) == sizes[name], (label, by, name, len(ids), len(set(ids)))
+            if check:
+                check(ids)
+            best[name] = min(seconds, best.get(name, seconds))
+    small, large = sizes
+    print(f"{label} import by {by}: {sizes[small]} users {best[small]:.2f} s, {sizes[large]} users {best[large]:.2f} s (best of 2)")
+    assert best[large] <= 5 * best[small], (label, by, best)
+
+
 def test_a_mysql_import_by_start_index_and_by_cursor_is_linear(make_agent, mariadb):
-    sizes = {"small": 25_000, "large": 100_000}
+    sizes = {"small": 20_000, "large": 80_000}
     apps = {name: scratch_database(mariadb, f"import_{name}") for name in sizes}
     a = make_agent(apps, plugins=("mysql.so",)).start()
     for name, n in sizes.items():
@@ -60,16 +78,10 @@ def test_a_mysql_import_by_start_index_and_by_cursor_is_linear(make_agent, maria
         assert wait_for(lambda: requests.get(a.base(name) + "/Users?count=0", timeout=10).status_code == 200)
         fill(mariadb, f"import_{name}", n)
     try:
+        def in_id_order(ids):
+            assert ids == sorted(ids)
         for by in ("startIndex", "cursor"):
-            times = {}
-            for name, n in sizes.items():
-                ids, seconds = import_all(a.base(name), by)
-                # Every user exactly once, in the order of their ids.
-                assert len(ids) == n and len(set(ids)) == n
-                assert ids == sorted(ids)
-                times[name] = seconds
-            print(f"mysql import by {by}: {sizes['small']} users {times['small']:.2f} s, {sizes['large']} users {times['large']:.2f} s")
-            assert times["large"] <= 5 * times["small"], (by, times)
+            assert_linear("mysql", {name: a.base(name) for name in sizes}, sizes, by, check=in_id_order)
 
         # A jump (an IdP that restarts from page 3, or reads a page twice) gives the same page.
         base = a.base("small")
@@ -133,13 +145,7 @@ def test_an_ldap_import_by_start_index_and_by_cursor_is_linear(make_agent):
         check = a.cli("check", "--app", "small").stdout
         assert "imports continue page by page (simple paged results, RFC 2696)" in check, check
         for by in ("startIndex", "cursor"):
-            times = {}
-            for name, n in sizes.items():
-                ids, seconds = import_all(a.base(name), by)
-                assert len(ids) == n and len(set(ids)) == n
-                times[name] = seconds
-            print(f"ldap import by {by}: {sizes['small']} users {times['small']:.2f} s, {sizes['large']} users {times['large']:.2f} s")
-            assert times["large"] <= 5 * times["small"], (by, times)
+            assert_linear("ldap", {name: a.base(name) for name in sizes}, sizes, by)
         # A jump gives the same page as the import did, read the old way.
         base = a.base("small")
         pages = [requests.get(base + "/Users", params={"startIndex": 2001, "count": 500}, timeout=60).json() for _ in range(2)]
