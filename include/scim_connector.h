@@ -284,7 +284,8 @@ typedef struct scimc_connector {
     /* Adds / removes group members without rewriting the group. `members` is a JSON array of
      * member objects as the client sent them: {"value": "<user or group id>"} with, when
      * given, "type" ("User" or "Group"), "display" and "$ref". Adding a present member or
-     * removing an absent one is not an error. Emits nothing. NULL: the host uses
+     * removing an absent one is not an error. A group that does not exist: SCIMC_NOT_FOUND
+     * (the host does not read the group first). Emits nothing. NULL: the host uses
      * groups->patch or get + replace. */
     scimc_status (*_Nullable add_members)(scimc_instance *_Nonnull, scimc_call *_Nonnull,
                                           scimc_buf group_id, scimc_buf members);

@@ -277,12 +277,13 @@ static char *strip(const char *p, size_t n, int is_group, entry *members_into) {
     return out.p;
 }
 
-static void render(sbuf *b, entry *e, int is_group) {
+/* `members`: a group's members go in (a user has none). */
+static void render(sbuf *b, entry *e, int members) {
     sb_str(b, "{\"id\":\"");
     sb_str(b, e->id);
     sb_str(b, "\"");
     if (e->body[0]) { sb_put(b, ",", 1); sb_str(b, e->body); }
-    if (is_group) {
+    if (members) {
         sb_str(b, ",\"members\":[");
         for (size_t i = 0; i < e->nmembers; i++) {
             if (i) sb_put(b, ",", 1);
@@ -425,20 +426,25 @@ static int do_search(scimc_instance *in, scimc_call *call, scimc_buf query, int 
     table *t = is_group ? &in->s->groups : &in->s->users;
     const char *qe = query.ptr + query.len;
     char *wanted = NULL;
+    int by_id = 0;
     jmember f, op, path, value;
-    /* userName eq "x" (users) is answered from the index; anything else goes to the host. */
-    if (!is_group && find_member(query.ptr, qe, "filter", &f) && find_member(f.value, f.value_end, "op", &op) &&
+    /* id eq "x", and userName eq "x" (users), are answered from the indexes; anything else
+     * goes to the host. */
+    if (find_member(query.ptr, qe, "filter", &f) && find_member(f.value, f.value_end, "op", &op) &&
         find_member(f.value, f.value_end, "path", &path) && find_member(f.value, f.value_end, "value", &value) &&
-        op.value_end - op.value == 4 && strncmp(op.value, "\"eq\"", 4) == 0 &&
-        path.value_end - path.value == 10 && strncasecmp(path.value, "\"userName\"", 10) == 0 && *value.value == '"') {
-        wanted = string_contents(value.value, value.value_end, 1);
+        op.value_end - op.value == 4 && strncmp(op.value, "\"eq\"", 4) == 0 && *value.value == '"') {
+        by_id = path.value_end - path.value == 4 && strncmp(path.value, "\"id\"", 4) == 0;
+        if (by_id || (!is_group && path.value_end - path.value == 10 && strncasecmp(path.value, "\"userName\"", 10) == 0))
+            wanted = string_contents(value.value, value.value_end, !by_id);
     }
+    /* A client that leaves the members out: they are not rendered (a group of 100,000). */
+    int members = is_group && !(find_member(query.ptr, qe, "withoutMembers", &value) && *value.value == 't');
     sbuf b = {0};
     sb_str(&b, "{\"Resources\":[");
     pthread_rwlock_rdlock(&in->s->lock);
     if (wanted) {
-        entry *e = lookup_key(t, wanted);
-        if (e) render(&b, e, is_group);
+        entry *e = by_id ? lookup_id(t, wanted, strlen(wanted)) : lookup_key(t, wanted);
+        if (e) render(&b, e, members);
         sb_str(&b, "],\"filtered\":true,\"sorted\":true,\"paged\":false}");
     } else if (!find_member(query.ptr, qe, "filter", &f) && !find_member(query.ptr, qe, "sortBy", &op)) {
         /* No filter, no sort: the page alone, wherever it starts (an import reads them all). */
@@ -449,7 +455,7 @@ static int do_search(scimc_instance *in, scimc_call *call, scimc_buf query, int 
         if (count > t->norder - start) count = t->norder - start;
         for (size_t i = start; i < start + count; i++) {
             if (i > start) sb_put(&b, ",", 1);
-            render(&b, t->order[i], is_group);
+            render(&b, t->order[i], members);
         }
         char tail[96];
         snprintf(tail, sizeof tail, "],\"filtered\":true,\"sorted\":true,\"paged\":true,\"totalResults\":%zu}", t->norder);
@@ -457,7 +463,7 @@ static int do_search(scimc_instance *in, scimc_call *call, scimc_buf query, int 
     } else {
         for (size_t i = 0; i < t->norder; i++) {
             if (i) sb_put(&b, ",", 1);
-            render(&b, t->order[i], is_group);
+            render(&b, t->order[i], members);
         }
         sb_str(&b, "],\"filtered\":false,\"sorted\":false,\"paged\":false}");
     }

@@ -40,7 +40,8 @@ struct SCIM11Routes: ResourceEndpoints {
             throw SCIMError.notImplemented("app \(context.app) does not hold \(kind.rawValue)s")
         }
         let id = try routes.id(context)
-        let presentation = try routes.presentation(request, context)
+        var presentation = try routes.presentation(request, context)
+        presentation.groupAfterMemberChanges = true
         let body = try SCIM11.patchToV2(try await routes.readBody(request), kind, schema: schema)
         if body["Operations"]?.arrayValue?.isEmpty == true {
             // Nothing to change: the resource as it is.

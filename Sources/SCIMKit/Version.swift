@@ -1,15 +1,21 @@
 /// `meta.version` as a weak ETag derived from the resource's content (RFC 7644 §3.14).
 public enum ResourceVersion {
     /// FNV-1a over the canonical serialization, without `meta` (which holds the version itself).
+    /// When the connector keeps a version of its own (`meta.version`, which the ABI says
+    /// changes with every write, member changes included), the hash covers that version and
+    /// the resource without its `members`: a group read without its members then has the
+    /// ETag it has when read whole.
     public static func etag(of resource: JSON) -> String {
+        let connectorVersion = resource["meta"]?["version"]?.stringValue
         // The serialization of the resource without `meta`, written directly (no copy of the
         // resource to remove it from).
         var bytes: [UInt8] = []
         bytes.reserveCapacity(512)
+        if let connectorVersion { JSON.writeString(connectorVersion, to: &bytes) }
         if case .object(let o) = resource {
             bytes.append(UInt8(ascii: "{"))
             var first = true
-            for m in o.members where !m.key.caselessEquals("meta") {
+            for m in o.members where !m.key.caselessEquals("meta") && !(connectorVersion != nil && m.key.caselessEquals("members")) {
                 if !first { bytes.append(UInt8(ascii: ",")) }
                 first = false
                 JSON.writeString(m.key, to: &bytes)
@@ -21,6 +27,12 @@ public enum ResourceVersion {
             resource.write(to: &bytes)
         }
         return "W/\"" + FNV1a.hex(bytes.withUnsafeBytes { FNV1a.hash($0) }) + "\""
+    }
+
+    /// The ETag of a group read without its members: nil when the connector keeps no version
+    /// and the members are not there, since no honest ETag exists then.
+    public static func etag(ofReadWithoutMembers resource: JSON) -> String? {
+        resource["meta"]?["version"] == nil && resource["members"] == nil ? nil : etag(of: resource)
     }
 
     /// Whether `current` is still the version `expected` was read at (a conditional replace's

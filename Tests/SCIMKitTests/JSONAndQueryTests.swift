@@ -79,15 +79,17 @@ import Testing
     }
 
     @Test func versions() {
-        let a = ResourceVersion.etag(of: Fixtures.bjensen)
-        var changed = Fixtures.bjensen
+        var stored = Fixtures.bjensen  // as a connector without versions gives it
+        stored["meta"] = ["created": "2010-01-23T04:56:22Z", "lastModified": "2011-05-13T04:42:34Z"]
+        let a = ResourceVersion.etag(of: stored)
+        var changed = stored
         changed["title"] = "Boss"
         #expect(a.hasPrefix("W/\"") && a != ResourceVersion.etag(of: changed))
-        var metaOnly = Fixtures.bjensen
-        metaOnly["meta"] = ["version": "other"]
+        var metaOnly = stored
+        metaOnly["meta"] = ["lastModified": "2012-01-01T00:00:00Z"]
         #expect(a == ResourceVersion.etag(of: metaOnly))
         // Stable across agent versions: FNV-1a of the serialization without meta.
-        var withoutMeta = Fixtures.bjensen
+        var withoutMeta = stored
         withoutMeta["meta"] = nil
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for b in withoutMeta.serializedBytes() { hash = (hash ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
@@ -95,6 +97,29 @@ import Testing
         #expect(a == "W/\"" + String(repeating: "0", count: 16 - hex.count) + hex + "\"")
         #expect(ResourceVersion.ifMatch(a, current: a) && ResourceVersion.ifMatch("*", current: a))
         #expect(!ResourceVersion.ifMatch(#"W/"0000""#, current: a))
+    }
+
+    @Test func aConnectorsVersionCoversMembersSoAGroupReadWithoutThemKeepsItsETag() {
+        let group: JSON = ["id": "g1", "displayName": "Staff", "members": [["value": "u1"], ["value": "u2"]], "meta": ["version": "7"]]
+        var bare = group
+        bare["members"] = nil
+        #expect(ResourceVersion.etag(ofReadWithoutMembers: bare) == ResourceVersion.etag(of: group))
+        var next = group
+        next["meta"] = ["version": "8"]
+        #expect(ResourceVersion.etag(of: next) != ResourceVersion.etag(of: group))
+        var renamed = group
+        renamed["displayName"] = "Everyone"
+        #expect(ResourceVersion.etag(of: renamed) != ResourceVersion.etag(of: group))
+        // Without a connector's version, the members decide: read without them, no version.
+        var unversioned = group
+        unversioned["meta"] = nil
+        var unversionedBare = bare
+        unversionedBare["meta"] = nil
+        #expect(ResourceVersion.etag(ofReadWithoutMembers: unversionedBare) == nil)
+        #expect(ResourceVersion.etag(ofReadWithoutMembers: unversioned) == ResourceVersion.etag(of: unversioned))
+        var fewer = unversioned
+        fewer["members"] = [["value": "u1"]]
+        #expect(ResourceVersion.etag(of: fewer) != ResourceVersion.etag(of: unversioned))
     }
 
     @Test func errorsRenderAsRFC7644() {

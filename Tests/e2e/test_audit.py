@@ -33,7 +33,7 @@ def test_every_change_is_one_line_without_secrets(make_agent):
     assert s.put(f"{base}/Users/{uid}", json={**user, "password": SECRET + "3"}).status_code == 200
     assert s.post(f"{base}/Users", json={"schemas": [USER], "userName": "ann"}).status_code == 409  # a refused change is audited too
     gid = s.post(f"{base}/Groups", json={"schemas": [GROUP], "displayName": "staff"}).json()["id"]
-    assert s.patch(f"{base}/Groups/{gid}", json={"schemas": [PATCH], "Operations": [{"op": "add", "path": "members", "value": [{"value": uid}]}]}).status_code == 200
+    assert s.patch(f"{base}/Groups/{gid}", json={"schemas": [PATCH], "Operations": [{"op": "add", "path": "members", "value": [{"value": uid}]}]}).status_code == 204
     bulk = s.post(f"{base}/Bulk", json={"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": [
         {"method": "POST", "path": "/Users", "bulkId": "b1", "data": {"schemas": [USER], "userName": "bob", "password": SECRET}},
         {"method": "DELETE", "path": f"/Users/{uid}"}]}).json()

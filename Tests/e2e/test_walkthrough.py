@@ -63,11 +63,13 @@ def test_okta_provisioning_flow(agent, app):
     assert [g["id"] for g in r.json()["Resources"]] == [gid]
     r = s.patch(f"{base}/Groups/{gid}", json={"schemas": [PATCH], "Operations": [
         {"op": "add", "path": "members", "value": [{"value": uid, "type": "User"}]}]})
-    assert r.status_code == 200, r.text
-    assert [m["value"] for m in r.json()["members"]] == [uid]
+    # Member changes alone are answered 204 (RFC 7644 §3.5.2), as Okta and Entra expect.
+    assert r.status_code == 204 and not r.content, r.text
+    assert [m["value"] for m in s.get(f"{base}/Groups/{gid}").json()["members"]] == [uid]
     r = s.patch(f"{base}/Groups/{gid}", json={"schemas": [PATCH], "Operations": [
         {"op": "remove", "path": f'members[value eq "{uid}"]'}]})
-    assert r.status_code == 200 and r.json().get("members", []) == []
+    assert r.status_code == 204
+    assert s.get(f"{base}/Groups/{gid}").json().get("members", []) == []
 
     # Paged import.
     for i in range(5):

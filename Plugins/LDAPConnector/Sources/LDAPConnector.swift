@@ -405,7 +405,7 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
         try pool.withConnection(idempotent: true) { c in
             let translator = LDAPFilter(
                 schema: CoreSchemas.userResource,
-                attribute: { p in self.mapping.first { $0.path == p || ($0.path.parent == p && $0.path.subAttribute == "value") }?.attribute },
+                attribute: { p in Self.idAttribute(p) ?? self.mapping.first { $0.path == p || ($0.path.parent == p && $0.path.subAttribute == "value") }?.attribute },
                 timestampAttribute: { p in p.name == "meta" && p.subAttribute?.caselessEquals("lastModified") == true ? "modifyTimestamp" : nil })
             let clause = query.filter.flatMap { translator.clause($0) }
             let filter = clause.map { "(&\(userFilter)\($0.text))" } ?? userFilter
@@ -439,19 +439,47 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
         ["entryUUID", "entryCSN", "cn", "createTimestamp", "modifyTimestamp", memberAttribute] + [groupExternalIdAttribute].compactMap { $0 }
     }
 
-    func findGroup(_ c: LDAPConnection, _ id: String) throws -> LDAPEntry {
+    /// The group's entry; `attributes` nil: those a group is read with (its members among
+    /// them), else only these (["1.1"]: its DN alone).
+    func findGroup(_ c: LDAPConnection, _ id: String, attributes: [String]? = nil) throws -> LDAPEntry {
         let base = try requireGroups()
-        guard let e = try c.search(base: base, scope: LDAP_SCOPE_SUBTREE, filter: "(&(objectClass=\(groupClass))(entryUUID=\(LDAPFilter.escape(id))))", attributes: groupAttributes).first else {
+        guard let e = try c.search(base: base, scope: LDAP_SCOPE_SUBTREE, filter: "(&(objectClass=\(groupClass))(entryUUID=\(LDAPFilter.escape(id))))", attributes: attributes ?? groupAttributes).first else {
             throw SCIMError.notFound("Group \(id) not found")
         }
         return e
+    }
+
+    /// The entry's member values. Active Directory returns at most 1,500 values of an
+    /// attribute per read (MaxValRange), as `member;range=0-1499`; the rest are read range by
+    /// range (`member;range=1500-*`) until one ends in `*`. slapd returns them all at once.
+    func memberValues(_ c: LDAPConnection, _ e: LDAPEntry) throws -> [String] {
+        let plain = e.all(memberAttribute)
+        let prefix = memberAttribute.lowercased() + ";range="
+        guard plain.isEmpty, var ranged = e.attributes.first(where: { $0.key.hasPrefix(prefix) }) else { return plain }
+        var values = ranged.value
+        while let end = Self.rangeEnd(ranged.key.dropFirst(prefix.count)) {
+            let attribute = "\(memberAttribute);range=\(end + 1)-*"
+            guard let more = try c.search(base: e.dn, scope: LDAP_SCOPE_BASE, filter: "(objectClass=*)", attributes: [attribute], pageSize: 0).first,
+                let next = more.attributes.first(where: { $0.key.hasPrefix(prefix) }), !next.value.isEmpty
+            else { break }
+            values += next.value
+            ranged = next
+        }
+        return values
+    }
+
+    /// The last index of a range option's value ("0-1499" → 1499); nil for the last range
+    /// ("1500-*") or one that does not parse.
+    static func rangeEnd(_ range: Substring) -> Int? {
+        guard let dash = range.firstIndex(of: "-") else { return nil }
+        return Int(range[range.index(after: dash)...])
     }
 
     /// `members`: look the members up; false leaves them out.
     func group(_ c: LDAPConnection, _ e: LDAPEntry, members withMembers: Bool = true) throws -> JSON {
         var members: [JSON] = []
         if withMembers {
-            let dns = e.all(memberAttribute).filter { $0.lowercased() != Self.placeholderMember }
+            let dns = try memberValues(c, e).filter { $0.lowercased() != Self.placeholderMember }
             let ids = try entryUUIDs(c, dns)
             for dn in dns {
                 guard let uuid = ids[Self.dnKey(dn)] else { continue }  // gone from the directory
@@ -599,12 +627,17 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
         }
     }
 
+    /// A resource's id is its entry's entryUUID.
+    static func idAttribute(_ p: AttributePath) -> String? {
+        p.name.caselessEquals("id") && p.subAttribute == nil ? "entryUUID" : nil
+    }
+
     public func searchGroups(_ query: Query) throws -> SearchResult {
         try pool.withConnection(idempotent: true) { c in
             let base = try requireGroups()
             let translator = LDAPFilter(
                 schema: CoreSchemas.groupResource,
-                attribute: { p in p.name == "displayName" && p.subAttribute == nil ? "cn" : nil },
+                attribute: { p in Self.idAttribute(p) ?? (p.name == "displayName" && p.subAttribute == nil ? "cn" : nil) },
                 timestampAttribute: { p in p.name == "meta" && p.subAttribute?.caselessEquals("lastModified") == true ? "modifyTimestamp" : nil })
             let clause = query.filter.flatMap { translator.clause($0) }
             let filter = clause.map { "(&(objectClass=\(groupClass))\($0.text))" } ?? "(objectClass=\(groupClass))"
@@ -612,25 +645,29 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
             // the directory applied the whole filter.
             var page = SearchPage(query, filtered: query.filter == nil || clause?.exact == true, sorted: query.sortBy == nil,
                                   schema: CoreSchemas.groupResource, noun: "groups")
-            for entry in try c.search(base: base, scope: LDAP_SCOPE_SUBTREE, filter: filter, attributes: groupAttributes) {
+            // Without members, `member` is not even read (100,000 DNs for a large group).
+            let attributes = query.withoutMembers ? groupAttributes.filter { $0 != memberAttribute } : groupAttributes
+            for entry in try c.search(base: base, scope: LDAP_SCOPE_SUBTREE, filter: filter, attributes: attributes) {
                 try page.offer { try group(c, entry, members: !query.withoutMembers) }
             }
             return page.result
         }
     }
 
-    /// Adds one member at a time, so a 50,000-member group is never rewritten.
+    /// Adds one member at a time, so a 50,000-member group is never rewritten, nor read: the
+    /// group's DN is all it needs.
     public func addMembers(groupID: String, memberIDs: [String]) throws {
         try pool.withConnection { c in
-            let entry = try findGroup(c, groupID)
+            let entry = try findGroup(c, groupID, attributes: ["1.1"])
+            let dns = try memberDNs(c, memberIDs)
             // Each add and the placeholder's removal is a value-level change the directory
-            // makes atomically; one that a concurrent request made first is already done.
-            for dn in try memberDNs(c, memberIDs) where !entry.all(memberAttribute).contains(where: { $0.lowercased() == dn.lowercased() }) {
+            // makes atomically; one already made (by a concurrent request, or before) is done.
+            for dn in dns {
                 try Self.unlessDone(LDAP_TYPE_OR_VALUE_EXISTS) { () throws(LDAPError) in
                     try c.modify(entry.dn, [LDAPChange(op: .add, attribute: memberAttribute, values: [dn])])
                 }
             }
-            if entry.all(memberAttribute).contains(where: { $0.lowercased() == Self.placeholderMember }), !memberIDs.isEmpty {
+            if !dns.isEmpty {
                 try Self.unlessDone(LDAP_NO_SUCH_ATTRIBUTE) { () throws(LDAPError) in
                     try c.modify(entry.dn, [LDAPChange(op: .delete, attribute: memberAttribute, values: [Self.placeholderMember])])
                 }
@@ -649,7 +686,7 @@ public final class LDAPConnector: Connector, UserCreating, UserReading, UserRepl
 
     public func removeMembers(groupID: String, memberIDs: [String]) throws {
         try pool.withConnection { c in
-            let entry = try findGroup(c, groupID)
+            let entry = try findGroup(c, groupID, attributes: ["1.1"])
             let dns = (try? memberDNs(c, memberIDs)) ?? []
             try removeMemberDNs(c, entry.dn, dns)
         }

@@ -50,10 +50,13 @@ struct RowCodec {
         return out
     }
 
-    /// What no column holds: kept in the attributes column.
+    /// What no column holds: kept in the attributes column. A group's members are in the
+    /// membership table, never here (a copy here went stale with the first member change, and
+    /// made a 100,000-member group's row megabytes).
     func remainder(_ resource: JSON) -> JSONObject {
         guard case .object(var o) = resource else { return JSONObject() }
         for k in ["id", "meta", "schemas", "password"] { o[k] = nil }
+        if kind == .group { o["members"] = nil }
         if table.active != nil { o["active"] = nil }
         for c in table.columns {
             if let urn = c.path.schema, !urn.caselessEquals(schemaID) {
@@ -103,6 +106,7 @@ struct RowCodec {
         var created: String?, lastModified: String?
         if table.attributesColumn != nil {
             if let text = row[index], case .object(let parsed)? = try? JSON.parse(text) { extra = parsed }
+            if kind == .group { extra["members"] = nil }  // a stale copy written by an earlier version
             index += 1
         }
         if table.created != nil { created = row[index]; index += 1 }

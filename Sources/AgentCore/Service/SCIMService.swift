@@ -23,10 +23,23 @@ public struct SCIMResult: Sendable {
 public struct Presentation: Sendable {
     public var baseURL: String
     public var projection: Projection
+    /// A PATCH that only adds or removes group members is answered with the group (200)
+    /// rather than 204 No Content even when no attributes were asked for (SCIM 1.1 clients
+    /// expect the group back).
+    public var groupAfterMemberChanges: Bool
 
-    public init(baseURL: String, projection: Projection = .default) {
+    public init(baseURL: String, projection: Projection = .default, groupAfterMemberChanges: Bool = false) {
         self.baseURL = baseURL
         self.projection = projection
+        self.groupAfterMemberChanges = groupAfterMemberChanges
+    }
+
+    /// Whether a PATCH's answer must carry the resource: 204 No Content is the answer to a
+    /// group's member changes when the client asked for no attributes (RFC 7644 §3.5.2
+    /// allows it; Entra ID and Okta expect it), so that adding one member to a group of
+    /// 100,000 does not read and send them all.
+    func wantsResource(afterMemberChangesOf kind: Capabilities.ResourceKind) -> Bool {
+        kind != .group || groupAfterMemberChanges || projection != .default
     }
 }
 
@@ -199,6 +212,11 @@ public final class SCIMService: Sendable {
 
     public func get(app: String, kind: Kind, id: String, presentation: Presentation) async throws(SCIMError) -> SCIMResult {
         try await withResource(app, kind) { request throws(SCIMError) in
+            if kind == .group && presentation.projection.leavesOut("members", of: CoreSchemas.groupID),
+                let group = try await request.fetchWithoutMembers(id) {
+                let out = request.present(group, presentation, membersRead: false)
+                return SCIMResult(status: 200, body: out.resource, etag: out.etag)
+            }
             let out = request.present(try await request.fetch(id), presentation)
             return SCIMResult(status: 200, body: out.resource, etag: out.etag)
         }
@@ -262,8 +280,10 @@ public final class SCIMService: Sendable {
                 }
                 // One form for every target: what a strict remote server accepts.
                 let stored = try await guarded(kind == .user && DeletionGuard.deactivates(patch: body) ? .deactivation : nil, request) { () async throws(SCIMError) in
-                    try await apply(patch.standardized(for: request.schema), to: id, request, ifMatch: ifMatch)
+                    try await apply(patch.standardized(for: request.schema), to: id, request, ifMatch: ifMatch,
+                                    resultAfterMemberChanges: presentation.wantsResource(afterMemberChangesOf: kind))
                 }
+                guard let stored else { return SCIMResult(status: 204, body: nil) }
                 let out = request.present(stored, presentation)
                 return SCIMResult(status: 200, body: out.resource, etag: out.etag)
             }
@@ -273,21 +293,29 @@ public final class SCIMService: Sendable {
     /// PATCH by the connector's own `patch` when it has one; group member adds and removes as
     /// deltas when it supports them; everything else as get → apply → replace, the replace
     /// conditional on the version read where the target can do that, and computed again from
-    /// the new version when another writer got there first.
-    func apply(_ patch: PatchRequest, to id: String, _ request: ResourceRequest, ifMatch: String?) async throws(SCIMError) -> JSON {
+    /// the new version when another writer got there first. The resource as stored after;
+    /// nil when the PATCH only changed members and `resultAfterMemberChanges` is false (the
+    /// group is then not read at all, unless If-Match asks for its version).
+    func apply(_ patch: PatchRequest, to id: String, _ request: ResourceRequest, ifMatch: String?,
+               resultAfterMemberChanges: Bool = true) async throws(SCIMError) -> JSON? {
         let (r, kind, target) = (request.resource, request.kind, request.target)
         var operations = patch.operations
         var ifMatch = ifMatch
         if kind == .group && request.lease.capabilities.groupMemberDeltas {
             let (deltas, rest) = MemberDeltas.split(operations)
             if !deltas.isEmpty {
-                if ifMatch != nil || !rest.isEmpty || !r.operations.contains(.patch) {
+                if ifMatch != nil || !rest.isEmpty {
                     // The group exists (at the version asked for) before its members change.
+                    // Without If-Match the connector's member change says itself when the
+                    // group does not exist (404).
                     _ = try await request.checkedFetch(id, ifMatch: ifMatch)
                 }
                 for d in deltas { try await target.changeMembers(id, d.members, add: d.add) }
                 operations = rest
-                if operations.isEmpty { return try await request.fetch(id) }
+                if operations.isEmpty {
+                    guard resultAfterMemberChanges else { return nil }  // not JSON.null: nil, no result
+                    return try await request.fetch(id)
+                }
                 ifMatch = nil  // checked; the group has changed since, by this request
             }
         }
@@ -355,7 +383,7 @@ public final class SCIMService: Sendable {
                 total = resources.count
                 resources = Array(ResultShaping.page(resources, startIndex: q.startIndex, count: q.count))
             }
-            let shown = resources.map { request.present($0, presentation).resource }
+            let shown = resources.map { request.present($0, presentation, membersRead: !q.withoutMembers).resource }
             var list = ListResponse(totalResults: total, startIndex: q.startIndex, resources: shown)
             if q.cursor != nil {
                 let next = q.startIndex + shown.count
@@ -425,6 +453,24 @@ struct ResourceRequest: Sendable {
         return found
     }
 
+    /// A group without its members, for a client that leaves them out: searched for by id
+    /// with `withoutMembers`, so that a group of 100,000 members costs what an empty one
+    /// does. nil where the target cannot search or refuses that search (the caller then reads
+    /// the group whole).
+    func fetchWithoutMembers(_ id: String) async throws(SCIMError) -> JSON? {
+        guard resource.operations.contains(.search) else { return nil }
+        var query = Query(filter: .compare(AttributePath(name: "id"), .eq, .string(id)))
+        query.withoutMembers = true
+        let reply: SearchResult
+        do {
+            reply = try await target.search(kind, query)
+        } catch where error.status == 400 || error.status == 501 {
+            return nil
+        }
+        guard let found = reply.resources.first(where: { $0["id"]?.stringValue == id }) else { throw .notFound("\(kind.rawValue) \(id) not found") }
+        return found
+    }
+
     /// Reads the resource, checking it against If-Match when the client sent one.
     func checkedFetch(_ id: String, ifMatch: String?) async throws(SCIMError) -> JSON {
         let current = try await fetch(id)
@@ -438,9 +484,12 @@ struct ResourceRequest: Sendable {
 
     /// A stored resource as the client sees it: schemas listed, meta filled (resourceType,
     /// location, and the version: the ETag of what is stored, whatever URL the client used),
-    /// members' `$ref`, the password never, and the projection applied.
-    func present(_ stored: JSON, _ presentation: Presentation) -> (resource: JSON, etag: String) {
-        let etag = ResourceVersion.etag(of: stored)
+    /// members' `$ref`, the password never, and the projection applied. `membersRead` false:
+    /// a group read without its members, whose version is then known only if the connector
+    /// keeps one (`ResourceVersion.etag(ofReadWithoutMembers:)`); without, it has no
+    /// `meta.version` and no ETag.
+    func present(_ stored: JSON, _ presentation: Presentation, membersRead: Bool = true) -> (resource: JSON, etag: String?) {
+        let etag = membersRead ? ResourceVersion.etag(of: stored) : ResourceVersion.etag(ofReadWithoutMembers: stored)
         guard case .object(var o) = stored else { return (stored, etag) }
         let baseURL = presentation.baseURL
         o["password"] = nil
@@ -456,7 +505,7 @@ struct ResourceRequest: Sendable {
         var meta = o["meta"]?.objectValue ?? JSONObject()
         meta["resourceType"] = .string(kind.rawValue)
         if let id = o["id"]?.stringValue { meta["location"] = .string(baseURL + kind.endpoint + "/" + id) }
-        meta["version"] = .string(etag)
+        meta["version"] = etag.map(JSON.string)
         o["meta"] = .object(meta)
         for key in ["members", "groups"] { if let list = o[key]?.arrayValue { o[key] = .array(list.map { Self.referenced($0, baseURL) }) } }
         return (presentation.projection.apply(to: .object(o), schema: schema), etag)
