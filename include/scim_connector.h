@@ -1,5 +1,5 @@
 /*
- * scim_connector.h — the provisioning-agent connector ABI, version 1.3
+ * scim_connector.h — the provisioning-agent connector ABI, version 1.4
  *
  * A connector is a shared object (.so) that the agent loads with dlopen and calls through
  * this header. It may be written in C, Swift, Rust or Zig; only this header is the contract.
@@ -49,7 +49,7 @@ extern "C" {
 #endif
 
 #define SCIMC_ABI_MAJOR 1
-#define SCIMC_ABI_MINOR 3   /* 1.1: create_many; 1.2: replace_if; 1.3: SCIMC_FLAG_NONBLOCKING */
+#define SCIMC_ABI_MINOR 4   /* 1.1: create_many; 1.2: replace_if; 1.3: SCIMC_FLAG_NONBLOCKING; 1.4: search cursors */
 
 /* The exported entry point's name, for dlsym. */
 #define SCIMC_ENTRY_SYMBOL "scimc_connector_entry"
@@ -183,10 +183,17 @@ typedef struct scimc_resource_ops {
     /* Lists resources. `query` is JSON:
      *   {"filter": AST or absent, "startIndex": 1, "count": N or absent,
      *    "sortBy": "path" or absent, "sortOrder": "ascending"|"descending",
-     *    "withoutMembers": true or absent}
+     *    "withoutMembers": true or absent, "cursor": text or absent}
      * "withoutMembers": the client asked for groups without their members (excludedAttributes
      * =members, as Microsoft Entra ID does) and the filter does not read them: you may leave
      * members out when reading them is costly. The host removes them anyway.
+     * "cursor" (ABI 1.4): the client pages by RFC 9865 cursor. "" for the first page, else the
+     * "nextCursor" your reply for the page before gave (it rides inside the agent's own
+     * cursor, so any agent on the target may be handed it, and a client may have altered it:
+     * check it, and fail with SCIMC_BAD_REQUEST and scimType "invalidCursor" if it is not
+     * yours). startIndex is always given too: ignore "cursor" and page by startIndex if you
+     * like. To page by it, emit "paged": true with "nextCursor": the next page's, or "" after
+     * the last page; keep what you need in it (a last key, the total), not in memory.
      * A filter AST node is one of (paths are attribute paths as text, e.g. "name.givenName",
      * "emails.value" or "urn:...:enterprise:2.0:User:employeeNumber"):
      *   {"op":"eq"|"ne"|"co"|"sw"|"ew"|"gt"|"ge"|"lt"|"le", "path":P, "value":V}
@@ -195,7 +202,8 @@ typedef struct scimc_resource_ops {
      *   {"op":"not", "filter":A}
      *   {"op":"valuePath", "path":"emails", "filter":A}   (A's paths relative to each email)
      * Emit:
-     *   {"Resources":[...], "totalResults":N, "filtered":bool, "sorted":bool, "paged":bool}
+     *   {"Resources":[...], "totalResults":N, "filtered":bool, "sorted":bool, "paged":bool,
+     *    "nextCursor": text (only given a "cursor", only with "paged")}
      * "filtered": true only if every returned resource matches the whole filter and none that
      * matches was left out. When false, the host evaluates the filter itself over what you
      * return, so return a superset (e.g. everything). "sorted": results follow sortBy.

@@ -62,6 +62,7 @@ public struct Query: Sendable, Equatable {
         if let sortBy { o["sortBy"] = .string(sortBy.description) }
         o["sortOrder"] = .string(sortOrder.rawValue)
         if withoutMembers { o["withoutMembers"] = true }
+        if let targetCursor { o["cursor"] = .string(targetCursor) }
         return .object(o)
     }
 
@@ -72,6 +73,7 @@ public struct Query: Sendable, Equatable {
             sortOrder: json["sortOrder"]?.stringValue.flatMap(SortOrder.init(rawValue:)) ?? .ascending,
             startIndex: json["startIndex"]?.intValue ?? 1, count: json["count"]?.intValue)
         withoutMembers = json["withoutMembers"]?.boolValue ?? false
+        targetCursor = json["cursor"]?.stringValue
     }
 }
 

@@ -7,8 +7,9 @@ public struct SearchResult: Sendable {
     public var filtered: Bool
     public var sorted: Bool
     public var paged: Bool
-    /// A target that paged by its own cursor (a remote server's RFC 9865 cursor): the next
-    /// page's, "" after the last; nil when it paged by index.
+    /// A target that paged by its own cursor (a remote server's RFC 9865 cursor, or a
+    /// connector's, given the query's `targetCursor`): the next page's, "" after the last;
+    /// nil when it paged by index.
     public var nextCursor: String?
 
     public init(resources: [JSON], totalResults: Int? = nil, filtered: Bool, sorted: Bool = false, paged: Bool = false) {
@@ -24,6 +25,7 @@ public struct SearchResult: Sendable {
             "Resources": .array(resources), "filtered": .bool(filtered), "sorted": .bool(sorted), "paged": .bool(paged),
         ]
         if let totalResults { o["totalResults"] = .number(Double(totalResults)) }
+        if let nextCursor { o["nextCursor"] = .string(nextCursor) }
         return .object(o)
     }
 
@@ -39,6 +41,12 @@ public struct SearchResult: Sendable {
         totalResults = json["totalResults"]?.intValue
         if paged && (!filtered || totalResults == nil) {
             throw SCIMError(status: 502, detail: "connector \(connector) paged a search it did not filter, or gave no totalResults")
+        }
+        if let next = json["nextCursor"] {
+            guard let text = next.stringValue, paged else {
+                throw SCIMError(status: 502, detail: "connector \(connector) gave a nextCursor that is not a string, or with a search it did not page")
+            }
+            nextCursor = text
         }
     }
 }

@@ -15,6 +15,21 @@ import Testing
         #expect(digest != PageCursor.digest(resourceType: "User", Query()))
     }
 
+    @Test func aConnectorsCursorTravelsInTheQueryAndBackInItsReply() throws {
+        var q = query
+        q.targetCursor = "k1.25000.u-000000001000"
+        #expect(try Query(json: q.json).targetCursor == "k1.25000.u-000000001000")
+        #expect(try Query(json: query.json).targetCursor == nil)
+        var page = SearchResult(resources: [], totalResults: 25000, filtered: true, sorted: true, paged: true)
+        page.nextCursor = ""
+        #expect(try SearchResult(json: page.json, connector: "c").nextCursor == "")
+        // A nextCursor only with a page the connector made, and only as text.
+        let unpaged: JSON = ["Resources": [], "filtered": true, "nextCursor": "x"]
+        #expect(throws: SCIMError.self) { try SearchResult(json: unpaged, connector: "c") }
+        let number: JSON = ["Resources": [], "filtered": true, "paged": true, "totalResults": 0, "nextCursor": 3]
+        #expect(throws: SCIMError.self) { try SearchResult(json: number, connector: "c") }
+    }
+
     @Test func badCursorsHaveTheRFCTypes() {
         let digest = PageCursor.digest(resourceType: "User", query)
         func type(_ text: String, now: Int = 1_800_000_000) -> SCIMError.ScimType? {

@@ -2,6 +2,7 @@
 Entra page so) or by RFC 9865 cursor, and each page should cost what the first one did.
 Bounded in time: a table of 20,000 then 80,000 users, filled with SQL, read through the
 agent 1,000 at a time both ways (`make bench` runs the full sizes)."""
+import base64
 import time
 
 import requests
@@ -25,14 +26,19 @@ def scratch_database(mariadb, database):
     return {"connector": "mysql", "settings": mariadb.settings(database=database, createSchema=True), "auth": {"type": "none"}}
 
 
-def import_all(base, by="startIndex"):
-    """Every user, page by page as an IdP reads them; the ids in the order given, and the time."""
+# An incremental import's filter: what changed since a time all old entries are before.
+SINCE = 'meta.lastModified gt "2021-01-01T00:00:00Z"'
+
+
+def import_all(base, by="startIndex", filter=None):
+    """Every user (that `filter` selects), page by page as an IdP reads them; the ids in the
+    order given, and the time."""
     ids, start, total, cursor = [], 1, None, ""
     began = time.perf_counter()
     with requests.Session() as s:
         while True:
             position = {"startIndex": start} if by == "startIndex" else {"cursor": cursor}
-            r = s.get(base + "/Users", params={**position, "count": PAGE, "attributes": "userName"}, timeout=60)
+            r = s.get(base + "/Users", params={**position, "count": PAGE, "attributes": "userName", **({"filter": filter} if filter else {})}, timeout=60)
             assert r.status_code == 200, r.text
             body = r.json()
             total = body["totalResults"]
@@ -51,14 +57,14 @@ def import_all(base, by="startIndex"):
     return ids, time.perf_counter() - began
 
 
-def assert_linear(label, bases, sizes, by, check=None):
+def assert_linear(label, bases, sizes, by, check=None, filter=None):
     """Imports each size twice, alternating small and large (the machine's load changes while
     a test runs), and asserts the best time of the large one is at most 5 times the best of
     the small one: 4 times the users may cost 4 times the time, and no more than noise."""
     best = {}
     for round_ in range(2):
         for name in (list(sizes) if round_ == 0 else list(reversed(sizes))):
-            ids, seconds = import_all(bases[name], by)
+            ids, seconds = import_all(bases[name], by, filter)
             # Every user exactly once.
             assert len(ids) == sizes[name] and len(set(ids)) == sizes[name], (label, by, name, len(ids), len(set(ids)))
             if check:
@@ -82,6 +88,16 @@ def test_a_mysql_import_by_start_index_and_by_cursor_is_linear(make_agent, maria
             assert ids == sorted(ids)
         for by in ("startIndex", "cursor"):
             assert_linear("mysql", {name: a.base(name) for name in sizes}, sizes, by, check=in_id_order)
+
+        # An incremental import (what changed since the last one): the filter goes to MariaDB
+        # and its pages continue from the last key too. Half of each table is old.
+        for name in sizes:
+            mariadb.root_sql(f"UPDATE import_{name}.users SET lastModified = '2020-01-01 00:00:00.000' WHERE MOD(CAST(SUBSTRING(id, 3) AS UNSIGNED), 2) = 0")
+        changed = {name: n // 2 for name, n in sizes.items()}
+        def only_changed(ids):
+            assert ids == sorted(ids) and all(int(i[2:]) % 2 == 1 for i in ids)
+        for by in ("startIndex", "cursor"):
+            assert_linear("mysql incremental", {name: a.base(name) for name in sizes}, changed, by, check=only_changed, filter=SINCE)
 
         # A jump (an IdP that restarts from page 3, or reads a page twice) gives the same page.
         base = a.base("small")
@@ -127,6 +143,40 @@ def test_users_deleted_or_added_during_an_import_do_not_shift_its_pages(make_age
         mariadb.root_sql("DROP DATABASE IF EXISTS import_changes")
 
 
+def test_a_cursor_import_continued_by_another_agent_continues_from_the_last_key(make_agent, mariadb):
+    """The mysql connector's own cursor (ABI 1.4) carries the last key inside the agent's
+    cursor: an import handed from agent to agent page by page (two behind a relay) continues
+    by key on each, so a user deleted behind it makes no page skip one (as OFFSET would)."""
+    apps = {"db": scratch_database(mariadb, "import_handover")}
+    agents = [make_agent(apps, plugins=("mysql.so",)).start() for _ in range(2)]
+    try:
+        assert wait_for(lambda: requests.get(agents[0].base("db") + "/Users?count=0", timeout=10).status_code == 200)
+        fill(mariadb, "import_handover", 5000)
+        seen, cursor, page_no = [], "", 0
+        while True:
+            body = requests.get(agents[page_no % 2].base("db") + "/Users", params={"cursor": cursor, "count": PAGE}, timeout=60).json()
+            seen += [u["id"] for u in body["Resources"]]
+            assert body["totalResults"] == 5000
+            if page_no == 0:
+                mariadb.root_sql("DELETE FROM import_handover.users WHERE id = 'u-000000000010'")
+            page_no += 1
+            if "nextCursor" not in body:
+                break
+            cursor = body["nextCursor"]
+        assert seen == [f"u-{i:012d}" for i in range(1, 5001)], (len(seen), len(set(seen)))
+        assert page_no == 5  # the last page says it is the last: no empty page after it
+
+        # A cursor whose connector part was altered: 400 invalidCursor from the connector.
+        first = requests.get(agents[0].base("db") + "/Users", params={"cursor": "", "count": PAGE}, timeout=60).json()
+        plain = base64.urlsafe_b64decode(first["nextCursor"] + "=" * (-len(first["nextCursor"]) % 4)).decode()
+        start, digest, issued, _ = plain.split(".", 3)
+        forged = base64.urlsafe_b64encode(f"{start}.{digest}.{issued}.k2.x.y".encode()).decode().rstrip("=")
+        r = requests.get(agents[1].base("db") + "/Users", params={"cursor": forged, "count": PAGE}, timeout=60)
+        assert r.status_code == 400 and r.json()["scimType"] == "invalidCursor", r.text
+    finally:
+        mariadb.root_sql("DROP DATABASE IF EXISTS import_handover")
+
+
 def test_an_ldap_import_by_start_index_and_by_cursor_is_linear(make_agent):
     """A directory of 10,000 then 40,000 people: each page continues the import's paged search
     (it searched the whole subtree again: 40,000 took 15 times as long as 10,000)."""
@@ -137,7 +187,9 @@ def test_an_ldap_import_by_start_index_and_by_cursor_is_linear(make_agent):
         for name, n in sizes.items():
             ou = f"ou={name},{directory.SUFFIX}"
             ldif.append(f"dn: {ou}\nobjectClass: organizationalUnit\nou: {name}\n\n")
-            ldif += [f"dn: uid={name}{i:05},{ou}\nobjectClass: inetOrgPerson\nuid: {name}{i:05}\ncn: U\nsn: S{i}\n\n" for i in range(n)]
+            # Every second entry last changed in 2020 (slapadd keeps the timestamps given).
+            old = "createTimestamp: 20200101000000Z\nmodifyTimestamp: 20200101000000Z\n"
+            ldif += [f"dn: uid={name}{i:05},{ou}\nobjectClass: inetOrgPerson\nuid: {name}{i:05}\ncn: U\nsn: S{i}\n{old if i % 2 == 0 else ''}\n" for i in range(n)]
         directory.bulk_add("".join(ldif))
         apps = {name: {"connector": "ldap", "settings": directory.settings(usersDN=f"ou={name},{directory.SUFFIX}"), "auth": {"type": "none"}}
                 for name in sizes}
@@ -146,6 +198,10 @@ def test_an_ldap_import_by_start_index_and_by_cursor_is_linear(make_agent):
         assert "imports continue page by page (simple paged results, RFC 2696)" in check, check
         for by in ("startIndex", "cursor"):
             assert_linear("ldap", {name: a.base(name) for name in sizes}, sizes, by)
+        # An incremental import: the filter as modifyTimestamp, continued page by page the same way.
+        changed = {name: n // 2 for name, n in sizes.items()}
+        for by in ("startIndex", "cursor"):
+            assert_linear("ldap incremental", {name: a.base(name) for name in sizes}, changed, by, filter=SINCE)
         # A jump gives the same page as the import did, read the old way.
         base = a.base("small")
         pages = [requests.get(base + "/Users", params={"startIndex": 2001, "count": 500}, timeout=60).json() for _ in range(2)]

@@ -418,6 +418,9 @@ public final class MySQLConnector: Connector, UserBatchCreating, UserReading, Us
         if let clause { sql += " WHERE " + clause.sql; params = clause.params }
         sql += " ORDER BY " + (order.map { $0 + ", " } ?? "") + Mapping.quote(t.key)
         let count = query.count ?? 1000
+        if exact && query.sortBy == nil && count > 0, let cursor = query.targetCursor {
+            return try cursorPage(c, kind, clause, cursor: cursor, count: count, withoutMembers: query.withoutMembers)
+        }
         if exact && sorted {
             // An import by startIndex asks for the page that follows the one before: in the
             // key's order that page continues from the last key (keyset paging), so no page
@@ -452,6 +455,37 @@ public final class MySQLConnector: Connector, UserBatchCreating, UserReading, Us
             try c.forEachRow(sql, params) { row throws(SCIMError) in try page.offer(codec.resource(row)) }
         }
         return page.result
+    }
+
+    /// A page of an import by RFC 9865 cursor, by the connector's own cursor (ABI 1.4):
+    /// `k1.<total>.<last key>`, continued by keyset (`WHERE key > last`). It holds all the
+    /// import needs, so any agent on the database continues it, and nothing is remembered.
+    func cursorPage(_ c: MariaDBConnection, _ kind: Capabilities.ResourceKind, _ clause: SQLFilter.Clause?, cursor: String,
+                    count: Int, withoutMembers: Bool) throws -> SearchResult {
+        let (t, codec) = codec(kind)
+        var conditions = clause.map { ["(\($0.sql))"] } ?? []
+        var params = clause?.params ?? []
+        let total: Int
+        if cursor.isEmpty {
+            total = Int(try c.execute("SELECT COUNT(*) FROM \(Mapping.quote(t.table))" + (clause.map { " WHERE " + $0.sql } ?? ""), params).rows.first?[0] ?? "0") ?? 0
+        } else {
+            let parts = cursor.split(separator: ".", maxSplits: 2, omittingEmptySubsequences: false)
+            guard parts.count == 3, parts[0] == "k1", let n = Int(parts[1]), n >= 0 else {
+                throw SCIMError(status: 400, scimType: .invalidCursor, detail: "the cursor is not one this server issued: send cursor empty for the first page, then each reply's nextCursor")
+            }
+            total = n
+            conditions.append(Mapping.quote(t.key) + " > ?")
+            params.append(.string(String(parts[2])))
+        }
+        // One row more than the page says whether another page follows.
+        var rows = try c.execute(selectSQL(t) + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
+                                 + " ORDER BY " + Mapping.quote(t.key) + " LIMIT ?", params + [.int(Int64(count + 1))]).rows
+        let more = rows.count > count
+        if more { rows.removeLast() }
+        let page = rows.map(codec.resource)
+        var result = SearchResult(resources: withoutMembers ? page : try withMembers(c, kind, page), totalResults: total, filtered: true, sorted: true, paged: true)
+        result.nextCursor = more ? "k1.\(total).\(rows.last?[0] ?? "")" : ""
+        return result
     }
 
     /// Groups with their members (one statement per 100 groups); users as they are.
