@@ -7,7 +7,7 @@ BUILD := .build/debug
 VENV := .venv
 PLUGINS := plugins
 
-.PHONY: all build plugins plugins-alt plugins-test plugins-release run test test-swift test-e2e deps python-deps clean bench bench-build bench-base bench-compare fuzz deb
+.PHONY: all build plugins plugins-alt plugins-test plugins-release examples run test test-swift test-e2e deps python-deps clean bench bench-build bench-base bench-compare fuzz deb
 
 all: build plugins
 
@@ -34,6 +34,10 @@ plugins: $(PLUGINS)/memory.so
 		$(SWIFT) build --product LDAPConnector && \
 		cp $(BUILD)/libLDAPConnector.so $(PLUGINS)/ldap.so.tmp && mv $(PLUGINS)/ldap.so.tmp $(PLUGINS)/ldap.so; \
 	else echo "libldap-dev not installed: skipping the ldap connector (make deps installs it)"; fi
+	@if pkg-config --exists libffi; then \
+		$(SWIFT) build --product NativeConnector && \
+		cp $(BUILD)/libNativeConnector.so $(PLUGINS)/native.so.tmp && mv $(PLUGINS)/native.so.tmp $(PLUGINS)/native.so; \
+	else echo "libffi-dev not installed: skipping the native connector (make deps installs it)"; fi
 	@# The agent refuses plugins others may write (README, "Plugin trust"), whatever the umask.
 	chmod -R go-w $(PLUGINS)
 
@@ -55,6 +59,13 @@ plugins-test/faulty-%.so: Tests/Plugins/faulty.c include/scim_connector.h
 		-DFAULT=FAULT_$$(echo $* | tr a-z A-Z) $< -o $@
 	chmod go-w $@ plugins-test
 
+# The worked example of the native connector: a legacy-style C library (Examples/legacy-hr).
+examples: Examples/legacy-hr/libhrapi.so
+Examples/legacy-hr/libhrapi.so: Examples/legacy-hr/hrapi.c Examples/legacy-hr/hrapi.h
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -fPIC -shared $< -o $@.tmp
+	mv $@.tmp $@
+	chmod go-w $@
+
 run: build plugins
 	$(BUILD)/provisioning-agent serve --config $(CONFIG)
 
@@ -68,7 +79,7 @@ $(VENV)/.installed: Tests/e2e/requirements.txt
 	$(VENV)/bin/pip install -q -r Tests/e2e/requirements.txt
 	@touch $@
 
-test: python-deps build plugins plugins-alt plugins-test
+test: python-deps build plugins plugins-alt plugins-test examples
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	bash scripts/fuzz.sh $(TEST_FUZZ_SECONDS)

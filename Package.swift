@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "FlatFileConnector", type: .dynamic, targets: ["FlatFileConnectorPlugin"]),
         .library(name: "MySQLConnector", type: .dynamic, targets: ["MySQLConnectorPlugin"]),
         .library(name: "LDAPConnector", type: .dynamic, targets: ["LDAPConnectorPlugin"]),
+        .library(name: "NativeConnector", type: .dynamic, targets: ["NativeConnectorPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -93,6 +94,13 @@ let package = Package(
             linkerSettings: pluginLinkerSettings),
         .target(
             name: "LDAPConnectorPlugin", dependencies: ["LDAPConnector"], path: "Plugins/LDAPConnector/Entry",
+            linkerSettings: pluginLinkerSettings),
+        .systemLibrary(name: "CFFI", path: "Plugins/NativeConnector/CFFI", pkgConfig: "libffi", providers: [.apt(["libffi-dev"])]),
+        .target(
+            name: "NativeConnector", dependencies: ["ConnectorSDK", "CFFI", .product(name: "Yams", package: "Yams")],
+            path: "Plugins/NativeConnector/Sources", linkerSettings: pluginLinkerSettings),
+        .target(
+            name: "NativeConnectorPlugin", dependencies: ["NativeConnector"], path: "Plugins/NativeConnector/Entry",
             linkerSettings: pluginLinkerSettings),
         // `make bench`: the bare Hummingbird ceiling and the microbenchmarks.
         .executableTarget(

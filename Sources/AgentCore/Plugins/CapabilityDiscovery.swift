@@ -15,6 +15,18 @@ enum CapabilityDiscovery {
             if ops.contains(.remove) { operations.insert(.delete) }
             if ops.contains(.search) { operations.insert(.search) }
             let facts = described?[kind == .user ? "users" : "groups"]
+            // `"operations": [...]`: this instance does only these of what the library can
+            // (e.g. the native connector, what its manifest maps).
+            if let named = facts?["operations"]?.arrayValue?.compactMap(\.stringValue) {
+                var narrowed: Capabilities.Operations = []
+                if named.contains("create") { narrowed.insert(.create) }
+                if named.contains("get") { narrowed.insert(.get) }
+                if named.contains("replace") { narrowed.formUnion([.replace, .conditionalReplace]) }
+                if named.contains("patch") { narrowed.insert(.patch) }
+                if named.contains("delete") { narrowed.insert(.delete) }
+                if named.contains("search") { narrowed.insert(.search) }
+                operations.formIntersection(narrowed)
+            }
             // `"groups": false`: this instance has none (e.g. its mapping has no group tables).
             guard !operations.isEmpty, facts != .bool(false) else { return nil }
             let writes = operations.contains(.create) || operations.contains(.replace) || operations.contains(.patch)
