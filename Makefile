@@ -117,7 +117,7 @@ bench-base:
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -fPIC -shared -fvisibility=hidden -I.build-base/src/include .build-base/src/Plugins/MemoryConnector/memory.c -o .build-base/plugins/memory.so -lpthread
 	@echo $(BENCH_BASE) > .build-base/rev
 
-bench-build: python-deps plugins-alt plugins-release
+bench-build: python-deps plugins-alt plugins-release examples
 	$(SWIFT) build -c release --product provisioning-agent
 	$(SWIFT) build -c release --product bare-hummingbird
 	$(SWIFT) build -c release --product agent-micro
@@ -131,11 +131,13 @@ plugins-release: deps
 	$(SWIFT) build -c release --product FlatFileConnector
 	$(SWIFT) build -c release --product MySQLConnector
 	$(SWIFT) build -c release --product LDAPConnector
+	$(SWIFT) build -c release --product NativeConnector
 	@mkdir -p plugins-release
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -fPIC -shared -fvisibility=hidden -Iinclude Plugins/MemoryConnector/memory.c -o plugins-release/memory.so -lpthread
 	cp .build/release/libFlatFileConnector.so plugins-release/flatfile.so
 	cp .build/release/libMySQLConnector.so plugins-release/mysql.so
 	cp .build/release/libLDAPConnector.so plugins-release/ldap.so
+	cp .build/release/libNativeConnector.so plugins-release/native.so
 	chmod -R go-w plugins-release
 
 # The Debian package, dist/provisioning-agent_<version>_amd64.deb (README, "Install as a

@@ -136,7 +136,8 @@ def start_agent(apps, name="agent"):
 def main():
     only = os.environ.get("BENCH_ONLY")  # BENCH_ONLY=isolation, observability or relay: that section alone
     sections = {"isolation": lambda: isolation_bench(), "observability": lambda: observability_bench(), "relay": lambda: relay_bench(),
-                "import": lambda: import_bench(), "groups": lambda: large_group_bench()}
+                "import": lambda: import_bench(), "groups": lambda: large_group_bench(),
+                "native": lambda: native_bench()}
     if only in sections:
         log(sections[only]())
         return
@@ -424,6 +425,7 @@ def main():
     report.append(relay_bench())
     report.append(import_bench())
     report.append(large_group_bench())
+    report.append(native_bench())
     if mariadb:
         mariadb.destroy()
     if slapd:
@@ -764,6 +766,62 @@ def large_group_bench():
             lines.append(f"| {app} | list of both, members excluded | {get_all * 1000:.1f} ms | | | | |")
         else:
             lines.append(f"| {app} | {name} | {get_all * 1000:.1f} ms | {size / 1e6:.2f} MB | {get_bare * 1000:.1f} ms | {add * 1000:.1f} ms | {remove * 1000:.1f} ms |")
+    return "\n".join(lines)
+
+
+def native_bench():
+    """The native connector against the library it binds: the legacy HR example's add and get
+    called directly from C (Benchmarks/native_direct.c) and as SCIM creates and GETs through
+    the agent over HTTP, on one connection, the same number of employees in a fresh data
+    directory each time; three alternating rounds, medians."""
+    n, example = 300, ROOT / "Examples" / "legacy-hr"
+    driver = WORK / "native_direct"
+    subprocess.run(["cc", "-O2", "-std=c11", f"-I{example}", str(ROOT / "Benchmarks" / "native_direct.c"), "-o", str(driver),
+                    f"-L{example}", "-lhrapi", f"-Wl,-rpath,{example}"], check=True)
+    apps = {f"hr{r}": {"connector": "native", "settings": {"manifest": str(example / "hrapi.yaml"), "directory": str(WORK / f"native-agent-{r}")},
+                       "auth": {"type": "none"}} for r in range(3)}
+    agent, port, _ = start_agent(apps, "native")
+    direct, through = {"add": [], "get": []}, {"add": [], "get": []}
+    for r in range(3):
+        def via_c():
+            out = json.loads(subprocess.run([str(driver), str(WORK / f"native-direct-{r}"), str(n)], check=True, capture_output=True, text=True).stdout)
+            direct["add"].append(out["add"])
+            direct["get"].append(out["get"])
+
+        def via_agent():
+            c = Client(f"http://127.0.0.1:{port}/apps/hr{r}/scim/v2")
+            adds, gets, ids = [], [], []
+            for i in range(n):
+                t0 = time.perf_counter()
+                status, body = c.request("POST", "/Users", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": f"agent{i}",
+                                                             "name": {"givenName": "Given", "familyName": "Family"}, "emails": [{"value": "x@example.com"}]})
+                adds.append((time.perf_counter() - t0) * 1e6)
+                if status != 201:
+                    raise RuntimeError(f"native create: {status} {body[:200]}")
+                ids.append(json.loads(body)["id"])
+            for i in ids:
+                t0 = time.perf_counter()
+                status, _ = c.request("GET", f"/Users/{i}")
+                gets.append((time.perf_counter() - t0) * 1e6)
+            through["add"].append(sorted(adds)[n // 2])
+            through["get"].append(sorted(gets)[n // 2])
+        for step in ((via_c, via_agent) if r % 2 == 0 else (via_agent, via_c)):
+            step()
+        log(f"native round {r}: direct add {direct['add'][-1]:.0f} µs get {direct['get'][-1]:.0f} µs; "
+            f"through the agent create {through['add'][-1]:.0f} µs get {through['get'][-1]:.0f} µs")
+    agent.send_signal(signal.SIGTERM)
+    agent.wait(timeout=30)
+
+    def median(values):
+        return sorted(values)[len(values) // 2]
+    lines = ["\n## Native connector (a C library bound by manifest)\n",
+             f"The legacy HR example (`Examples/legacy-hr`): {n} employees added then read back, called directly from C and as SCIM "
+             "creates and GETs through the agent over HTTP (one connection, release build); medians of each run, median of 3 alternating runs. "
+             "The library rewrites and fsyncs its file on every add and reads it on every call, so its own cost is in both columns.\n",
+             "| operation | C, direct | through the agent | agent / direct |", "|---|---|---|---|"]
+    for op, label in (("add", "create (hr_add_employee, then hr_get_employee for the reply)"), ("get", "get (hr_get_employee)")):
+        d, t = median(direct[op]), median(through[op])
+        lines.append(f"| {label} | {d:.0f} µs | {t:.0f} µs | {t / d:.2f}× |")
     return "\n".join(lines)
 
 

@@ -18,13 +18,13 @@ trap 'rm -rf "$stage"' EXIT
 root=$stage/root
 umask 022
 
-for p in memory flatfile mysql ldap; do
-  [ -f "$plugins/$p.so" ] || { echo "make-deb: $plugins/$p.so is missing (make plugins builds it; mysql and ldap need make deps)" >&2; exit 1; }
+for p in memory flatfile mysql ldap native; do
+  [ -f "$plugins/$p.so" ] || { echo "make-deb: $plugins/$p.so is missing (make plugins builds it; mysql, ldap and native need make deps)" >&2; exit 1; }
 done
 [ -x "$build/$name" ] || { echo "make-deb: $build/$name is missing" >&2; exit 1; }
 
 install -D -m0755 "$build/$name" "$root/usr/bin/$name"
-for p in memory flatfile mysql ldap; do install -D -m0644 "$plugins/$p.so" "$root$libdir/plugins/$p.so"; done
+for p in memory flatfile mysql ldap native; do install -D -m0644 "$plugins/$p.so" "$root$libdir/plugins/$p.so"; done
 install -D -m0644 include/scim_connector.h "$root/usr/include/scim_connector.h"
 install -D -m0640 packaging/agent.yaml "$root/etc/$name/agent.yaml"
 install -D -m0644 packaging/$name.service "$root/lib/systemd/system/$name.service"

@@ -110,6 +110,8 @@ def test_a_bad_manifest_is_reported_by_check_naming_the_file_and_the_key(make_ag
                     "mem": {"connector": "memory", "auth": NONE}}, plugins=("native.so", "memory.so")).start()
     r = a.cli("check", "--app", "hr", check=False)
     assert r.returncode != 0 and expected in r.stdout + r.stderr, r.stdout + r.stderr
+    listed = a.cli("plugins", check=False)
+    assert expected in listed.stdout + listed.stderr, listed.stdout + listed.stderr
     # The app fails alone: the other one serves.
     assert requests.get(a.base("hr") + "/Users").status_code == 503
     assert requests.get(a.base("mem") + "/Users").status_code == 200

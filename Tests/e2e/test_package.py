@@ -125,7 +125,7 @@ def test_install_run_as_the_unit_upgrade_keeping_the_config_remove_and_purge(deb
 
     # What the package put where, with owners and modes an admin would check.
     assert os.access("/usr/bin/provisioning-agent", os.X_OK)
-    for p in ("memory", "flatfile", "mysql", "ldap"):
+    for p in ("memory", "flatfile", "mysql", "ldap", "native"):
         assert owner(Path(f"/usr/lib/provisioning-agent/plugins/{p}.so")) == ("root", "root", 0o644)
     assert Path("/usr/include/scim_connector.h").read_text().count("scim_connector") > 0
     assert Path("/usr/share/doc/provisioning-agent/README.md").read_text().startswith("# provisioning-agent")
