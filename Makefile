@@ -83,7 +83,7 @@ test: python-deps build plugins plugins-alt plugins-test examples
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	bash scripts/fuzz.sh $(TEST_FUZZ_SECONDS)
-	$(VENV)/bin/python -m pytest -q Tests/e2e
+	$(VENV)/bin/python -m pytest -q --durations=15 Tests/e2e
 
 # libFuzzer over the parsers (JSON, filters, PATCH, SCIM 1.1, flatfile CSV, configuration),
 # FUZZ_SECONDS each; `make test` runs each for TEST_FUZZ_SECONDS. See scripts/fuzz.sh.

@@ -112,7 +112,7 @@ let package = Package(
             dependencies: ["SCIMKit", .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "SCIMKit"]),
         .testTarget(name: "ConnectorSDKTests", dependencies: ["ConnectorSDK"]),
-        .testTarget(name: "ConnectorTests", dependencies: ["FlatFileConnector", "MySQLConnector", "LDAPConnector"]),
+        .testTarget(name: "ConnectorTests", dependencies: ["FlatFileConnector", "MySQLConnector", "LDAPConnector", "NativeConnector"]),
         .testTarget(
             name: "AgentHTTPTests",
             dependencies: [

@@ -819,7 +819,7 @@ def native_bench():
              "creates and GETs through the agent over HTTP (one connection, release build); medians of each run, median of 3 alternating runs. "
              "The library rewrites and fsyncs its file on every add and reads it on every call, so its own cost is in both columns.\n",
              "| operation | C, direct | through the agent | agent / direct |", "|---|---|---|---|"]
-    for op, label in (("add", "create (hr_add_employee, then hr_get_employee for the reply)"), ("get", "get (hr_get_employee)")):
+    for op, label in (("add", "create (direct: hr_add_employee; the agent also calls hr_get_employee for the reply)"), ("get", "get (hr_get_employee)")):
         d, t = median(direct[op]), median(through[op])
         lines.append(f"| {label} | {d:.0f} µs | {t:.0f} µs | {t / d:.2f}× |")
     return "\n".join(lines)
