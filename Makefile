@@ -88,7 +88,7 @@ test: python-deps build plugins plugins-alt plugins-test examples
 # libFuzzer over the parsers (JSON, filters, PATCH, SCIM 1.1, flatfile CSV, configuration),
 # FUZZ_SECONDS each; `make test` runs each for TEST_FUZZ_SECONDS. See scripts/fuzz.sh.
 FUZZ_SECONDS ?= 60
-TEST_FUZZ_SECONDS ?= 15
+TEST_FUZZ_SECONDS ?= 10
 fuzz: build
 	bash scripts/fuzz.sh $(FUZZ_SECONDS)
 

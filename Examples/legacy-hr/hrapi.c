@@ -230,16 +230,24 @@ int hr_add_employee(hr_session *s, const char *login, const char *first_name, co
     return rc;
 }
 
+/* Locks and reads the store, and finds the employee numbered `id` (the store is loaded, to
+ * be freed, whatever the result). */
+static int load_employee(hr_session *s, const char *id, store *st, employee **e) {
+    s->error[0] = 0;
+    *e = NULL;
+    int rc = load(s, st);
+    long number = parse_number(id);
+    if (rc == HR_OK) *e = number < 0 ? NULL : find(st, number);
+    if (rc == HR_OK && !*e) rc = fail(s, HR_ENOTFOUND, "no employee %s", id ? id : "(null)");
+    return rc;
+}
+
 int hr_get_employee(hr_session *s, const char *id, char *login, size_t login_len, char *first_name, size_t first_len,
                     char *last_name, size_t last_len, char *email, size_t email_len, char *reference, size_t reference_len,
                     int32_t *active) {
-    s->error[0] = 0;
-    long number = parse_number(id);
-    if (number < 0) return fail(s, HR_ENOTFOUND, "no employee %s", id ? id : "(null)");
     store st;
-    int rc = load(s, &st);
-    employee *e = rc == HR_OK ? find(&st, number) : NULL;
-    if (rc == HR_OK && !e) rc = fail(s, HR_ENOTFOUND, "no employee %s", id);
+    employee *e;
+    int rc = load_employee(s, id, &st, &e);
     if (rc == HR_OK) rc = copy_out(s, login, login_len, e->login);
     if (rc == HR_OK) rc = copy_out(s, first_name, first_len, e->first);
     if (rc == HR_OK) rc = copy_out(s, last_name, last_len, e->last);
@@ -252,15 +260,11 @@ int hr_get_employee(hr_session *s, const char *id, char *login, size_t login_len
 
 int hr_update_employee(hr_session *s, const char *id, const char *login, const char *first_name, const char *last_name,
                        const char *email, const char *reference, int32_t active) {
-    s->error[0] = 0;
-    long number = parse_number(id);
-    if (number < 0) return fail(s, HR_ENOTFOUND, "no employee %s", id ? id : "(null)");
     if (!login || !*login) return fail(s, HR_EINVAL, "a login is required");
     store st;
-    int rc = load(s, &st);
-    employee *e = rc == HR_OK ? find(&st, number) : NULL;
-    if (rc == HR_OK && !e) rc = fail(s, HR_ENOTFOUND, "no employee %s", id);
-    if (rc == HR_OK && find_login(&st, login, number)) rc = fail(s, HR_EDUPLICATE, "login %s is taken", login);
+    employee *e;
+    int rc = load_employee(s, id, &st, &e);
+    if (rc == HR_OK && find_login(&st, login, e->number)) rc = fail(s, HR_EDUPLICATE, "login %s is taken", login);
     if (rc == HR_OK) {
         free(e->login); free(e->first); free(e->last); free(e->email); free(e->reference);
         e->login = strdup(login); e->first = dup_or_empty(first_name); e->last = dup_or_empty(last_name);
@@ -272,13 +276,9 @@ int hr_update_employee(hr_session *s, const char *id, const char *login, const c
 }
 
 int hr_remove_employee(hr_session *s, const char *id) {
-    s->error[0] = 0;
-    long number = parse_number(id);
-    if (number < 0) return fail(s, HR_ENOTFOUND, "no employee %s", id ? id : "(null)");
     store st;
-    int rc = load(s, &st);
-    employee *e = rc == HR_OK ? find(&st, number) : NULL;
-    if (rc == HR_OK && !e) rc = fail(s, HR_ENOTFOUND, "no employee %s", id);
+    employee *e;
+    int rc = load_employee(s, id, &st, &e);
     if (rc == HR_OK) {
         free(e->login); free(e->first); free(e->last); free(e->email); free(e->reference);
         size_t i = (size_t)(e - st.e);

@@ -55,6 +55,7 @@ import Testing
             "m.yaml: users.create.arguments[3].lengthOf: no buffer of this function goes to id",
             "m.yaml: users.create.arguments: no argument gives the id (an output with to: id)",
             "m.yaml: users.rename: unknown operation",
+            "m.yaml: users.create.arguments[0]: a handle, but no open: says how to get one",
         ] {
             #expect(found.contains { $0.hasPrefix(expected) }, "\(expected) not in \(found)")
         }

@@ -161,6 +161,9 @@ def test_an_agent_killed_under_load_loses_nothing_and_rejoins(pair, mariadb):
     relay, a, b, _ = pair
     with Traffic(relay, "kill") as traffic:
         time.sleep(2.5)
+        # Held still, so that requests are surely in flight to it when it is killed.
+        a.process.send_signal(signal.SIGSTOP)
+        assert wait_for(lambda: any(c["name"] == "dc1-a" and c["inFlight"] > 0 for c in relay.agents()), seconds=5)
         a.stop(signal.SIGKILL)
         time.sleep(3)
         # Killed with requests in flight: the relay saw its connection drop and failed them over.

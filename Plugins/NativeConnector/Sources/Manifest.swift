@@ -15,6 +15,15 @@ struct Manifest {
     var users: Operations?
     var groups: Operations?
 
+    /// Every function the manifest names.
+    var functions: [Function] {
+        var all = [open, close, errorText].compactMap { $0 }
+        for ops in [users, groups].compactMap({ $0 }) {
+            all += [ops.create, ops.get, ops.replace, ops.delete].compactMap { $0 } + ops.find.map { $0.function } + [ops.list?.function].compactMap { $0 }
+        }
+        return all
+    }
+
     struct Operations {
         var create: Function?
         var get: Function?
@@ -167,6 +176,12 @@ struct ManifestReader {
         if let users = o["users"] { m.users = operations(users, key: "users", schema: CoreSchemas.userResource) }
         if let groups = o["groups"] { m.groups = operations(groups, key: "groups", schema: CoreSchemas.groupResource) }
         if m.users == nil && m.groups == nil && o["users"] == nil && o["groups"] == nil { problem("users", "missing: map at least one operation of users or groups") }
+        // A handle passed with nothing to open it would be NULL to the library.
+        if o["open"] == nil {
+            for f in m.functions {
+                for a in f.arguments where a.type == .handle { problem(a.key, "a handle, but no open: says how to get one") }
+            }
+        }
         return m
     }
 

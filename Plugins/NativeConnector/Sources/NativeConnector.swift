@@ -42,13 +42,8 @@ public final class NativeConnector: UserCreating, UserReading, UserReplacing, Us
             guard let f else { return }
             if let b = library.bind(f, returns: returns, file: file, problems: &problems) { bound[f.key] = b }
         }
-        bind(manifest.open, .pointer)
-        bind(manifest.close, .void)
-        bind(manifest.errorText, .pointer)
-        for ops in [manifest.users, manifest.groups].compactMap({ $0 }) {
-            for f in [ops.create, ops.get, ops.replace, ops.delete].compactMap({ $0 }) { bind(f, .int32) }
-            for (_, f) in ops.find { bind(f, .int32) }
-            if let list = ops.list { bind(list.function, .int32) }
+        for f in manifest.functions {
+            bind(f, f.key == "open" || f.key == "errorText" ? .pointer : f.key == "close" ? .void : .int32)
         }
         // Settings an argument reads must be there.
         for f in bound.values {
