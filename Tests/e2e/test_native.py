@@ -1,6 +1,7 @@
 """The native connector: the legacy HR library of Examples/legacy-hr bound by its manifest
 through libffi, with no glue code. The stored result is read from the library's own storage
 (employees.tsv)."""
+import concurrent.futures
 import shutil
 import subprocess
 import sys
@@ -135,3 +136,19 @@ def test_the_library_crashing_under_process_isolation_does_not_take_the_agent_do
     r = requests.get(f"{base}/Users", params={"filter": 'userName eq "before"'})
     assert r.json()["totalResults"] == 1, r.text
     assert [e[0] for e in employees(data).values()] == ["before"]
+
+
+def test_concurrent_patches_of_one_employee_all_land(make_agent, tmp_path):
+    """Through the library, which has no conditional write: the agent's updates of one
+    resource queue, so each of these PATCHes (one attribute each, all at once) lands."""
+    data = tmp_path / "hr"
+    a = make_agent({"hr": hr_app(data)}, plugins=("native.so",)).start()
+    base = a.base("hr")
+    uid = requests.post(f"{base}/Users", json={"schemas": [USER], "userName": "conc", "active": True}).json()["id"]
+    changes = [("name.givenName", "Ada"), ("name.familyName", "Lovelace"), ("externalId", "ext-1"), ("active", False)]
+    bodies = [{"schemas": [PATCH], "Operations": [{"op": "replace", "path": p, "value": v}]} for p, v in changes]
+    bodies.append({"schemas": [PATCH], "Operations": [{"op": "add", "path": "emails", "value": [{"value": "ada@example.com"}]}]})
+    with concurrent.futures.ThreadPoolExecutor(len(bodies)) as pool:
+        statuses = list(pool.map(lambda b: requests.patch(f"{base}/Users/{uid}", json=b, timeout=30).status_code, bodies))
+    assert statuses == [200] * len(bodies), statuses
+    assert employees(data)[uid] == ("conc", "Ada", "Lovelace", "ada@example.com", "ext-1", False)
