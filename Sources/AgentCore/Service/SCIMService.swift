@@ -448,7 +448,14 @@ struct ResourceRequest: Sendable {
     func fetch(_ id: String) async throws(SCIMError) -> JSON {
         if resource.operations.contains(.get) { return try await target.get(kind, id) }
         try require(.search, "read \(kind.rawValue)s")
-        let reply = try await target.search(kind, Query(filter: .compare(AttributePath(name: "id"), .eq, .string(id))))
+        return try await search(id: id, withoutMembers: false)
+    }
+
+    /// The resource found by `id eq`, or 404.
+    func search(id: String, withoutMembers: Bool) async throws(SCIMError) -> JSON {
+        var query = Query(filter: .compare(AttributePath(name: "id"), .eq, .string(id)))
+        query.withoutMembers = withoutMembers
+        let reply = try await target.search(kind, query)
         guard let found = reply.resources.first(where: { $0["id"]?.stringValue == id }) else { throw .notFound("\(kind.rawValue) \(id) not found") }
         return found
     }
@@ -459,16 +466,11 @@ struct ResourceRequest: Sendable {
     /// the group whole).
     func fetchWithoutMembers(_ id: String) async throws(SCIMError) -> JSON? {
         guard resource.operations.contains(.search) else { return nil }
-        var query = Query(filter: .compare(AttributePath(name: "id"), .eq, .string(id)))
-        query.withoutMembers = true
-        let reply: SearchResult
         do {
-            reply = try await target.search(kind, query)
+            return try await search(id: id, withoutMembers: true)
         } catch where error.status == 400 || error.status == 501 {
             return nil
         }
-        guard let found = reply.resources.first(where: { $0["id"]?.stringValue == id }) else { throw .notFound("\(kind.rawValue) \(id) not found") }
-        return found
     }
 
     /// Reads the resource, checking it against If-Match when the client sent one.
