@@ -380,3 +380,103 @@ def test_a_relay_that_falls_silent_is_replaced_by_a_new_connection(make_relay, m
     s = client(relay)
     assert wait_for(lambda: s.get(relay.base("mem") + "/Users", timeout=10).status_code == 200, 20)
     assert wait_for(lambda: [c["state"] for c in relay.agents()] == ["serving"], 20), relay.agents()
+
+
+class FakeRelay:
+    """A TLS listener on loopback that records how each handshake with it ended."""
+
+    def __init__(self, cert, key, max_version=None):
+        import warnings
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(str(cert), str(key))
+        if max_version:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                self.context.minimum_version = ssl.TLSVersion.TLSv1
+                self.context.maximum_version = getattr(ssl.TLSVersion, max_version)
+            self.context.set_ciphers("DEFAULT:@SECLEVEL=0")
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.outcomes = []
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                with self.context.wrap_socket(conn, server_side=True) as t:
+                    t.settimeout(5)
+                    head = b""
+                    while b"\r\n\r\n" not in head and len(head) < 8192:
+                        chunk = t.recv(4096)
+                        if not chunk:
+                            break
+                        head += chunk
+                    self.outcomes.append(("handshake completed", t.version(), head))
+            except (ssl.SSLError, OSError) as e:
+                self.outcomes.append(("refused", str(e)))
+
+    def close(self):
+        self.sock.close()
+
+
+def test_the_uplink_verifies_the_relay_and_refuses_tls_below_1_2(make_agent, tmp_path):
+    """An agent dials only a relay whose certificate chains to its caFile (or the system's CAs)
+    and names the relay's host, over TLS 1.2 or later; otherwise it connects to nothing."""
+    from servers import make_ca_and_server_cert
+    trusted_ca, cert, key = make_ca_and_server_cert(tmp_path, "trusted")
+    other = tmp_path / "other"
+    other.mkdir()
+    _, other_cert, other_key = make_ca_and_server_cert(other, "other")
+    # A certificate from the trusted CA for another host name.
+    def openssl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+    elsewhere_key, elsewhere_csr, elsewhere = tmp_path / "elsewhere.key", tmp_path / "elsewhere.csr", tmp_path / "elsewhere.pem"
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(elsewhere_key), "-out", str(elsewhere_csr), "-subj", "/CN=relay.example.com")
+    (tmp_path / "elsewhere.ext").write_text("subjectAltName=DNS:relay.example.com\n")
+    openssl("x509", "-req", "-in", str(elsewhere_csr), "-CA", str(trusted_ca), "-CAkey", str(tmp_path / "trusted-ca.key"),
+            "-CAcreateserial", "-out", str(elsewhere), "-days", "2", "-extfile", str(tmp_path / "elsewhere.ext"))
+    cases = {
+        "another CA": FakeRelay(other_cert, other_key),
+        "another host name": FakeRelay(elsewhere, elsewhere_key),
+        "TLS 1.1 at most": FakeRelay(cert, key, max_version="TLSv1_1"),
+    }
+    agents = {}
+    for what, fake in cases.items():
+        uplink = {"url": f"https://localhost:{fake.port}", "name": "dc1-a", "token": TOKENS["dc1-a"], "caFile": str(trusted_ca)}
+        agents[what] = make_agent({"mem": {"connector": "memory"}}, listen=False, uplink=uplink).start()
+    # The system's CAs do not include the throwaway one either.
+    system = FakeRelay(cert, key)
+    agents["no caFile"] = make_agent({"mem": {"connector": "memory"}}, listen=False,
+                                     uplink={"url": f"https://localhost:{system.port}", "name": "dc1-a", "token": TOKENS["dc1-a"]}).start()
+    cases["no caFile"] = system
+    try:
+        for what, fake in cases.items():
+            # Refused at least twice (it redials with backoff), and never past the handshake.
+            assert wait_for(lambda: len(fake.outcomes) >= 2, 15), (what, fake.outcomes)
+            assert all(o[0] == "refused" for o in fake.outcomes), (what, fake.outcomes)
+            assert "cannot connect to the relay" in agents[what].log.read_text(), what
+        old = cases["TLS 1.1 at most"]
+        assert all("unsupported protocol" in o[1].lower() for o in old.outcomes), old.outcomes
+        # That listener does speak TLS 1.1 to a client that offers it: the agent did not.
+        import warnings
+        client_context = ssl.create_default_context(cafile=str(trusted_ca))
+        client_context.set_ciphers("DEFAULT:@SECLEVEL=0")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            client_context.minimum_version = client_context.maximum_version = ssl.TLSVersion.TLSv1_1
+        with socket.create_connection(("127.0.0.1", old.port), timeout=5) as s, client_context.wrap_socket(s, server_hostname="localhost") as t:
+            assert t.version() == "TLSv1.1"
+        # The positive control: the same certificate and caFile with TLS 1.2 completes the handshake.
+        good = FakeRelay(cert, key)
+        make_agent({"mem": {"connector": "memory"}}, listen=False,
+                   uplink={"url": f"https://localhost:{good.port}", "name": "dc1-a", "token": TOKENS["dc1-a"], "caFile": str(trusted_ca)}).start()
+        assert wait_for(lambda: good.outcomes, 15) and good.outcomes[0][0] == "handshake completed", good.outcomes
+        _, version, head = good.outcomes[0]
+        assert version in ("TLSv1.2", "TLSv1.3") and head.startswith(b"GET /uplink ") and b"Upgrade: websocket" in head, good.outcomes
+    finally:
+        for fake in cases.values():
+            fake.close()
