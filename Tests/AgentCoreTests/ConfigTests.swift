@@ -183,12 +183,14 @@ import SCIMKit
                   limits: { maxInFlightPerApp: 0 }
                 apps:
                   hr: {}
+                  "h r": { auth: { type: none } }
                 """, file: "/etc/relay.yaml", environment: [:])
         } catch let e as AgentConfig.Invalid { problems = e.problems.map(\.description) }
         for expected in [
             "/etc/relay.yaml: relay.tls: is required unless relay.listen is a loopback address",
             "relay.agents[0].token: must be at least 16 characters", "relay.agents[1].name: a is listed twice",
             "relay.limits.maxInFlightPerApp: must be a whole number, at least 1", "apps.hr.auth: is required",
+            "apps.h r: app names may use letters, digits, '-' and '_' only",
         ] {
             #expect(problems.contains { $0.contains(expected) }, "\(expected) in \(problems)")
         }

@@ -87,6 +87,10 @@ def test_agents_open_no_port_and_the_okta_flow_passes_through_the_relay(pair, ma
     for c in relay.agents():
         assert c["apps"] == ["db"] and c["state"] == "serving" and c["connectedSince"] and c["lastHeartbeat"]
     assert requests.get(relay.url("/healthz"), verify=str(relay.ca)).json()["apps"] == {"db": {"agents": 2}}
+    # Neither the proxy's password nor an agent's token is in a log.
+    from servers import Tinyproxy
+    logs = a.log.read_text() + b.log.read_text() + relay.log.read_text()
+    assert Tinyproxy.PASSWORD not in logs and not any(t in logs for t in TOKENS.values())
 
 
 def test_scim2_tester_passes_through_the_relay(pair):

@@ -466,10 +466,7 @@ struct ConfigReader {
             }
             for name in appsMap.keys.sorted() {
                 let key = "apps.\(name)"
-                guard name.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 | 0x20 >= 97 && $0 | 0x20 <= 122) || $0 == 45 || $0 == 95 }), !name.isEmpty else {
-                    problem(key, "app names may use letters, digits, '-' and '_' only (they are part of the URL)")
-                    continue
-                }
+                guard checkAppName(name, key) else { continue }
                 guard let app = map(appsMap[name], key, allowed: ["connector", "settings", "auth", "remote", "unknownAttributes", "isolation", "process", "guard"]) else {
                     problem(key, "must be a mapping with connector (or remote) and auth")
                     continue
@@ -734,5 +731,16 @@ struct ConfigReader {
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         guard !host.isEmpty, let port = Int(s[s.index(after: colon)...]), (1...65535).contains(port) else { return nil }
         return (host, port)
+    }
+}
+
+extension ConfigReader {
+    /// App names are part of the URL: letters, digits, '-' and '_'.
+    mutating func checkAppName(_ name: String, _ key: String) -> Bool {
+        guard name.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 | 0x20 >= 97 && $0 | 0x20 <= 122) || $0 == 45 || $0 == 95 }), !name.isEmpty else {
+            problem(key, "app names may use letters, digits, '-' and '_' only (they are part of the URL)")
+            return false
+        }
+        return true
     }
 }

@@ -61,14 +61,15 @@ extension ConfigReader {
             problem("relay", "is required: { listen, tls, agents }")
             return nil
         }
-        var host = "0.0.0.0", port = 8443
+        var host = "0.0.0.0", port = 8443, listenRead = true
         if let listen = string(relay, "listen", "relay") {
             if let (h, p) = Self.hostPort(listen) { (host, port) = (h, p) } else {
                 problem("relay.listen", "\"\(listen)\" is not host:port with a port from 1 to 65535")
+                listenRead = false
             }
         }
         let tls = readTLS(relay["tls"], "relay.tls")
-        if tls == nil, relay["tls"] == nil, !Self.isLoopback(host) {
+        if tls == nil, relay["tls"] == nil, listenRead, !Self.isLoopback(host) {
             problem("relay.tls", "is required unless relay.listen is a loopback address: the relay faces the internet")
         }
         var agents: [RelayConfig.Agent] = []
@@ -112,7 +113,7 @@ extension ConfigReader {
         if let appsMap = top["apps"] as? [String: Any], !appsMap.isEmpty {
             for name in appsMap.keys.sorted() {
                 let key = "apps.\(name)"
-                guard let app = map(appsMap[name], key, allowed: ["auth"]) else { continue }
+                guard checkAppName(name, key), let app = map(appsMap[name], key, allowed: ["auth"]) else { continue }
                 if let auth = readAuth(app["auth"], "\(key).auth") { apps[name] = auth }
             }
         } else {
