@@ -203,14 +203,25 @@ struct Check: AsyncParsableCommand {
             reports.append(.object(report))
         }
         await registry.shutdown()
+        // Each relay is asked whether it accepts this agent and serves its apps.
+        var uplinks: [JSON] = []
+        if app == nil, let uplink = config.uplink {
+            for url in uplink.urls {
+                let answer = await UplinkProbe.ask(url, uplink: uplink, apps: config.appNames)
+                if !answer.ok { failed = true }
+                uplinks.append(["url": .string(url), "ok": .bool(answer.ok), "detail": .string(answer.detail)])
+            }
+        }
         let warnings = config.exposedSecretsWarnings
         if json {
             var out: JSONObject = ["ok": .bool(!failed), "apps": .array(reports)]
+            if config.uplink != nil { out["uplinks"] = .array(uplinks) }
             if !warnings.isEmpty { out["warnings"] = .array(warnings.map(JSON.string)) }
             print(JSON.object(out).serialized())
         } else {
             for warning in warnings { print("! \(warning)") }
             for r in reports { print(CheckReport.text(r)) }
+            for u in uplinks { print("\(u["ok"]?.boolValue == true ? "✓" : "✗") uplink \(u["url"]?.stringValue ?? "?"): \(u["detail"]?.stringValue ?? "")") }
         }
         if failed { throw ExitCode(1) }
     }

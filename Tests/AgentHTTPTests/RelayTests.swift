@@ -56,4 +56,15 @@ import SCIMKit
         throttle.succeeded(idp)
         #expect(throttle.verdict(AuthThrottle.Key(address: "203.0.113.9", credential: "basic other")) == .allow)
     }
+
+    @Test func theProbeSaysWhatTheRelayAnswered() throws {
+        let accepted = UplinkProbe.read(status: 200, try JSON.parse(#"{"relay":"dmz1","agent":"dc1-a","apps":["hr"],"unknown":[]}"#))
+        #expect(accepted.ok && accepted.detail == "accepted as dc1-a by relay dmz1; serves hr")
+        let partly = UplinkProbe.read(status: 200, try JSON.parse(#"{"relay":"dmz1","agent":"dc1-a","apps":["hr"],"unknown":["crm"]}"#))
+        #expect(!partly.ok && partly.unknown == ["crm"] && partly.detail.contains("has no configuration for crm"))
+        let refused = UplinkProbe.read(status: 401, try JSON.parse(#"{"status":"401","detail":"unknown agent or wrong token"}"#))
+        #expect(!refused.ok && refused.detail == "the relay refused this agent: 401 unknown agent or wrong token")
+        #expect(UplinkProbe.read(status: 404, nil).detail.contains("is this URL a provisioning-agent relay?"))
+        #expect(!UplinkProbe.read(status: 200, try JSON.parse("{}")).ok)
+    }
 }

@@ -87,6 +87,9 @@ def test_agents_open_no_port_and_the_okta_flow_passes_through_the_relay(pair, ma
     for c in relay.agents():
         assert c["apps"] == ["db"] and c["state"] == "serving" and c["connectedSince"] and c["lastHeartbeat"]
     assert requests.get(relay.url("/healthz"), verify=str(relay.ca)).json()["apps"] == {"db": {"agents": 2}}
+    # `check` asks the relay, through the proxy for dc1-b, whether it accepts the agent and serves its apps.
+    out = b.cli("check").stdout
+    assert f"✓ uplink wss://localhost:{relay.port}/uplink: accepted as dc1-b by relay" in out and "serves db" in out, out
     # Neither the proxy's password nor an agent's token is in a log.
     from servers import Tinyproxy
     logs = a.log.read_text() + b.log.read_text() + relay.log.read_text()
@@ -230,7 +233,10 @@ def test_a_wrong_token_is_refused_and_logged_without_it(make_relay, make_agent):
     wrong = "not-the-token-of-agent-a-42"
     bad = make_agent({"mem": {"connector": "memory"}}, listen=False, uplink=relay.uplink("dc1-a", wrong)).start()
     assert wait_for(lambda: "refused an agent connection" in relay.log.read_text())
-    assert wait_for(lambda: "cannot connect to the relay" in bad.log.read_text())
+    # The agent says why: the relay's own reason, asked for once the upgrade was refused.
+    assert wait_for(lambda: "the relay refused this agent: 401 unknown agent or wrong token" in bad.log.read_text())
+    r = bad.cli("check", check=False)
+    assert r.returncode == 1 and "✗ uplink" in r.stdout and "401 unknown agent or wrong token" in r.stdout, r.stdout
     assert wrong not in relay.log.read_text() and wrong not in bad.log.read_text()
     assert relay.agents() == []
     # The same by hand: 401 with a SCIM error.
@@ -253,6 +259,9 @@ def test_an_agent_announcing_an_app_the_relay_does_not_know_is_told(make_relay, 
     assert wait_for(lambda: "does not know these apps" in agent.log.read_text() and "apps=ghost" in agent.log.read_text())
     assert "announced apps this relay has no configuration for" in relay.log.read_text()
     assert requests.get(relay.url("/apps/ghost/scim/v2/Users"), verify=str(relay.ca)).status_code == 404
+    r = agent.cli("check", "--json", check=False)
+    uplinks = json.loads(r.stdout)["uplinks"]
+    assert r.returncode == 1 and not uplinks[0]["ok"] and "has no configuration for ghost" in uplinks[0]["detail"], r.stdout
 
 
 def https_from(relay, source, method, path, auth=None, body=None):

@@ -114,14 +114,21 @@ struct RelayRoutes: Sendable {
         return name
     }
 
+    /// `/uplink` without a WebSocket upgrade: why an agent's upgrade was refused, or, for an agent
+    /// it accepts, a probe (`check`, `UplinkProbe`): which of `?apps=a,b` this relay serves.
     func refuseUplink(_ request: Request, _ context: AgentRequestContext) throws -> Response {
-        if directory.authenticate(name: request.headers[HTTPField.Name("X-Agent-Name")!], bearer: request.headers[.authorization]) == nil {
+        guard let name = directory.authenticate(name: request.headers[HTTPField.Name("X-Agent-Name")!], bearer: request.headers[.authorization]) else {
             throw SCIMErrorResponse(error: SCIMError(status: 401, detail: "unknown agent or wrong token"), extraHeaders: [.wwwAuthenticate: "Bearer realm=\"uplink\""])
         }
         if directory.connectionCount >= config.limits.maxAgentConnections {
             throw SCIMErrorResponse(error: SCIMError(status: 503, detail: "the relay holds relay.limits.maxAgentConnections connections already"))
         }
-        throw SCIMErrorResponse(error: SCIMError(status: 400, detail: "/uplink is a WebSocket endpoint for agents"))
+        let announced = Set((request.uri.queryParameters["apps"].map(String.init) ?? "").split(separator: ",").map(String.init).prefix(1000))
+        return SCIMResponse.json([
+            "relay": .string(ProcessInfo.processInfo.hostName), "agent": .string(name),
+            "apps": .array(announced.filter { config.apps[$0] != nil }.sorted().map(JSON.string)),
+            "unknown": .array(announced.filter { config.apps[$0] == nil }.sorted().map(JSON.string)),
+        ])
     }
 
     // MARK: client requests

@@ -47,14 +47,6 @@ public struct UplinkService: Service, CustomStringConvertible {
         }
     }
 
-    var tlsConfiguration: TLSConfiguration {
-        var tls = TLSConfiguration.makeClientConfiguration()
-        tls.minimumTLSVersion = .tlsv12
-        tls.shutdownTimeout = .seconds(2)
-        if let ca = uplink.caFile { tls.trustRoots = .file(ca) }
-        return tls
-    }
-
     var proxySettings: WebSocketProxySettings? {
         guard let proxy = uplink.proxy else { return nil }
         var headers = HTTPFields()
@@ -242,18 +234,22 @@ final class UplinkConnection: Sendable {
         let client: WebSocketClient
         if let proxy = service.proxySettings {
             client = WebSocketClient(
-                url: link.url, configuration: configuration, tlsConfiguration: service.tlsConfiguration, proxySettings: proxy, logger: logger,
+                url: link.url, configuration: configuration, tlsConfiguration: service.uplink.tlsConfiguration, proxySettings: proxy, logger: logger,
                 handler: { inbound, outbound, _ in try await self.serve(inbound, outbound) })
         } else {
             client = WebSocketClient(
-                url: link.url, configuration: configuration, tlsConfiguration: service.tlsConfiguration, logger: logger,
+                url: link.url, configuration: configuration, tlsConfiguration: service.uplink.tlsConfiguration, logger: logger,
                 handler: { inbound, outbound, _ in try await self.serve(inbound, outbound) })
         }
         do {
             // Detached from the service group's graceful shutdown, which would close the
             // socket at once: this connection drains first (`drain`).
-            try await Task.detached { try await client.run() }.value
+            _ = try await Task.detached { try await client.run() }.value
         } catch is Ended {
+        } catch let error as WebSocketClientError where error == .webSocketUpgradeFailed {
+            // The upgrade says only that it failed; the relay's answer to a plain request says why.
+            let answer = await UplinkProbe.ask(link.url, uplink: service.uplink, apps: currentApps)
+            logger.error("uplink: cannot connect to the relay: the WebSocket upgrade was refused", metadata: ["reason": .string(answer.detail)])
         } catch {
             logger.error("uplink: cannot connect to the relay", metadata: ["error": .string(String(describing: error))])
         }
