@@ -71,16 +71,15 @@ struct EndpointAccessMiddleware: RouterMiddleware {
     typealias Context = AgentRequestContext
     let endpoint: String
     let auth: AgentConfig.Auth?
+    /// Only `/status` is loopback-only by default (`server.status.auth`).
     let loopbackOnly: Bool
-    /// The configuration key that sets `auth`, for the refusal's message.
-    var key = "server.status.auth"
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if let auth {
             _ = try AuthenticationMiddleware.check(auth, request, realm: "provisioning-agent", what: endpoint)
         } else if loopbackOnly, !context.isLoopbackClient {
             throw SCIMErrorResponse(error: SCIMError(
-                status: 403, detail: "\(endpoint) answers loopback clients only unless \(key) sets a credential"))
+                status: 403, detail: "\(endpoint) answers loopback clients only unless server.status.auth sets a credential"))
         }
         return try await next(request, context)
     }

@@ -305,6 +305,27 @@ def test_failed_client_authentication_is_throttled_per_address_and_credential(ma
     assert "failed client authentication" in log and "guess" not in log and IDP[1] not in log
 
 
+def test_the_agents_listing_is_behind_the_admin_credential_and_its_throttle(make_relay, make_agent):
+    admin = ("admin", "relay-admin-pass-42")
+    relay = make_relay({"mem": DB_AUTH}, TOKENS, admin={"type": "basic", "username": admin[0], "password": admin[1]}).start()
+    make_agent({"mem": {"connector": "memory"}}, listen=False, uplink=relay.uplink("dc1-a", TOKENS["dc1-a"])).start()
+    listing = lambda: requests.get(relay.url("/agents"), auth=admin, verify=str(relay.ca), timeout=5).json()["agents"]
+    assert wait_for(lambda: [c["name"] for c in listing()] == ["dc1-a"])
+    assert https_from(relay, "127.0.0.1", "GET", "/agents")[0] == 401
+    # The IdP's credential is not the admin's.
+    assert https_from(relay, "127.0.0.1", "GET", "/agents", IDP)[0] == 401
+    # Guessing the admin password from one address locks that address out of it, not the admin elsewhere.
+    for _ in range(3):
+        assert https_from(relay, "127.0.0.3", "GET", "/agents", ("admin", "guess"))[0] == 401
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: https_from(relay, "127.0.0.3", "GET", "/agents", ("admin", "guess")), range(8)))
+    status, headers, _ = https_from(relay, "127.0.0.3", "GET", "/agents", admin)
+    assert status == 429 and int(headers["Retry-After"]) >= 1
+    assert https_from(relay, "127.0.0.1", "GET", "/agents", admin)[0] == 200
+    log = relay.log.read_text()
+    assert "for=/agents" in log and "guess" not in log and admin[1] not in log
+
+
 def test_relay_limits(make_relay, make_agent):
     relay = make_relay({"mem": {"type": "none"}, "other": {"type": "none"}}, TOKENS,
                        limits={"maxBodySize": 2048, "maxInFlightPerApp": 2, "maxClientConnections": 40, "maxAgentConnections": 1}).start()

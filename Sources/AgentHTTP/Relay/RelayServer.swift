@@ -23,7 +23,7 @@ public enum RelayServer {
         if logger.logLevel <= .info { router.add(middleware: RequestLogMiddleware()) }
         router.add(middleware: SCIMErrorMiddleware())
         router.get("healthz") { _, _ in relay.health }
-        router.group("agents").add(middleware: EndpointAccessMiddleware(endpoint: "/agents", auth: config.admin, loopbackOnly: true, key: "relay.admin"))
+        router.group("agents").add(middleware: RelayAdminMiddleware(relay: relay))
             .get { _, _ in SCIMResponse.json(directory.listing) }
         // Reached when an upgrade to /uplink was refused (or was not asked for).
         router.get("uplink") { request, context in try relay.refuseUplink(request, context) }
@@ -136,7 +136,7 @@ struct RelayRoutes: Sendable {
     func forward(_ request: Request, _ context: AgentRequestContext) async throws -> Response {
         let app = context.app
         guard let auth = config.apps[app] else { throw SCIMErrorResponse(error: .notFound("no app named \(app)")) }
-        let credential = try await authenticate(auth, request, context)
+        let credential = try await authenticate(auth, request, context, realm: app, what: "app \(app)")
         try admit(app)
         defer { inFlight.withLockedValue { $0[app, default: 1] -= 1 } }
         let body = try await request.body.collect(upTo: config.limits.maxBodySize)
@@ -165,8 +165,8 @@ struct RelayRoutes: Sendable {
         HTTPField.Name("Keep-Alive")!, HTTPField.Name("Proxy-Connection")!,
     ]
 
-    /// The app's credential, behind the throttle; returns which credential it was.
-    func authenticate(_ auth: AgentConfig.Auth, _ request: Request, _ context: AgentRequestContext) async throws -> String {
+    /// An app's credential (or `relay.admin`'s), behind the throttle; returns which credential it was.
+    func authenticate(_ auth: AgentConfig.Auth, _ request: Request, _ context: AgentRequestContext, realm: String, what: String) async throws -> String {
         let key = AuthThrottle.Key(address: context.clientAddress ?? "?", credential: Self.presented(auth, request))
         if case .locked(let seconds) = throttle.verdict(key) {
             var error = SCIMError(status: 429, detail: "too many failed authentications from this address; retry later")
@@ -174,13 +174,13 @@ struct RelayRoutes: Sendable {
             throw SCIMErrorResponse(error: error)
         }
         do {
-            let credential = try AuthenticationMiddleware.check(auth, request, realm: context.app, what: "app \(context.app)")
+            let credential = try AuthenticationMiddleware.check(auth, request, realm: realm, what: what)
             throttle.succeeded(key)
             return credential
         } catch {
             let delay = throttle.failed(key)
             logger.warning("relay: failed client authentication", metadata: [
-                "app": .string(context.app), "address": .string(key.address), "credential": .string(key.credential),
+                "for": .string(what), "address": .string(key.address), "credential": .string(key.credential),
             ])
             if delay > .zero { try await Task.sleep(for: delay) }
             throw error
@@ -209,6 +209,21 @@ struct RelayRoutes: Sendable {
             error.retryAfter = 1
             throw SCIMErrorResponse(error: error)
         }
+    }
+}
+
+/// `/agents`: behind `relay.admin`, checked and throttled as the apps' credentials are, or for
+/// loopback clients only when it is not set.
+struct RelayAdminMiddleware: RouterMiddleware {
+    let relay: RelayRoutes
+
+    func handle(_ request: Request, context: AgentRequestContext, next: (Request, AgentRequestContext) async throws -> Response) async throws -> Response {
+        if let admin = relay.config.admin {
+            _ = try await relay.authenticate(admin, request, context, realm: "relay admin", what: "/agents")
+        } else if !context.isLoopbackClient {
+            throw SCIMErrorResponse(error: SCIMError(status: 403, detail: "/agents answers loopback clients only unless relay.admin sets a credential"))
+        }
+        return try await next(request, context)
     }
 }
 
