@@ -87,12 +87,6 @@ struct Manifest {
         case string, buffer, handle
         case int32Out = "int32*", int64Out = "int64*", doubleOut = "double*", boolOut = "bool*"
 
-        var isScalar: Bool {
-            switch self {
-            case .string, .buffer, .handle, .int32Out, .int64Out, .doubleOut, .boolOut: false
-            default: true
-            }
-        }
         var isOutput: Bool { [.int32Out, .int64Out, .doubleOut, .boolOut].contains(self) }
     }
 }
