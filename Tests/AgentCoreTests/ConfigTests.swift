@@ -174,6 +174,7 @@ import SCIMKit
         #expect(c.port == 8443 && c.agents == [.init(name: "dc1-a", token: "0123456789abcdef0123")])
         #expect(c.limits.maxInFlightPerApp == 8 && c.limits.requestTimeout == 5 && c.limits.maxBodySize == 1 << 20)
         #expect(c.apps["hr"] == .basic(username: "okta", password: "pw") && c.inlineSecrets.isEmpty)
+        #expect(c.trustedProxies.isEmpty)
         var problems: [String] = []
         do {
             _ = try RelayConfig.parse("""
@@ -181,6 +182,7 @@ import SCIMKit
                   listen: 0.0.0.0:8443
                   agents: [{ name: a, token: short }, { name: a, token: "0123456789abcdef" }]
                   limits: { maxInFlightPerApp: 0 }
+                  trustedProxies: [10.0.0.0/8, 10.0.0.0/40, lb.example.com]
                 apps:
                   hr: {}
                   "h r": { auth: { type: none } }
@@ -191,6 +193,7 @@ import SCIMKit
             "relay.agents[0].token: must be at least 16 characters", "relay.agents[1].name: a is listed twice",
             "relay.limits.maxInFlightPerApp: must be a whole number, at least 1", "apps.hr.auth: is required",
             "apps.h r: app names may use letters, digits, '-' and '_' only",
+            "relay.trustedProxies[1]: \"10.0.0.0/40\" is not an IP address or a CIDR range", "relay.trustedProxies[2]: \"lb.example.com\"",
         ] {
             #expect(problems.contains { $0.contains(expected) }, "\(expected) in \(problems)")
         }

@@ -239,7 +239,7 @@ class Relay:
     """`provisioning-agent relay` on 127.0.0.1 with TLS from a throwaway CA: `apps` maps app names
     to their client auth, `agents` names to tokens."""
 
-    def __init__(self, workdir: Path, apps: dict, agents: dict, limits=None, admin=None, heartbeat=0.5, port=None):
+    def __init__(self, workdir: Path, apps: dict, agents: dict, limits=None, admin=None, heartbeat=0.5, port=None, trusted_proxies=None):
         from servers import make_ca_and_server_cert
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
@@ -251,6 +251,8 @@ class Relay:
             relay["limits"] = limits
         if admin:
             relay["admin"] = admin
+        if trusted_proxies:
+            relay["trustedProxies"] = trusted_proxies
         self.config = workdir / "relay.yaml"
         self.config.write_text(json.dumps({"relay": relay, "apps": {n: {"auth": a} for n, a in apps.items()}}))
         self.log = workdir / "relay.log"

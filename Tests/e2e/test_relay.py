@@ -264,11 +264,11 @@ def test_an_agent_announcing_an_app_the_relay_does_not_know_is_told(make_relay, 
     assert r.returncode == 1 and not uplinks[0]["ok"] and "has no configuration for ghost" in uplinks[0]["detail"], r.stdout
 
 
-def https_from(relay, source, method, path, auth=None, body=None):
+def https_from(relay, source, method, path, auth=None, body=None, headers=None):
     """A request from another loopback address (another client machine)."""
     context = ssl.create_default_context(cafile=str(relay.ca))
     conn = http.client.HTTPSConnection("127.0.0.1", relay.port, source_address=(source, 0), context=context, timeout=30)
-    headers = {"Content-Type": "application/scim+json"}
+    headers = {"Content-Type": "application/scim+json", **(headers or {})}
     if auth:
         import base64
         headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
@@ -324,6 +324,40 @@ def test_the_agents_listing_is_behind_the_admin_credential_and_its_throttle(make
     assert https_from(relay, "127.0.0.1", "GET", "/agents", admin)[0] == 200
     log = relay.log.read_text()
     assert "for=/agents" in log and "guess" not in log and admin[1] not in log
+
+
+def test_behind_a_trusted_proxy_the_forwarded_client_is_throttled_audited_and_not_loopback(make_relay, make_agent):
+    """A reverse proxy on the relay's host (127.0.0.1, in relay.trustedProxies) forwards every
+    client: the throttle, the loopback-only endpoints and the audit lines use the address in
+    X-Forwarded-For, so an attacker behind the same proxy cannot lock the IdP out."""
+    relay = make_relay({"mem": DB_AUTH}, TOKENS, trusted_proxies=["127.0.0.1"]).start()
+    agent = make_agent({"mem": {"connector": "memory"}}, listen=False, uplink=relay.uplink("dc1-a", TOKENS["dc1-a"]))
+    agent.config.write_text(agent.config.read_text().replace("apps:", 'audit: {"file": "audit.log"}\napps:'))
+    agent.start()
+    relay.wait_serving("dc1-a", "mem")
+    path = "/apps/mem/scim/v2/Users"
+    attacker, idp = {"X-Forwarded-For": "203.0.113.7"}, {"X-Forwarded-For": "198.51.100.1"}
+    for _ in range(3):
+        assert https_from(relay, "127.0.0.1", "GET", path, ("okta", "guess"), headers=attacker)[0] == 401
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: https_from(relay, "127.0.0.1", "GET", path, ("okta", "guess"), headers=attacker), range(8)))
+    assert https_from(relay, "127.0.0.1", "GET", path, IDP, headers=attacker)[0] == 429
+    # The IdP, through the same proxy, is not locked out; its change is audited with its address.
+    body = json.dumps({"schemas": [USER], "userName": "behind-proxy"})
+    status, _, created = https_from(relay, "127.0.0.1", "POST", path, IDP, body=body, headers=idp)
+    assert status == 201, created
+    line = json.loads((agent.workdir / "audit.log").read_text().splitlines()[0])
+    assert line["userName"] == "behind-proxy" and line["client"]["remoteAddress"] == "198.51.100.1"
+    assert "address=203.0.113.7" in relay.log.read_text()
+    # A forwarded client is not a loopback client, though the proxy is.
+    assert https_from(relay, "127.0.0.1", "GET", "/agents", headers=attacker)[0] == 403
+    assert "apps" not in json.loads(https_from(relay, "127.0.0.1", "GET", "/healthz", headers=attacker)[2])
+    assert "apps" in json.loads(https_from(relay, "127.0.0.1", "GET", "/healthz")[2])
+    # From a peer that is not a trusted proxy, X-Forwarded-For is ignored: counted per that peer.
+    with concurrent.futures.ThreadPoolExecutor(11) as pool:
+        list(pool.map(lambda _: https_from(relay, "127.0.0.2", "GET", path, ("okta", "guess"), headers=idp), range(11)))
+    assert https_from(relay, "127.0.0.2", "GET", path, IDP, headers=idp)[0] == 429
+    assert https_from(relay, "127.0.0.1", "GET", path, IDP, headers=idp)[0] == 200
 
 
 def test_relay_limits(make_relay, make_agent):

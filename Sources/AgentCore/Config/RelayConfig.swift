@@ -34,6 +34,9 @@ public struct RelayConfig: Sendable, Equatable {
     public var limits = Limits()
     /// Seconds between the relay's heartbeats to each agent.
     public var heartbeat: Double = 5
+    /// `relay.trustedProxies`: load balancers or reverse proxies whose `X-Forwarded-For` names
+    /// the client (for the authentication throttle, loopback-only endpoints and audit lines).
+    public var trustedProxies: [AddressRange] = []
     /// Each app's client authentication.
     public var apps: [String: AgentConfig.Auth]
     public var inlineSecrets: [String] = []
@@ -57,7 +60,7 @@ public struct RelayConfig: Sendable, Equatable {
 extension ConfigReader {
     mutating func readRelay(_ root: Any?) -> RelayConfig? {
         guard let top = map(root ?? [String: Any](), "", allowed: ["relay", "apps"]) else { return nil }
-        guard let relay = map(top["relay"], "relay", allowed: ["listen", "tls", "agents", "admin", "limits", "heartbeatSeconds"]) else {
+        guard let relay = map(top["relay"], "relay", allowed: ["listen", "tls", "agents", "admin", "limits", "heartbeatSeconds", "trustedProxies"]) else {
             problem("relay", "is required: { listen, tls, agents }")
             return nil
         }
@@ -109,6 +112,18 @@ extension ConfigReader {
                 problem("relay.heartbeatSeconds", "must be a number of seconds from 0.2 to 300")
             }
         }
+        var trustedProxies: [AddressRange] = []
+        if let v = relay["trustedProxies"] {
+            if let list = v as? [Any] {
+                for (i, item) in list.enumerated() {
+                    if let text = item as? String, let range = AddressRange(text) { trustedProxies.append(range) } else {
+                        problem("relay.trustedProxies[\(i)]", "\"\(item)\" is not an IP address or a CIDR range such as 10.0.0.0/8")
+                    }
+                }
+            } else {
+                problem("relay.trustedProxies", "must be a list of IP addresses or CIDR ranges")
+            }
+        }
         var apps: [String: AgentConfig.Auth] = [:]
         if let appsMap = top["apps"] as? [String: Any], !appsMap.isEmpty {
             for name in appsMap.keys.sorted() {
@@ -121,6 +136,6 @@ extension ConfigReader {
         }
         return RelayConfig(
             file: file, host: host, port: port, tls: tls, agents: agents, admin: admin, limits: limits, heartbeat: heartbeat,
-            apps: apps, inlineSecrets: inlineSecrets)
+            trustedProxies: trustedProxies, apps: apps, inlineSecrets: inlineSecrets)
     }
 }

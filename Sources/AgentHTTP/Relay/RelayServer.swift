@@ -22,7 +22,7 @@ public enum RelayServer {
         router.add(middleware: AppPathMiddleware())
         if logger.logLevel <= .info { router.add(middleware: RequestLogMiddleware()) }
         router.add(middleware: SCIMErrorMiddleware())
-        router.get("healthz") { _, _ in relay.health }
+        router.get("healthz") { request, context in relay.health(detailed: relay.isLoopbackClient(request, context)) }
         router.group("agents").add(middleware: RelayAdminMiddleware(relay: relay))
             .get { _, _ in SCIMResponse.json(directory.listing) }
         // Reached when an upgrade to /uplink was refused (or was not asked for).
@@ -87,9 +87,12 @@ struct RelayRoutes: Sendable {
     let throttle = AuthThrottle()
     let inFlight = NIOLockedValueBox([String: Int]())
 
-    var health: Response {
+    /// `degraded` when an app has no agent. The apps and their agents only to loopback clients:
+    /// the relay faces the internet, and a load balancer needs only the status.
+    func health(detailed: Bool) -> Response {
         let perApp = directory.agentsPerApp
         let status = perApp.values.contains(0) ? "degraded" : "ok"
+        guard detailed else { return SCIMResponse.json(["status": .string(status), "role": "relay"]) }
         return SCIMResponse.json([
             "status": .string(status), "role": "relay",
             "apps": .object(JSONObject(perApp.keys.sorted().map { .init(key: $0, value: ["agents": .number(Double(perApp[$0]!))]) })),
@@ -149,7 +152,7 @@ struct RelayRoutes: Sendable {
             [
                 "type": "request", "method": .string(request.method.rawValue), "path": .string(request.uri.description),
                 "headers": UplinkMessage.fields(fields), "authority": .string(request.head.authority ?? ""), "scheme": .string(config.tls == nil ? "http" : "https"),
-                "client": .string(context.clientAddress ?? ""), "credential": .string(credential), "requestId": .string(context.id),
+                "client": .string(client(request, context)), "credential": .string(credential), "requestId": .string(context.id),
             ], body: body)
         let answer = try await Failover(directory: directory, app: app, timeout: config.limits.requestTimeout, logger: context.logger)
             .send(message, method: request.method, path: request.uri.path, body: body)
@@ -167,7 +170,7 @@ struct RelayRoutes: Sendable {
 
     /// An app's credential (or `relay.admin`'s), behind the throttle; returns which credential it was.
     func authenticate(_ auth: AgentConfig.Auth, _ request: Request, _ context: AgentRequestContext, realm: String, what: String) async throws -> String {
-        let key = AuthThrottle.Key(address: context.clientAddress ?? "?", credential: Self.presented(auth, request))
+        let key = AuthThrottle.Key(address: client(request, context), credential: Self.presented(auth, request))
         if case .locked(let seconds) = throttle.verdict(key) {
             var error = SCIMError(status: 429, detail: "too many failed authentications from this address; retry later")
             error.retryAfter = seconds
@@ -185,6 +188,20 @@ struct RelayRoutes: Sendable {
             if delay > .zero { try await Task.sleep(for: delay) }
             throw error
         }
+    }
+
+    /// The client's address: the peer's, or behind a proxy in `relay.trustedProxies` the one it
+    /// forwarded (`X-Forwarded-For`).
+    func client(_ request: Request, _ context: AgentRequestContext) -> String {
+        let peer = context.clientAddress ?? "?"
+        guard !config.trustedProxies.isEmpty else { return peer }
+        return config.trustedProxies.client(peer: peer, forwardedFor: request.headers[values: Self.forwardedFor])
+    }
+
+    static let forwardedFor = HTTPField.Name("X-Forwarded-For")!
+
+    func isLoopbackClient(_ request: Request, _ context: AgentRequestContext) -> Bool {
+        context.isLoopbackClient && AgentRequestContext.isLoopback(client(request, context))
     }
 
     /// Who a request claims to be, for the throttle: the basic username, or the header's name.
@@ -220,7 +237,7 @@ struct RelayAdminMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: AgentRequestContext, next: (Request, AgentRequestContext) async throws -> Response) async throws -> Response {
         if let admin = relay.config.admin {
             _ = try await relay.authenticate(admin, request, context, realm: "relay admin", what: "/agents")
-        } else if !context.isLoopbackClient {
+        } else if !relay.isLoopbackClient(request, context) {
             throw SCIMErrorResponse(error: SCIMError(status: 403, detail: "/agents answers loopback clients only unless relay.admin sets a credential"))
         }
         return try await next(request, context)
