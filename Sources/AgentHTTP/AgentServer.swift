@@ -54,10 +54,15 @@ public enum AgentServer {
         router.group("metrics").add(middleware: EndpointAccessMiddleware(endpoint: "/metrics", auth: config.server.metricsAuth, loopbackOnly: false))
             .get { _, _ in
                 AgentMetrics.refreshGauges(service.registry)
-                var headers = HTTPFields()
-                headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
-                return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: PrometheusMetricsFactory.defaultRegistry.emitToBuffer())))
+                return prometheusText()
             }
+    }
+
+    /// Every metric, in Prometheus text format.
+    static func prometheusText() -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: PrometheusMetricsFactory.defaultRegistry.emitToBuffer())))
     }
 
     static func health(_ service: SCIMService) async -> JSON {

@@ -102,6 +102,7 @@ struct Relay: AsyncParsableCommand {
     func run() async throws {
         let relayConfig = try ConfigOption.check { try RelayConfig.load(path: config) }
         let logger = makeLogger("provisioning-agent-relay")
+        MetricsSystem.bootstrap(PrometheusMetricsFactory())
         for warning in AgentConfig.exposedSecretsWarnings(file: relayConfig.file, inlineSecrets: relayConfig.inlineSecrets) {
             logger.warning("\(warning)")
         }

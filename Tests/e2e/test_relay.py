@@ -175,6 +175,9 @@ def test_an_agent_killed_under_load_loses_nothing_and_rejoins(pair, mariadb):
         time.sleep(3)
         # Killed with requests in flight: the relay saw its connection drop and failed them over.
         assert "the agent's connection dropped with the request in flight" in log_since(relay.log, relay.offset)
+        metrics = requests.get(relay.url("/metrics"), verify=str(relay.ca)).text
+        assert metric(metrics, 'provisioning_relay_failovers_total{app="db",outcome="resent"}') + \
+            metric(metrics, 'provisioning_relay_failovers_total{app="db",outcome="created"}') > 0, metrics
         a.start()
         relay.wait_serving("dc1-a", "db")
         served_before = next(c["served"] for c in relay.agents() if c["name"] == "dc1-a")
@@ -264,6 +267,14 @@ def test_an_agent_announcing_an_app_the_relay_does_not_know_is_told(make_relay, 
     assert r.returncode == 1 and not uplinks[0]["ok"] and "has no configuration for ghost" in uplinks[0]["detail"], r.stdout
 
 
+def metric(text, series):
+    """The value of one series in Prometheus text, or 0 when it is not there."""
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return 0
+
+
 def https_from(relay, source, method, path, auth=None, body=None, headers=None):
     """A request from another loopback address (another client machine)."""
     context = ssl.create_default_context(cafile=str(relay.ca))
@@ -298,6 +309,9 @@ def test_failed_client_authentication_is_throttled_per_address_and_credential(ma
     # Locked: even the right password from that address is refused, with Retry-After.
     status, headers, body = https_from(relay, "127.0.0.2", "GET", path, IDP)
     assert status == 429 and 1 <= int(headers["Retry-After"]) <= 60 and json.loads(body)["status"] == "429"
+    metrics = requests.get(relay.url("/metrics"), verify=str(relay.ca)).text
+    assert metric(metrics, 'provisioning_relay_authentication_failures_total{for="app mem",status="429"}') >= 1
+    assert metric(metrics, 'provisioning_relay_authentication_failures_total{for="app mem",status="401"}') >= 10
     # The real IdP, elsewhere, is not locked out; nor is another credential at the attacker's address.
     assert https_from(relay, "127.0.0.1", "GET", path, IDP)[0] == 200
     assert https_from(relay, "127.0.0.2", "GET", path, ("someone-else", "x"))[0] == 401
@@ -312,6 +326,9 @@ def test_the_agents_listing_is_behind_the_admin_credential_and_its_throttle(make
     listing = lambda: requests.get(relay.url("/agents"), auth=admin, verify=str(relay.ca), timeout=5).json()["agents"]
     assert wait_for(lambda: [c["name"] for c in listing()] == ["dc1-a"])
     assert https_from(relay, "127.0.0.1", "GET", "/agents")[0] == 401
+    assert https_from(relay, "127.0.0.1", "GET", "/metrics")[0] == 401
+    status, _, text = https_from(relay, "127.0.0.1", "GET", "/metrics", admin)
+    assert status == 200 and metric(text.decode(), 'provisioning_relay_agents_serving{app="mem"}') == 1
     # The IdP's credential is not the admin's.
     assert https_from(relay, "127.0.0.1", "GET", "/agents", IDP)[0] == 401
     # Guessing the admin password from one address locks that address out of it, not the admin elsewhere.
@@ -383,6 +400,12 @@ def test_relay_limits(make_relay, make_agent):
         flood = list(pool.map(get, range(480)))
     assert 429 in flood and set(flood) <= {200, 429}, set(flood)
     assert s.get(relay.base("other") + "/Users").status_code == 200
+    # /metrics (loopback only, as relay.admin is not set) counts what clients got, and the agents.
+    metrics = requests.get(relay.url("/metrics"), verify=str(relay.ca)).text
+    refused = metric(metrics, 'provisioning_requests_total{app="mem",method="GET",status="429"}')
+    assert refused == flood.count(429), (refused, flood.count(429))
+    assert metric(metrics, 'provisioning_requests_total{app="mem",method="POST",status="413"}') == 1
+    assert metric(metrics, 'provisioning_relay_agents_serving{app="other"}') == 1
     # A second agent connection beyond maxAgentConnections is refused.
     second = make_agent({"mem": {"connector": "memory"}}, listen=False, uplink=relay.uplink("dc1-b", TOKENS["dc1-b"])).start()
     assert wait_for(lambda: "maxAgentConnections reached" in relay.log.read_text())

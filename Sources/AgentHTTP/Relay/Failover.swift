@@ -51,6 +51,7 @@ struct Failover {
             switch await directory.exchange(on: connection, message, timeout: timeout) {
             case .answered(let answer):
                 guard lost else { return answer }
+                RelayMetrics.failover(app: app, outcome: "resent")
                 let status = answer.header["status"]?.intValue ?? 0
                 if method == .delete, status == 404 { return UplinkMessage(["type": "response", "status": 204, "headers": []]) }
                 if case .create(let attribute, let value, let listPath) = kind, status == 409,
@@ -69,9 +70,13 @@ struct Failover {
                 case .resend:
                     continue
                 case .unsafe(let what):
+                    RelayMetrics.failover(app: app, outcome: "unsafe")
                     throw SCIMErrorResponse(error: SCIMError(status: 502, detail: "the agent serving \(what) was lost before it answered; its outcome is unknown"))
                 case .create(let attribute, let value, let listPath):
-                    if let created = try await lookUp(attribute, value, listPath, message, since: firstSent) { return created }
+                    if let created = try await lookUp(attribute, value, listPath, message, since: firstSent) {
+                        RelayMetrics.failover(app: app, outcome: "created")
+                        return created
+                    }
                     continue
                 }
             }

@@ -21,10 +21,16 @@ public enum RelayServer {
         let router = Router(context: AgentRequestContext.self)
         router.add(middleware: AppPathMiddleware())
         if logger.logLevel <= .info { router.add(middleware: RequestLogMiddleware()) }
+        router.add(middleware: MetricsMiddleware())
         router.add(middleware: SCIMErrorMiddleware())
         router.get("healthz") { request, context in relay.health(detailed: relay.isLoopbackClient(request, context)) }
         router.group("agents").add(middleware: RelayAdminMiddleware(relay: relay))
             .get { _, _ in SCIMResponse.json(directory.listing) }
+        router.group("metrics").add(middleware: RelayAdminMiddleware(relay: relay))
+            .get { _, _ in
+                RelayMetrics.refresh(agentsPerApp: directory.agentsPerApp, inFlight: relay.inFlight.withLockedValue { $0 })
+                return AgentServer.prometheusText()
+            }
         // Reached when an upgrade to /uplink was refused (or was not asked for).
         router.get("uplink") { request, context in try relay.refuseUplink(request, context) }
         for base in ["apps/:app/scim/v2", "apps/:app/scim/v1"] {
@@ -172,6 +178,7 @@ struct RelayRoutes: Sendable {
     func authenticate(_ auth: AgentConfig.Auth, _ request: Request, _ context: AgentRequestContext, realm: String, what: String) async throws -> String {
         let key = AuthThrottle.Key(address: client(request, context), credential: Self.presented(auth, request))
         if case .locked(let seconds) = throttle.verdict(key) {
+            RelayMetrics.authenticationFailure(for: what, status: 429)
             var error = SCIMError(status: 429, detail: "too many failed authentications from this address; retry later")
             error.retryAfter = seconds
             throw SCIMErrorResponse(error: error)
@@ -182,6 +189,7 @@ struct RelayRoutes: Sendable {
             return credential
         } catch {
             let delay = throttle.failed(key)
+            RelayMetrics.authenticationFailure(for: what, status: 401)
             logger.warning("relay: failed client authentication", metadata: [
                 "for": .string(what), "address": .string(key.address), "credential": .string(key.credential),
             ])
