@@ -254,7 +254,7 @@ final class UplinkConnection: Sendable {
             logger.error("uplink: cannot connect to the relay", metadata: ["error": .string(String(describing: error))])
         }
         let wasUp = state.withLockedValue { $0.welcomed }
-        if wasUp { logger.warning("uplink: connection to the relay closed") }
+        if wasUp, link.stopping { logger.info("uplink: connection to the relay closed on shutdown") } else if wasUp { logger.warning("uplink: connection to the relay closed") }
         report(.closed(wasUp: wasUp))
     }
 
