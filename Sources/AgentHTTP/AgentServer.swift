@@ -98,6 +98,9 @@ public enum AgentServer {
             certificateChain: try NIOSSLCertificate.fromPEMFile(tls.certificate).map { .certificate($0) },
             privateKey: .privateKey(try NIOSSLPrivateKey(file: tls.privateKey, format: .pem)))
         configuration.minimumTLSVersion = .tlsv12
+        // Closing an idle keep-alive connection on shutdown waited the default 5 s for a
+        // close_notify that idle clients never send.
+        configuration.shutdownTimeout = .milliseconds(500)
         return configuration
     }
 

@@ -275,6 +275,25 @@ def metric(text, series):
     return 0
 
 
+def test_apps_added_or_removed_by_a_config_reload_are_announced_on_the_same_connection(make_relay, make_agent):
+    relay = make_relay({"mem": {"type": "none"}, "crm": {"type": "none"}}, TOKENS).start()
+    agent = make_agent({"mem": {"connector": "memory"}}, listen=False, uplink=relay.uplink("dc1-a", TOKENS["dc1-a"])).start()
+    connection = relay.wait_serving("dc1-a", "mem")[0]["connection"]
+    s = client(relay)
+    assert s.get(relay.base("crm") + "/Users").status_code == 503
+    agent.write_config({"mem": {"connector": "memory"}, "crm": {"connector": "memory"}})
+    agent.process.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: [c["apps"] for c in relay.agents()] == [["crm", "mem"]], 15), relay.agents()
+    assert s.post(relay.base("crm") + "/Users", json={"schemas": [USER], "userName": "crm-user"}).status_code == 201
+    # mem removed: the relay stops handing its requests to this agent.
+    agent.write_config({"crm": {"connector": "memory"}})
+    agent.process.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: [c["apps"] for c in relay.agents()] == [["crm"]], 15), relay.agents()
+    r = s.get(relay.base("mem") + "/Users")
+    assert r.status_code == 503 and "app mem" in r.json()["detail"]
+    assert [c["connection"] for c in relay.agents()] == [connection]  # announced, not reconnected
+
+
 def https_from(relay, source, method, path, auth=None, body=None, headers=None):
     """A request from another loopback address (another client machine)."""
     context = ssl.create_default_context(cafile=str(relay.ca))
