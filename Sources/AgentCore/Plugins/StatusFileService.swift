@@ -55,7 +55,7 @@ public struct StatusFileService: Service {
                 if FileManager.default.createFile(atPath: temp, contents: Data(text.utf8)) { rename(temp, path) }
                 last = text
             }
-            try? await Task.sleep(for: .milliseconds(250))
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(250)) }
         }
     }
 

@@ -32,7 +32,8 @@ public struct RemoteDiscoveryService: Service {
                     last[key] = now
                     group.addTask { await discover(app, remote) }
                 }
-                try? await Task.sleep(for: .seconds(1))
+                // Woken by a graceful shutdown, which would otherwise wait out the second.
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
             }
             group.cancelAll()
         }
