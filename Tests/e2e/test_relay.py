@@ -248,6 +248,17 @@ def test_a_wrong_token_is_refused_and_logged_without_it(make_relay, make_agent):
     # Another agent's token under this agent's name is refused too.
     r = requests.get(relay.url("/uplink"), headers={"Authorization": f"Bearer {TOKENS['dc1-b']}", "X-Agent-Name": "dc1-a"}, verify=str(relay.ca))
     assert r.status_code == 401
+    # Guessing an agent's token from one address locks that address and agent name out.
+    guess = {"Authorization": "Bearer guess-guess-guess-guess", "X-Agent-Name": "dc1-b"}
+    for _ in range(3):
+        assert https_from(relay, "127.0.0.4", "GET", "/uplink", headers=guess)[0] == 401
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: https_from(relay, "127.0.0.4", "GET", "/uplink", headers=guess), range(8)))
+    right = {"Authorization": f"Bearer {TOKENS['dc1-b']}", "X-Agent-Name": "dc1-b"}
+    status, headers, _ = https_from(relay, "127.0.0.4", "GET", "/uplink", headers=right)
+    assert status == 429 and int(headers["Retry-After"]) >= 1
+    status, _, body = https_from(relay, "127.0.0.1", "GET", "/uplink?apps=mem", headers=right)
+    assert status == 200 and json.loads(body)["apps"] == ["mem"]
     # No agent for the app: 503 naming it.
     r = requests.get(relay.base("mem") + "/Users", verify=str(relay.ca))
     assert r.status_code == 503 and "app mem" in r.json()["detail"] and r.headers["Retry-After"]

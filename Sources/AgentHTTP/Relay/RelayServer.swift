@@ -32,7 +32,7 @@ public enum RelayServer {
                 return AgentServer.prometheusText()
             }
         // Reached when an upgrade to /uplink was refused (or was not asked for).
-        router.get("uplink") { request, context in try relay.refuseUplink(request, context) }
+        router.get("uplink") { request, context in try await relay.refuseUplink(request, context) }
         for base in ["apps/:app/scim/v2", "apps/:app/scim/v1"] {
             for path in [base, base + "/**"] {
                 for method in [HTTPRequest.Method.get, .post, .put, .patch, .delete] {
@@ -43,7 +43,7 @@ public enum RelayServer {
 
         let uplinks = Router(context: UplinkRequestContext.self)
         uplinks.ws("uplink") { request, context in
-            relay.agentName(request, address: context.address) == nil ? .dontUpgrade : .upgrade([:])
+            relay.agentName(request, address: relay.client(request, peer: context.address)) == nil ? .dontUpgrade : .upgrade([:])
         } onUpgrade: { inbound, outbound, context in
             let name = relay.agentName(context.request, address: nil) ?? "?"
             await directory.serve(name: name, address: context.requestContext.address, inbound: inbound, outbound: outbound)
@@ -105,17 +105,13 @@ struct RelayRoutes: Sendable {
         ])
     }
 
-    /// The agent an upgrade request authenticates as, or nil (logged, without the token).
+    /// The agent an upgrade request authenticates as, or nil (logged, without the token). A
+    /// refused upgrade is answered by `refuseUplink`, which counts the failure in the throttle.
     func agentName(_ request: Request, address: String?) -> String? {
-        let claimed = request.headers[HTTPField.Name("X-Agent-Name")!]
-        guard let name = directory.authenticate(name: claimed, bearer: request.headers[.authorization]) else {
-            if let address {
-                logger.warning("relay: refused an agent connection: unknown agent or wrong token", metadata: [
-                    "agent": .string(claimed ?? "?"), "address": .string(address),
-                ])
-            }
-            return nil
-        }
+        let claimed = request.headers[Self.agentNameField]
+        if let address, case .locked = throttle.verdict(Self.agentKey(address, request)) { return nil }
+        guard let name = directory.authenticate(name: claimed, bearer: request.headers[.authorization]) else { return nil }
+        if let address { throttle.succeeded(Self.agentKey(address, request)) }
         if address != nil, directory.connectionCount >= config.limits.maxAgentConnections {
             logger.error("relay: refused an agent connection: relay.limits.maxAgentConnections reached", metadata: ["agent": .string(name)])
             return nil
@@ -125,9 +121,13 @@ struct RelayRoutes: Sendable {
 
     /// `/uplink` without a WebSocket upgrade: why an agent's upgrade was refused, or, for an agent
     /// it accepts, a probe (`check`, `UplinkProbe`): which of `?apps=a,b` this relay serves.
-    func refuseUplink(_ request: Request, _ context: AgentRequestContext) throws -> Response {
-        guard let name = directory.authenticate(name: request.headers[HTTPField.Name("X-Agent-Name")!], bearer: request.headers[.authorization]) else {
-            throw SCIMErrorResponse(error: SCIMError(status: 401, detail: "unknown agent or wrong token"), extraHeaders: [.wwwAuthenticate: "Bearer realm=\"uplink\""])
+    func refuseUplink(_ request: Request, _ context: AgentRequestContext) async throws -> Response {
+        let name = try await throttled(Self.agentKey(client(request, context), request), for: "/uplink",
+                                       failure: "relay: refused an agent connection: unknown agent or wrong token") {
+            guard let name = directory.authenticate(name: request.headers[Self.agentNameField], bearer: request.headers[.authorization]) else {
+                throw SCIMErrorResponse(error: SCIMError(status: 401, detail: "unknown agent or wrong token"), extraHeaders: [.wwwAuthenticate: "Bearer realm=\"uplink\""])
+            }
+            return name
         }
         if directory.connectionCount >= config.limits.maxAgentConnections {
             throw SCIMErrorResponse(error: SCIMError(status: 503, detail: "the relay holds relay.limits.maxAgentConnections connections already"))
@@ -177,6 +177,14 @@ struct RelayRoutes: Sendable {
     /// An app's credential (or `relay.admin`'s), behind the throttle; returns which credential it was.
     func authenticate(_ auth: AgentConfig.Auth, _ request: Request, _ context: AgentRequestContext, realm: String, what: String) async throws -> String {
         let key = AuthThrottle.Key(address: client(request, context), credential: Self.presented(auth, request))
+        return try await throttled(key, for: what) { try AuthenticationMiddleware.check(auth, request, realm: realm, what: what) }
+    }
+
+    /// Runs a credential check behind the throttle: a locked key is refused with 429 before it
+    /// runs; a failure is counted, logged without the secret, and its 401 held back.
+    func throttled<T>(
+        _ key: AuthThrottle.Key, for what: String, failure: Logger.Message = "relay: failed client authentication", _ check: () throws -> T
+    ) async throws -> T {
         if case .locked(let seconds) = throttle.verdict(key) {
             RelayMetrics.authenticationFailure(for: what, status: 429)
             var error = SCIMError(status: 429, detail: "too many failed authentications from this address; retry later")
@@ -184,13 +192,13 @@ struct RelayRoutes: Sendable {
             throw SCIMErrorResponse(error: error)
         }
         do {
-            let credential = try AuthenticationMiddleware.check(auth, request, realm: realm, what: what)
+            let result = try check()
             throttle.succeeded(key)
-            return credential
+            return result
         } catch {
             let delay = throttle.failed(key)
             RelayMetrics.authenticationFailure(for: what, status: 401)
-            logger.warning("relay: failed client authentication", metadata: [
+            logger.warning(failure, metadata: [
                 "for": .string(what), "address": .string(key.address), "credential": .string(key.credential),
             ])
             if delay > .zero { try await Task.sleep(for: delay) }
@@ -201,9 +209,19 @@ struct RelayRoutes: Sendable {
     /// The client's address: the peer's, or behind a proxy in `relay.trustedProxies` the one it
     /// forwarded (`X-Forwarded-For`).
     func client(_ request: Request, _ context: AgentRequestContext) -> String {
-        let peer = context.clientAddress ?? "?"
+        client(request, peer: context.clientAddress ?? "?")
+    }
+
+    func client(_ request: Request, peer: String) -> String {
         guard !config.trustedProxies.isEmpty else { return peer }
         return config.trustedProxies.client(peer: peer, forwardedFor: request.headers[values: Self.forwardedFor])
+    }
+
+    static let agentNameField = HTTPField.Name("X-Agent-Name")!
+
+    /// An agent's token guesses are counted per address and claimed agent name.
+    static func agentKey(_ address: String, _ request: Request) -> AuthThrottle.Key {
+        AuthThrottle.Key(address: address, credential: "agent " + (request.headers[agentNameField] ?? "?").prefix(64))
     }
 
     static let forwardedFor = HTTPField.Name("X-Forwarded-For")!
