@@ -86,11 +86,13 @@ class MariaDB:
         self.root_sql(f"DROP DATABASE IF EXISTS {self.DATABASE}; CREATE DATABASE {self.DATABASE} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;" + then)
 
     def root_sql(self, sql):
+        """Runs SQL as root; the rows of its (first) result."""
         import pymysql
         conn = pymysql.connect(unix_socket=str(self.socket), user="root", autocommit=True, client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS)
         try:
             with conn.cursor() as c:
                 c.execute(sql)
+                return c.fetchall()
         finally:
             conn.close()
 

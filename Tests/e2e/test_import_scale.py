@@ -19,6 +19,19 @@ def fill(mariadb, database, n):
         f"SELECT CONCAT('u-', LPAD(seq, 12, '0')), CONCAT('scale.', seq), 1, NOW(3), NOW(3) FROM {database}.seq_1_to_{n}")
 
 
+def settle(mariadb, databases):
+    """Lets InnoDB finish what a bulk write leaves to its background threads (purging the old
+    row versions, flushing the dirty pages) before anything is timed: it would otherwise slow
+    the import of the larger table more, as it has more of both (a CI run measured 5.25x)."""
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if mariadb.root_sql("SELECT COUNT FROM information_schema.INNODB_METRICS WHERE NAME = 'trx_rseg_history_len'")[0][0] == 0:
+            break
+        time.sleep(0.1)
+    tables = ", ".join(f"{d}.users" for d in databases)
+    mariadb.root_sql(f"FLUSH TABLES {tables} FOR EXPORT; UNLOCK TABLES")
+
+
 def scratch_database(mariadb, database):
     """An empty database of the test's own, for one mysql app."""
     mariadb.root_sql(f"DROP DATABASE IF EXISTS {database}; CREATE DATABASE {database} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"
@@ -61,14 +74,15 @@ def assert_linear(label, bases, sizes, by, check=None, filter=None):
     """Imports each size, small then large, and asserts the large one took at most 5 times as
     long as the small one: 4 times the users may cost 4 times the time, and no more than
     noise. The machine's load changes while a test runs, so when the first round is over that,
-    a second round (large first) is run and the best time of each size decides."""
+    further rounds (large first, then small first, up to three in all) are run and the best
+    time of each size decides."""
     best, rounds = {}, 0
     small, large = sizes
-    for round_ in range(2):
-        if round_ == 1 and best[large] <= 5 * best[small]:
+    for round_ in range(3):
+        if round_ > 0 and best[large] <= 5 * best[small]:
             break
         rounds += 1
-        for name in (list(sizes) if round_ == 0 else list(reversed(sizes))):
+        for name in (list(sizes) if round_ != 1 else list(reversed(sizes))):
             ids, seconds = import_all(bases[name], by, filter)
             # Every user exactly once.
             assert len(ids) == sizes[name] and len(set(ids)) == sizes[name], (label, by, name, len(ids), len(set(ids)))
@@ -87,6 +101,7 @@ def test_a_mysql_import_by_start_index_and_by_cursor_is_linear(make_agent, maria
         # The tables are made by the connector when it opens.
         assert wait_for(lambda: requests.get(a.base(name) + "/Users?count=0", timeout=10).status_code == 200)
         fill(mariadb, f"import_{name}", n)
+    settle(mariadb, [f"import_{name}" for name in sizes])
     try:
         def in_id_order(ids):
             assert ids == sorted(ids)
@@ -97,6 +112,7 @@ def test_a_mysql_import_by_start_index_and_by_cursor_is_linear(make_agent, maria
         # and its pages continue from the last key too. Half of each table is old.
         for name in sizes:
             mariadb.root_sql(f"UPDATE import_{name}.users SET lastModified = '2020-01-01 00:00:00.000' WHERE MOD(CAST(SUBSTRING(id, 3) AS UNSIGNED), 2) = 0")
+        settle(mariadb, [f"import_{name}" for name in sizes])
         changed = {name: n // 2 for name, n in sizes.items()}
         def only_changed(ids):
             assert ids == sorted(ids) and all(int(i[2:]) % 2 == 1 for i in ids)
