@@ -25,7 +25,8 @@ from servers import MariaDB, Slapd, free_port, wait_port  # noqa: E402
 # The agent refuses plugin files others may write: make the copies with the usual umask.
 os.umask(0o022)
 
-RELEASE = ROOT / ".build" / "release"
+# BENCH_RELEASE: another revision's release build directory, measured the same way.
+RELEASE = Path(os.environ.get("BENCH_RELEASE", ROOT / ".build" / "release"))
 PLUGINS = ROOT / "plugins-release"
 WRK = ROOT / "Benchmarks" / "wrk"
 USERS = int(os.environ.get("BENCH_USERS", "10000"))
