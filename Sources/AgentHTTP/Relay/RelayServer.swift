@@ -24,9 +24,9 @@ public enum RelayServer {
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: SCIMErrorMiddleware())
         router.get("healthz") { request, context in relay.health(detailed: relay.isLoopbackClient(request, context)) }
-        router.group("agents").add(middleware: RelayAdminMiddleware(relay: relay))
+        router.group("agents").add(middleware: RelayAdminMiddleware(relay: relay, endpoint: "/agents"))
             .get { _, _ in SCIMResponse.json(directory.listing) }
-        router.group("metrics").add(middleware: RelayAdminMiddleware(relay: relay))
+        router.group("metrics").add(middleware: RelayAdminMiddleware(relay: relay, endpoint: "/metrics"))
             .get { _, _ in
                 RelayMetrics.refresh(agentsPerApp: directory.agentsPerApp, inFlight: relay.inFlight.withLockedValue { $0 })
                 return AgentServer.prometheusText()
@@ -255,16 +255,17 @@ struct RelayRoutes: Sendable {
     }
 }
 
-/// `/agents`: behind `relay.admin`, checked and throttled as the apps' credentials are, or for
-/// loopback clients only when it is not set.
+/// `/agents` and `/metrics`: behind `relay.admin`, checked and throttled as the apps'
+/// credentials are, or for loopback clients only when it is not set.
 struct RelayAdminMiddleware: RouterMiddleware {
     let relay: RelayRoutes
+    let endpoint: String
 
     func handle(_ request: Request, context: AgentRequestContext, next: (Request, AgentRequestContext) async throws -> Response) async throws -> Response {
         if let admin = relay.config.admin {
-            _ = try await relay.authenticate(admin, request, context, realm: "relay admin", what: "/agents")
+            _ = try await relay.authenticate(admin, request, context, realm: "relay admin", what: endpoint)
         } else if !relay.isLoopbackClient(request, context) {
-            throw SCIMErrorResponse(error: SCIMError(status: 403, detail: "/agents answers loopback clients only unless relay.admin sets a credential"))
+            throw SCIMErrorResponse(error: SCIMError(status: 403, detail: "\(endpoint) answers loopback clients only unless relay.admin sets a credential"))
         }
         return try await next(request, context)
     }

@@ -14,7 +14,7 @@ public enum UplinkProbe {
         public var ok: Bool
         /// One line: what the relay said, or why it could not be asked.
         public var detail: String
-        public var apps: [String] = []
+        /// Apps this agent serves that the relay has no configuration for.
         public var unknown: [String] = []
     }
 
@@ -51,7 +51,7 @@ public enum UplinkProbe {
         let unknown = body["unknown"]?.arrayValue?.compactMap(\.stringValue) ?? []
         var detail = "accepted as \(body["agent"]?.stringValue ?? "?") by relay \(body["relay"]?.stringValue ?? "?"); serves \(apps.isEmpty ? "none of its apps" : apps.joined(separator: ", "))"
         if !unknown.isEmpty { detail += "; has no configuration for \(unknown.joined(separator: ", ")) (add them to the relay's apps:)" }
-        return Answer(ok: unknown.isEmpty, detail: detail, apps: apps, unknown: unknown)
+        return Answer(ok: unknown.isEmpty, detail: detail, unknown: unknown)
     }
 }
 
